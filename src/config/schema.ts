@@ -1,0 +1,81 @@
+/**
+ * The one configuration schema: every option, its default and its documentation live here.
+ * The YAML file uses the nested keys; each leaf can also be set by a flag and an environment
+ * variable derived from its path (pasv.ports → --pasv-ports, EDGEFTP_PASV_PORTS), flags winning.
+ */
+import { z } from "zod";
+
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, "expected A-B, e.g. 21000-21100")
+  .refine((s) => {
+    const [a, b] = s.split("-").map(Number);
+    return a >= 1 && b <= 65535 && a <= b;
+  }, "range must satisfy 1 <= A <= B <= 65535");
+
+const port = z.coerce.number().int().min(0).max(65535);
+const seconds = z.coerce.number().positive();
+const bool = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean());
+
+export const configSchema = z
+  .object({
+    host: z.string().default("::").describe("Address the control listener binds; '::' is dual-stack (IPv4 and IPv6)."),
+    port: port.default(21).describe("Control connection port."),
+    dataDir: z
+      .string()
+      .default("./edgeftp-data")
+      .describe("Where the embedded default keeps its SQLite accounts file and the default homes (<dataDir>/homes/<user>)."),
+    banner: z.string().default("edgeftp ready").describe("Text of the 220 greeting."),
+    pasv: z
+      .object({
+        enabled: bool.default(true).describe("Allow PASV/EPSV."),
+        ports: portRange.default("21000-21100").describe("Passive data port range, inclusive."),
+        address: z
+          .string()
+          .default("")
+          .describe("Public IPv4 address advertised in PASV replies (edges behind NAT). Empty: the control connection's local address."),
+        allowForeignAddress: bool
+          .default(false)
+          .describe("Accept a passive data connection from an IP other than the control connection's peer (proxy setups only)."),
+      })
+      .default({} as never),
+    active: z
+      .object({
+        enabled: bool.default(true).describe("Allow PORT/EPRT."),
+        port: port
+          .default(20)
+          .describe("Local port active data connections come from (RFC 959: L-1). Falls back to an ephemeral port, with a warning, when it cannot be bound. 0: always ephemeral."),
+      })
+      .default({} as never),
+    accounts: z
+      .object({
+        driver: z.enum(["sqlite"]).default("sqlite").describe("Account store."),
+        sqlitePath: z.string().default("").describe("SQLite file. Empty: <dataDir>/accounts.db."),
+      })
+      .default({} as never),
+    storage: z
+      .object({
+        driver: z.enum(["local"]).default("local").describe("File storage backend."),
+      })
+      .default({} as never),
+    timeouts: z
+      .object({
+        login: seconds.default(60).describe("Seconds a connection may take to log in."),
+        idle: seconds.default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
+        data: seconds.default(30).describe("Seconds to wait for the data connection to be made, and for a stalled transfer to move."),
+      })
+      .default({} as never),
+    limits: z
+      .object({
+        maxLineLength: z.coerce.number().int().min(512).default(8192).describe("Longest command line accepted, in bytes; longer lines get 500."),
+      })
+      .default({} as never),
+    log: z
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("Log level (pino)."),
+      })
+      .default({} as never),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

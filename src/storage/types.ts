@@ -1,0 +1,96 @@
+/**
+ * The storage contract: what a session needs from a file system, and nothing of FTP.
+ *
+ * Every path given to a Storage is a *virtual* path: absolute, POSIX, already normalised
+ * by `resolveVirtualPath` (no `.`/`..` segments, no NUL or control characters), relative to
+ * the account's root. A backend maps it onto its medium and must never reach outside the root.
+ */
+import type { Readable } from "node:stream";
+
+export type EntryType = "file" | "dir" | "link" | "other";
+
+/** One directory entry or the result of a stat. */
+export interface FileInfo {
+  /** Base name (for stat of "/", the name is "/"). Not guaranteed to be valid UTF-8 on disk; backends decode lossily. */
+  name: string;
+  type: EntryType;
+  /** Size in bytes (0 for directories where the medium has none). */
+  size: number;
+  /** Last modification time. */
+  mtime: Date;
+  /** POSIX permission bits when the medium has them (e.g. 0o644). */
+  mode?: number;
+}
+
+/** What a backend can do; the dispatcher answers 502/504 for what it lacks. */
+export interface StorageCapabilities {
+  /** Writes may start at an offset inside an existing file (REST + STOR). */
+  writeAtOffset: boolean;
+  /** APPE. */
+  append: boolean;
+  /** MFMT / SITE UTIME. */
+  setModifiedTime: boolean;
+  /** SITE CHMOD. */
+  chmod: boolean;
+}
+
+export interface WriteOptions {
+  /** Start writing at this byte offset, keeping the bytes before it (REST + STOR). */
+  offset?: number;
+  /** Append to the end of the existing file (APPE); creates it when missing. */
+  append?: boolean;
+}
+
+export interface Storage {
+  readonly capabilities: StorageCapabilities;
+  /** Throws StorageError("not-found") when absent. Follows symlinks that stay inside the root. */
+  stat(path: string): Promise<FileInfo>;
+  /** Streams a directory's entries in no particular order with bounded memory. Throws not-found / not-dir. */
+  list(path: string): AsyncIterable<FileInfo>;
+  /** Opens a file for reading from `offset`. Throws not-found / is-dir. */
+  read(path: string, offset?: number): Promise<Readable>;
+  /**
+   * Consumes `source` into the file and resolves with the number of bytes written once the data is
+   * durable at its final name (flushed and closed). If `source` errors or ends prematurely
+   * (destroyed), rejects and leaves no file passed off as complete.
+   */
+  write(path: string, source: Readable, options?: WriteOptions): Promise<number>;
+  mkdir(path: string): Promise<void>;
+  /** Removes an empty directory. Throws not-empty / not-dir / not-found. */
+  rmdir(path: string): Promise<void>;
+  /** Removes a file. Throws is-dir / not-found. */
+  delete(path: string): Promise<void>;
+  /** Renames a file or directory, replacing an existing file at `to`. */
+  rename(from: string, to: string): Promise<void>;
+  setModifiedTime(path: string, mtime: Date): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+}
+
+export type StorageErrorCode =
+  | "not-found"
+  | "exists"
+  | "not-dir"
+  | "is-dir"
+  | "not-empty"
+  | "permission"
+  | "no-space"
+  | "invalid-path"
+  | "unsupported"
+  | "io";
+
+/** The only error a Storage throws; the message is safe to show a client. */
+export class StorageError extends Error {
+  constructor(
+    readonly code: StorageErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "StorageError";
+  }
+}
+
+/** Builds the Storage for one account's root; created once per login. */
+export interface StorageFactory {
+  forRoot(root: string): Promise<Storage>;
+}
