@@ -7,16 +7,35 @@ import { z } from "zod";
 
 const portRange = z
   .string()
-  .regex(/^\d{1,5}-\d{1,5}$/, "expected A-B, e.g. 21000-21100")
+  // abort: the range check below means nothing for a value of the wrong shape.
+  .regex(/^\d{1,5}-\d{1,5}$/, { error: "expected A-B, e.g. 21000-21100", abort: true })
   .refine((s) => {
     const [a, b] = s.split("-").map(Number);
     return a >= 1 && b <= 65535 && a <= b;
   }, "range must satisfy 1 <= A <= B <= 65535");
 
-const port = z.coerce.number().int().min(0).max(65535);
-const seconds = z.coerce.number().positive();
-const bool = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean());
+/**
+ * Flags and environment variables arrive as strings. Only non-blank strings are converted:
+ * `z.coerce.number()` would also turn `""` into 0 and `true` into 1, accepting typos silently.
+ */
+const numeric = (inner: z.ZodNumber) =>
+  z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v), inner);
 
+const PORT_MESSAGE = "expected a port number from 0 to 65535";
+const port = numeric(z.number({ error: PORT_MESSAGE }).int(PORT_MESSAGE).min(0, PORT_MESSAGE).max(65535, PORT_MESSAGE));
+const seconds = numeric(
+  z.number({ error: "expected a number of seconds" }).positive("expected a positive number of seconds"),
+);
+const bool = z.preprocess(
+  (v) => (v === "true" ? true : v === "false" ? false : v),
+  z.boolean({ error: "expected true or false" }),
+);
+
+/**
+ * The configuration schema. Every object is strict, so a misspelt key is an error that names it.
+ * Sections use `.prefault({})`, not `.default({})`: zod 4 returns a default as-is without parsing
+ * it, which would leave a missing section empty instead of filled with its fields' defaults.
+ */
 export const configSchema = z
   .object({
     host: z.string().default("::").describe("Address the control listener binds; '::' is dual-stack (IPv4 and IPv6)."),
@@ -38,7 +57,8 @@ export const configSchema = z
           .default(false)
           .describe("Accept a passive data connection from an IP other than the control connection's peer (proxy setups only)."),
       })
-      .default({} as never),
+      .strict()
+      .prefault({}),
     active: z
       .object({
         enabled: bool.default(true).describe("Allow PORT/EPRT."),
@@ -46,36 +66,47 @@ export const configSchema = z
           .default(20)
           .describe("Local port active data connections come from (RFC 959: L-1). Falls back to an ephemeral port, with a warning, when it cannot be bound. 0: always ephemeral."),
       })
-      .default({} as never),
+      .strict()
+      .prefault({}),
     accounts: z
       .object({
         driver: z.enum(["sqlite"]).default("sqlite").describe("Account store."),
         sqlitePath: z.string().default("").describe("SQLite file. Empty: <dataDir>/accounts.db."),
       })
-      .default({} as never),
+      .strict()
+      .prefault({}),
     storage: z
       .object({
         driver: z.enum(["local"]).default("local").describe("File storage backend."),
       })
-      .default({} as never),
+      .strict()
+      .prefault({}),
     timeouts: z
       .object({
         login: seconds.default(60).describe("Seconds a connection may take to log in."),
         idle: seconds.default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
         data: seconds.default(30).describe("Seconds to wait for the data connection to be made, and for a stalled transfer to move."),
       })
-      .default({} as never),
+      .strict()
+      .prefault({}),
     limits: z
       .object({
-        maxLineLength: z.coerce.number().int().min(512).default(8192).describe("Longest command line accepted, in bytes; longer lines get 500."),
+        maxLineLength: numeric(
+          z.number({ error: "expected a number of bytes" }).int("expected a whole number of bytes").min(512, "expected at least 512 bytes"),
+        )
+          .default(8192)
+          .describe("Longest command line accepted, in bytes; longer lines get 500."),
       })
-      .default({} as never),
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("Log level (pino)."),
       })
-      .default({} as never),
+      .strict()
+      .prefault({}),
   })
   .strict();
 
+/** The validated configuration, every default filled in. */
 export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,261 @@
+/**
+ * The embedded account store: one SQLite file through better-sqlite3. Its queries are
+ * synchronous and fast (single-row lookups on a primary key), so only password hashing, which
+ * runs on libuv's thread pool, actually waits; the async methods exist for the contract shared
+ * with the PostgreSQL store.
+ */
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { pendingMigrations } from "./migrations.js";
+import { DUMMY_HASH, hashPassword, verifyPassword } from "./password.js";
+import {
+  ALL_PERMISSIONS,
+  AccountError,
+  PERMISSIONS,
+  type Account,
+  type AccountPatch,
+  type AccountStore,
+  type NewAccount,
+  type Permission,
+} from "./types.js";
+
+/** A row of `accounts`, as better-sqlite3 returns it. */
+interface AccountRow {
+  name: string;
+  password_hash: string;
+  home: string | null;
+  permissions: string;
+  enabled: number;
+  created_at: number;
+}
+
+/** 1-64 characters; the first may not be `.` or `-`, so names never look like `..` or an option. */
+const ACCOUNT_NAME = /^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$/;
+
+/** How long a writer waits for another connection's lock (the CLI while the server runs) before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** Account store backed by a SQLite file. */
+export class SqliteAccountStore implements AccountStore {
+  readonly #db: Database.Database;
+  readonly #selectOne: Database.Statement<[string], AccountRow>;
+  readonly #selectAll: Database.Statement<[], AccountRow>;
+  readonly #insert: Database.Statement<[AccountRow], unknown>;
+  readonly #updateSettings: Database.Statement<[string | null, string, number, string], unknown>;
+  readonly #updatePassword: Database.Statement<[string, string], unknown>;
+  readonly #delete: Database.Statement<[string], unknown>;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    this.#selectOne = db.prepare("SELECT * FROM accounts WHERE name = ?");
+    this.#selectAll = db.prepare("SELECT * FROM accounts ORDER BY name");
+    this.#insert = db.prepare(
+      `INSERT INTO accounts (name, password_hash, home, permissions, enabled, created_at)
+       VALUES (@name, @password_hash, @home, @permissions, @enabled, @created_at)`,
+    );
+    this.#updateSettings = db.prepare("UPDATE accounts SET home = ?, permissions = ?, enabled = ? WHERE name = ?");
+    this.#updatePassword = db.prepare("UPDATE accounts SET password_hash = ? WHERE name = ?");
+    this.#delete = db.prepare("DELETE FROM accounts WHERE name = ?");
+  }
+
+  /**
+   * Opens (creating when missing) the database at `path`, creating its parent directory, and
+   * brings its schema up to date. `":memory:"` gives a private in-memory database.
+   * Throws when the file was migrated by a newer edgeftp.
+   */
+  static open(path: string): SqliteAccountStore {
+    if (path !== ":memory:") {
+      mkdirSync(dirname(path), { recursive: true });
+      // The file holds password hashes: create it owner-only. SQLite gives its -wal and -shm
+      // files the database file's mode, so they inherit this.
+      closeSync(openSync(path, "a", 0o600));
+    }
+    const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+    try {
+      // WAL lets the server keep reading while the CLI or admin API writes.
+      db.pragma("journal_mode = WAL");
+      migrate(db);
+      return new SqliteAccountStore(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** {@inheritDoc AccountStore.authenticate} */
+  async authenticate(name: string, password: string): Promise<Account | null> {
+    const row = this.#selectOne.get(name);
+    // Exactly one verification on every path (unknown, disabled, wrong, right), so the response
+    // time tells a client nothing about which names exist or are disabled.
+    const matches = await verifyPassword(row?.password_hash ?? DUMMY_HASH, password);
+    return row !== undefined && matches && row.enabled === 1 ? toAccount(row) : null;
+  }
+
+  /** {@inheritDoc AccountStore.get} */
+  async get(name: string): Promise<Account | null> {
+    const row = this.#selectOne.get(name);
+    return row === undefined ? null : toAccount(row);
+  }
+
+  /** {@inheritDoc AccountStore.list} Sorted by name. */
+  async list(): Promise<Account[]> {
+    return this.#selectAll.all().map(toAccount);
+  }
+
+  /** {@inheritDoc AccountStore.create} Also ("invalid") for an empty password, a relative home or an unknown permission. */
+  async create(account: NewAccount): Promise<Account> {
+    validateName(account.name);
+    validatePassword(account.password);
+    const home = normalizeHome(account.home ?? null);
+    const permissions = encodePermissions(account.permissions ?? ALL_PERMISSIONS);
+    const row: AccountRow = {
+      name: account.name,
+      password_hash: await hashPassword(account.password),
+      home,
+      permissions,
+      enabled: account.enabled === false ? 0 : 1,
+      created_at: Date.now(),
+    };
+    try {
+      this.#insert.run(row);
+    } catch (err) {
+      if (err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+        throw new AccountError("exists", `account "${account.name}" already exists`);
+      }
+      throw err;
+    }
+    return toAccount(row);
+  }
+
+  /** {@inheritDoc AccountStore.setPassword} Also ("invalid") for an empty password. */
+  async setPassword(name: string, password: string): Promise<void> {
+    validatePassword(password);
+    const passwordHash = await hashPassword(password);
+    if (this.#updatePassword.run(passwordHash, name).changes === 0) throw notFound(name);
+  }
+
+  /** {@inheritDoc AccountStore.update} Also ("invalid") for a relative home or an unknown permission; an absent field is left unchanged. */
+  async update(name: string, patch: AccountPatch): Promise<Account> {
+    const home = patch.home === undefined ? undefined : normalizeHome(patch.home);
+    const permissions = patch.permissions === undefined ? undefined : encodePermissions(patch.permissions);
+    // IMMEDIATE takes the write lock before reading, so a concurrent update cannot slip in
+    // between our read and our write.
+    const apply = this.#db.transaction((): AccountRow => {
+      const row = this.#selectOne.get(name);
+      if (row === undefined) throw notFound(name);
+      const next: AccountRow = {
+        ...row,
+        home: home === undefined ? row.home : home,
+        permissions: permissions ?? row.permissions,
+        enabled: patch.enabled === undefined ? row.enabled : patch.enabled ? 1 : 0,
+      };
+      this.#updateSettings.run(next.home, next.permissions, next.enabled, name);
+      return next;
+    });
+    return toAccount(apply.immediate());
+  }
+
+  /** {@inheritDoc AccountStore.remove} */
+  async remove(name: string): Promise<void> {
+    if (this.#delete.run(name).changes === 0) throw notFound(name);
+  }
+
+  /** Closes the database; SQLite checkpoints the WAL and removes its -wal and -shm files. */
+  async close(): Promise<void> {
+    this.#db.close();
+  }
+}
+
+/** Applies every pending migration, each in its own transaction together with its record. */
+function migrate(db: Database.Database): void {
+  for (const migration of pendingMigrations(appliedVersions(db))) {
+    const apply = db.transaction(() => {
+      // Another process may have migrated since we looked; under IMMEDIATE's write lock this
+      // second look is authoritative.
+      if (appliedVersions(db).has(migration.version)) return;
+      db.exec(migration.sql);
+      db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(
+        migration.version,
+        Date.now(),
+      );
+    });
+    apply.immediate();
+  }
+}
+
+/** Versions recorded in `schema_migrations`; none when migration 1 has yet to create it. */
+function appliedVersions(db: Database.Database): Set<number> {
+  const hasTable = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .get();
+  if (hasTable === undefined) return new Set();
+  return new Set(db.prepare("SELECT version FROM schema_migrations").pluck().all() as number[]);
+}
+
+/** The one place a row becomes an {@link Account}; the password hash never leaves the store. */
+function toAccount(row: AccountRow): Account {
+  return {
+    name: row.name,
+    home: row.home,
+    permissions: decodePermissions(row.permissions),
+    enabled: row.enabled === 1,
+    createdAt: new Date(row.created_at),
+  };
+}
+
+function validateName(name: string): void {
+  if (typeof name !== "string" || !ACCOUNT_NAME.test(name)) {
+    throw new AccountError(
+      "invalid",
+      `invalid account name ${JSON.stringify(name)}: 1-64 of A-Z a-z 0-9 . _ @ -, not starting with . or -`,
+    );
+  }
+}
+
+function validatePassword(password: string): void {
+  if (typeof password !== "string" || password.length === 0) {
+    throw new AccountError("invalid", "the password may not be empty");
+  }
+}
+
+/** Null stays null (the default home); anything else must be absolute, and is stored normalized. */
+function normalizeHome(home: string | null): string | null {
+  if (home === null) return null;
+  if (typeof home !== "string" || !isAbsolute(home) || home.includes("\0")) {
+    throw new AccountError("invalid", `home ${JSON.stringify(home)} must be an absolute path`);
+  }
+  return resolve(home);
+}
+
+/** Comma-separated, deduplicated, in the canonical order of {@link PERMISSIONS}. */
+function encodePermissions(permissions: readonly Permission[]): string {
+  if (!Array.isArray(permissions)) {
+    throw new AccountError("invalid", "permissions must be a list");
+  }
+  const unknown = permissions.findIndex((p) => !isPermission(p));
+  if (unknown !== -1) {
+    throw new AccountError(
+      "invalid",
+      `unknown permission ${JSON.stringify(permissions[unknown])}; known: ${PERMISSIONS.join(", ")}`,
+    );
+  }
+  const granted = new Set<string>(permissions);
+  return PERMISSIONS.filter((p) => granted.has(p)).join(",");
+}
+
+/**
+ * Unknown names are dropped rather than rejected: a permission added by a newer edgeftp sharing
+ * the database must not lock this one out, and what it does not know it does not grant.
+ */
+function decodePermissions(stored: string): Permission[] {
+  return stored.split(",").filter(isPermission);
+}
+
+function isPermission(value: unknown): value is Permission {
+  return (PERMISSIONS as readonly unknown[]).includes(value);
+}
+
+function notFound(name: string): AccountError {
+  return new AccountError("not-found", `no account "${name}"`);
+}

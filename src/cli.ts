@@ -1,0 +1,440 @@
+#!/usr/bin/env node
+/**
+ * The `edgeftp` command: `serve`, `user add|passwd|list|remove|set` and `config check`.
+ *
+ * Every subcommand takes `--config FILE` and `--data-dir DIR`, so account management and the
+ * server point at the same data; `serve` and `config check` take a flag for every configuration
+ * key (derived from the schema by `config/load.ts`). Expected failures end as one line on stderr,
+ * `edgeftp: <reason>`, and exit status 1.
+ */
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { Command, Option } from "commander";
+import { stringify } from "yaml";
+import { openAccountStore } from "./accounts/open.js";
+import {
+  AccountError,
+  ALL_PERMISSIONS,
+  PERMISSIONS,
+  READ_ONLY_PERMISSIONS,
+  type Account,
+  type AccountPatch,
+  type AccountStore,
+  type Permission,
+} from "./accounts/types.js";
+import { ConfigError, configOptions, homeFor, loadConfig, resolveDataPaths, type ConfigOption } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { EdgeNode } from "./node/edge-node.js";
+import { createLogger } from "./observe/logger.js";
+import { LocalStorageFactory } from "./storage/local.js";
+
+/** A failure the user can fix: reported as its message alone. */
+class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+/** Options every subcommand has; config flags arrive under their derived attribute names. */
+interface CommonOptions {
+  config?: string;
+  [attribute: string]: unknown;
+}
+
+const CONFIG_GROUP = "Configuration (flag > environment > --config file > default):";
+
+/** The keys that say where accounts live: what `user` commands need to find the same data as `serve`. */
+const isDataOption = (option: ConfigOption): boolean =>
+  option.path === "dataDir" || option.path.startsWith("accounts.");
+
+const program = new Command("edgeftp")
+  .description("An FTP server for hosted edge nodes.")
+  .configureOutput({
+    // Commander's own errors ("error: unknown option '--x'\n(Did you mean --y?)") follow the
+    // one-line `edgeftp: <reason>` form of ours. Help text goes through writeOut, untouched.
+    outputError: (text, write) => write(`edgeftp: ${text.replace(/^error: /, "").trim().replace(/\s*\n\s*/g, " ")}\n`),
+  });
+
+withConfigOptions(program.command("serve"), () => true)
+  .description("Run the FTP server.")
+  .action((options: CommonOptions) => serve(options));
+
+const user = program.command("user").description("Manage the accounts that may log in.");
+
+withConfigOptions(user.command("add"), isDataOption)
+  .description("Add an account. Prompts for the password on a terminal unless --password-stdin or --password is given.")
+  .argument("<name>", "account name: 1-64 of A-Z a-z 0-9 . _ @ -, not starting with . or -")
+  .option("--password-stdin", "read the password from the first line of standard input")
+  .addOption(
+    new Option("--password <password>", "the password (discouraged: visible to other local users and kept in shell history)")
+      .conflicts("passwordStdin"),
+  )
+  .option("--home <dir>", "existing directory to use as the account's root (default: <dataDir>/homes/NAME, created)")
+  .addOption(permissionsOption())
+  .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
+  .action((name: string, options: CommonOptions & PasswordOptions & SettingsOptions) => userAdd(name, options));
+
+withConfigOptions(user.command("passwd"), isDataOption)
+  .description("Change an account's password. Prompts on a terminal unless --password-stdin is given.")
+  .argument("<name>", "account name")
+  .option("--password-stdin", "read the password from the first line of standard input")
+  .action((name: string, options: CommonOptions & PasswordOptions) => userPasswd(name, options));
+
+withConfigOptions(user.command("list"), isDataOption)
+  .description("List the accounts: name, enabled, permissions, home.")
+  .action((options: CommonOptions) => userList(options));
+
+withConfigOptions(user.command("remove"), isDataOption)
+  .description("Remove an account. Its files are kept.")
+  .argument("<name>", "account name")
+  .action((name: string, options: CommonOptions) => userRemove(name, options));
+
+withConfigOptions(user.command("set"), isDataOption)
+  .description("Change an account's home, permissions or enabled state.")
+  .argument("<name>", "account name")
+  .option("--home <dir>", "existing directory to use as the account's root")
+  .addOption(permissionsOption())
+  .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
+  .option("--enable", "allow the account to log in")
+  .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"))
+  .action((name: string, options: CommonOptions & SettingsOptions) => userSet(name, options));
+
+const configCommand = program.command("config").description("Inspect the configuration.");
+
+withConfigOptions(configCommand.command("check"), () => true)
+  .description("Validate the configuration and print the effective result as YAML.")
+  .action((options: CommonOptions) => {
+    process.stdout.write(stringify(configFrom(options)));
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  fail(err);
+}
+
+/**
+ * Adds `--config` and the flags of the configuration keys `include` selects. No commander
+ * defaults: an absent flag must stay absent so the environment and the file can supply the value.
+ */
+function withConfigOptions(command: Command, include: (option: ConfigOption) => boolean): Command {
+  command.addOption(
+    new Option("-c, --config <file>", "YAML configuration file (keys as printed by `edgeftp config check`)")
+      .env("EDGEFTP_CONFIG")
+      .helpGroup(CONFIG_GROUP),
+  );
+  for (const option of configOptions.filter(include)) {
+    // A bare boolean flag means true (`--pasv-allow-foreign-address`); `--pasv-enabled false` turns one off.
+    const value = option.kind === "boolean" ? "[bool]" : option.kind === "number" ? "<n>" : "<value>";
+    const choices = option.choices === undefined ? "" : ` One of: ${option.choices.join(", ")}.`;
+    command.addOption(
+      new Option(
+        `${option.flag} ${value}`,
+        `${option.description}${choices} (default: ${JSON.stringify(option.default)}, env: ${option.env})`,
+      ).helpGroup(CONFIG_GROUP),
+    );
+  }
+  return command;
+}
+
+function permissionsOption(): Option {
+  return new Option("--permissions <list>", `comma-separated, from ${PERMISSIONS.join(",")} (default: all)`);
+}
+
+function configFrom(options: CommonOptions): Config {
+  return loadConfig({ file: options.config, env: process.env, flags: options });
+}
+
+async function serve(options: CommonOptions): Promise<void> {
+  const config = configFrom(options);
+  const paths = resolveDataPaths(config);
+  const logger = createLogger(config.log.level);
+  mkdirSync(paths.homesDir, { recursive: true });
+  const accounts = openAccountStore({ driver: config.accounts.driver, sqlitePath: paths.sqlitePath });
+  let node: EdgeNode;
+  try {
+    if ((await accounts.list()).length === 0) {
+      logger.warn(
+        { sqlitePath: paths.sqlitePath },
+        "no accounts yet, so nobody can log in: add one with `edgeftp user add NAME` (with this server's --data-dir or --config)",
+      );
+    }
+    node = await EdgeNode.start(config, { logger, accounts, storage: new LocalStorageFactory() });
+  } catch (err) {
+    await accounts.close();
+    throw bindFailure(err, config) ?? err;
+  }
+  logger.info({ host: config.host, port: node.port, dataDir: paths.dataDir }, `edgeftp listening on port ${node.port}`);
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    // A second signal means the operator will not wait for the drain.
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    node
+      .close()
+      .then(() => accounts.close())
+      .then(
+        () => {
+          logger.info("stopped");
+          process.exit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+/**
+ * The one-line reason for a listen failure the operator can fix, or undefined for any other
+ * error. Looks through `cause`, as the node may wrap the listener's error.
+ */
+function bindFailure(err: unknown, config: Config): CliError | undefined {
+  let current: unknown = err;
+  while (current instanceof Error) {
+    const e = current as NodeJS.ErrnoException & { port?: unknown };
+    if (e.syscall === "listen" || e.syscall === "bind") {
+      const port = typeof e.port === "number" ? e.port : config.port;
+      const isControlPort = port === config.port;
+      switch (e.code) {
+        case "EACCES":
+          if (port >= 1024) return new CliError(`cannot bind port ${port}: permission denied`);
+          return new CliError(
+            `cannot bind port ${port} (needs root or CAP_NET_BIND_SERVICE)` +
+              (isControlPort ? `; use --port ${port + 2100} for a user port` : ""),
+          );
+        case "EADDRINUSE":
+          return new CliError(`port ${port} is already in use${isControlPort ? " (--port to choose another)" : ""}`);
+        case "EADDRNOTAVAIL":
+          return new CliError(`cannot listen on ${config.host}: not an address of this machine (--host to choose another)`);
+        case "EAFNOSUPPORT":
+          return new CliError(`cannot listen on ${config.host}: address family not supported here (try --host 0.0.0.0)`);
+      }
+    }
+    current = e.cause;
+  }
+  return undefined;
+}
+
+interface PasswordOptions {
+  passwordStdin?: boolean;
+  password?: string;
+}
+
+interface SettingsOptions {
+  home?: string;
+  permissions?: string;
+  readOnly?: boolean;
+  enable?: boolean;
+  disable?: boolean;
+}
+
+async function userAdd(name: string, options: CommonOptions & PasswordOptions & SettingsOptions): Promise<void> {
+  const config = configFrom(options);
+  // Check everything we can before asking for a password, so a typo does not cost two prompts.
+  const home = options.home === undefined ? null : existingDirectory(options.home);
+  const permissions = requestedPermissions(options) ?? ALL_PERMISSIONS;
+  await withAccounts(config, { create: true }, async (accounts) => {
+    if ((await accounts.get(name)) !== null) throw new AccountError("exists", `account "${name}" already exists`);
+    const password = await readPassword(name, options);
+    const account = await accounts.create({ name, password, home, permissions });
+    const root = homeFor(config, account);
+    // Created only now: the store has validated the name, so it is a safe single path segment.
+    if (home === null) mkdirSync(root, { recursive: true });
+    console.log(`user ${name} added (home ${root}, permissions ${account.permissions.join(",")})`);
+  });
+}
+
+async function userPasswd(name: string, options: CommonOptions & PasswordOptions): Promise<void> {
+  const config = configFrom(options);
+  await withAccounts(config, { create: false }, async (accounts) => {
+    await existingAccount(accounts, name);
+    await accounts.setPassword(name, await readPassword(name, options));
+    console.log(`password of user ${name} changed`);
+  });
+}
+
+async function userList(options: CommonOptions): Promise<void> {
+  const config = configFrom(options);
+  await withAccounts(config, { create: false }, async (accounts) => {
+    const list = await accounts.list();
+    if (list.length === 0) {
+      console.log("no users (add one with `edgeftp user add NAME`)");
+      return;
+    }
+    const rows = list.map((a) => [a.name, a.enabled ? "yes" : "no", a.permissions.join(","), homeFor(config, a)]);
+    console.log(formatTable(["NAME", "ENABLED", "PERMISSIONS", "HOME"], rows));
+  });
+}
+
+async function userRemove(name: string, options: CommonOptions): Promise<void> {
+  const config = configFrom(options);
+  await withAccounts(config, { create: false }, async (accounts) => {
+    const account = await existingAccount(accounts, name);
+    await accounts.remove(name);
+    console.log(`user ${name} removed; its files in ${homeFor(config, account)} were kept`);
+  });
+}
+
+async function userSet(name: string, options: CommonOptions & SettingsOptions): Promise<void> {
+  const config = configFrom(options);
+  const patch: AccountPatch = {};
+  if (options.home !== undefined) patch.home = existingDirectory(options.home);
+  const permissions = requestedPermissions(options);
+  if (permissions !== undefined) patch.permissions = permissions;
+  if (options.enable || options.disable) patch.enabled = options.enable === true;
+  if (Object.keys(patch).length === 0) {
+    throw new CliError("nothing to change: give --home, --permissions, --read-only, --enable or --disable");
+  }
+  await withAccounts(config, { create: false }, async (accounts) => {
+    const account = await accounts.update(name, patch);
+    console.log(
+      `user ${name} updated (${account.enabled ? "enabled" : "disabled"}, home ${homeFor(config, account)}, ` +
+        `permissions ${account.permissions.join(",")})`,
+    );
+  });
+}
+
+/**
+ * Runs `action` with the configured account store, closing it afterwards. Without `create`, a
+ * missing database is an error rather than silently created: it almost always means a
+ * `--data-dir` or `--config` different from the server's.
+ */
+async function withAccounts(
+  config: Config,
+  { create }: { create: boolean },
+  action: (accounts: AccountStore) => Promise<void>,
+): Promise<void> {
+  const { sqlitePath } = resolveDataPaths(config);
+  if (!create && !existsSync(sqlitePath)) {
+    throw new CliError(
+      `no account database at ${sqlitePath} (is --data-dir or --config the server's? \`edgeftp user add NAME\` creates it)`,
+    );
+  }
+  const accounts = openAccountStore({ driver: config.accounts.driver, sqlitePath });
+  try {
+    await action(accounts);
+  } finally {
+    await accounts.close();
+  }
+}
+
+async function existingAccount(accounts: AccountStore, name: string): Promise<Account> {
+  const account = await accounts.get(name);
+  if (account === null) throw new AccountError("not-found", `no account "${name}"`);
+  return account;
+}
+
+/** `dir` made absolute, after checking that it is an existing directory. */
+function existingDirectory(dir: string): string {
+  const absolute = resolve(dir);
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(absolute).isDirectory();
+  } catch {
+    throw new CliError(`--home ${absolute}: no such directory (create it first)`);
+  }
+  if (!isDirectory) throw new CliError(`--home ${absolute}: not a directory`);
+  return absolute;
+}
+
+/** The permissions asked for by --permissions or --read-only; undefined when neither was given. */
+function requestedPermissions(options: SettingsOptions): Permission[] | undefined {
+  if (options.readOnly) return READ_ONLY_PERMISSIONS;
+  if (options.permissions === undefined) return undefined;
+  const names = options.permissions
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+  if (names.length === 0) throw new CliError(`--permissions: give at least one of ${PERMISSIONS.join(",")}`);
+  const unknown = names.filter((p) => !(PERMISSIONS as readonly string[]).includes(p));
+  if (unknown.length > 0) {
+    throw new CliError(`--permissions: unknown ${unknown.join(",")} (known: ${PERMISSIONS.join(",")})`);
+  }
+  return names as Permission[];
+}
+
+/** The password from --password, the first line of stdin, or a terminal prompt (typed twice). */
+async function readPassword(name: string, options: PasswordOptions): Promise<string> {
+  if (options.password !== undefined) return options.password;
+  if (options.passwordStdin) return readFirstLine(process.stdin);
+  if (!process.stdin.isTTY) {
+    throw new CliError("no password given: pipe it in with --password-stdin, or run on a terminal to be prompted");
+  }
+  const password = await promptHidden(`Password for ${name}: `);
+  if ((await promptHidden("Repeat the password: ")) !== password) throw new CliError("the passwords do not match");
+  return password;
+}
+
+/** The first line of `input` without its line ending (all of it when there is no newline). */
+async function readFirstLine(input: NodeJS.ReadStream): Promise<string> {
+  input.setEncoding("utf8");
+  let text = "";
+  // Leaving the loop early destroys the stream: the rest of stdin is not ours to read.
+  for await (const chunk of input) {
+    text += chunk as string;
+    if (text.includes("\n")) break;
+  }
+  return text.split("\n", 1)[0].replace(/\r$/, "");
+}
+
+/** Reads one line from the terminal without echoing it; the prompt goes to stderr so stdout stays clean. */
+function promptHidden(prompt: string): Promise<string> {
+  const input = process.stdin;
+  process.stderr.write(prompt);
+  input.setRawMode(true);
+  input.setEncoding("utf8");
+  input.resume();
+  return new Promise((resolvePassword, reject) => {
+    let chars: string[] = [];
+    const finish = (): void => {
+      input.off("data", onData);
+      input.setRawMode(false);
+      input.pause();
+      process.stderr.write("\n");
+    };
+    const onData = (chunk: string): void => {
+      for (const char of chunk) {
+        if (char === "\r" || char === "\n" || char === "\u0004") {
+          finish();
+          resolvePassword(chars.join(""));
+          return;
+        }
+        if (char === "\u0003") {
+          finish();
+          reject(new CliError("cancelled"));
+          return;
+        }
+        if (char === "\u007f" || char === "\b") chars = chars.slice(0, -1);
+        else chars.push(char);
+      }
+    };
+    input.on("data", onData);
+  });
+}
+
+function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
+}
+
+/**
+ * Reports `err` on one line and exits 1. Only errors we did not expect get a hint to rerun with
+ * EDGEFTP_DEBUG=1, which prints their stack instead.
+ */
+function fail(err: unknown): never {
+  const expected = err instanceof CliError || err instanceof ConfigError || err instanceof AccountError;
+  if (!expected && process.env.EDGEFTP_DEBUG === "1") {
+    console.error(err);
+  } else {
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, " ");
+    process.stderr.write(`edgeftp: ${message}${expected ? "" : " (EDGEFTP_DEBUG=1 for details)"}\n`);
+  }
+  process.exit(1);
+}

@@ -1,0 +1,57 @@
+/**
+ * The one place that turns a command line into a handler call: parses the verb, does the checks
+ * every command shares (known verb, login, argument, permission, capability) and maps whatever a
+ * handler throws to a reply. Handlers only act.
+ */
+import { FtpError, replyForStorageError } from "../protocol/errors.js";
+import { Reply } from "../protocol/replies.js";
+import type { Session } from "../session/session.js";
+import { StorageError } from "../storage/types.js";
+
+/** Splits `VERB arg` (RFC 959 §5.3.1): verb case-insensitive, the argument kept verbatim. */
+export function parseCommand(line: string): { verb: string; arg: string } {
+  const space = line.indexOf(" ");
+  if (space < 0) return { verb: line.toUpperCase(), arg: "" };
+  return { verb: line.slice(0, space).toUpperCase(), arg: line.slice(space + 1) };
+}
+
+export async function dispatch(session: Session, line: string): Promise<void> {
+  const started = performance.now();
+  const { verb, arg } = parseCommand(line);
+  const spec = session.services.commands.get(verb);
+  // A rename must be RNFR immediately followed by RNTO (RFC 959 §4.1.3).
+  const renameFrom = session.renameFrom;
+  session.renameFrom = null;
+  try {
+    if (!spec) {
+      session.reply(Reply.SyntaxError, `${verb.slice(0, 32) || "(empty)"}: command not understood.`);
+    } else if (spec.login !== false && !session.account) {
+      session.reply(Reply.NotLoggedIn, "Please login with USER and PASS.");
+    } else if (spec.arg === "required" && arg.trim() === "") {
+      session.reply(Reply.SyntaxErrorArgs, `${verb} needs an argument.`);
+    } else if (spec.arg === "none" && arg.trim() !== "") {
+      session.reply(Reply.SyntaxErrorArgs, `${verb} takes no argument.`);
+    } else if (spec.permission && !session.hasPermission(spec.permission)) {
+      session.reply(Reply.FileUnavailable, "Permission denied.");
+    } else if (spec.capability && !session.fs.capabilities[spec.capability]) {
+      session.reply(Reply.NotImplemented, `${verb} is not supported by this storage.`);
+    } else {
+      if (verb === "RNTO") session.renameFrom = renameFrom;
+      await spec.handler(session, arg);
+    }
+  } catch (err) {
+    if (err instanceof FtpError) {
+      session.reply(err.code, err.message);
+    } else if (err instanceof StorageError) {
+      const ftp = replyForStorageError(err, arg);
+      session.reply(ftp.code, ftp.message);
+    } else {
+      session.log.error({ err, verb }, "command failed");
+      session.reply(Reply.LocalError, "Local error in processing.");
+    }
+  }
+  session.log.debug(
+    { verb, arg: verb === "PASS" ? "****" : arg.slice(0, 256), reply: session.lastReply, ms: +(performance.now() - started).toFixed(2) },
+    "command",
+  );
+}

@@ -1,0 +1,147 @@
+/** File management: DELE, RNFR/RNTO, MKD, RMD (RFC 959), SIZE, MDTM (RFC 3659), MFMT, SITE. */
+import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol/errors.js";
+import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
+import { quotePath, Reply } from "../protocol/replies.js";
+import type { Session } from "../session/session.js";
+import { alias, type CommandSpec } from "./command.js";
+
+/** Splits `<first-word> <rest>`; rest keeps its spaces (file names may have them). */
+function splitFirst(arg: string): [string, string] {
+  const trimmed = arg.trimStart();
+  const space = trimmed.indexOf(" ");
+  return space < 0 ? [trimmed, ""] : [trimmed.slice(0, space), trimmed.slice(space + 1)];
+}
+
+const mkd: CommandSpec = {
+  verb: "MKD",
+  help: "MKD <sp> pathname: make a directory",
+  arg: "required",
+  permission: "mkdir",
+  async handler(session, arg) {
+    const path = session.resolve(arg);
+    await session.fs.mkdir(path);
+    session.reply(Reply.PathCreated, `${quotePath(path)} created.`);
+  },
+};
+
+const rmd: CommandSpec = {
+  verb: "RMD",
+  help: "RMD <sp> pathname: remove an empty directory",
+  arg: "required",
+  permission: "delete",
+  async handler(session, arg) {
+    const path = session.resolve(arg);
+    if (path === "/") throw fileUnavailable("Can't remove the root directory.");
+    await session.fs.rmdir(path);
+    session.reply(Reply.FileActionOk, "Directory removed.");
+  },
+};
+
+async function siteChmod(session: Session, rest: string): Promise<void> {
+  const [modeText, name] = splitFirst(rest);
+  if (!/^[0-7]{3,4}$/.test(modeText) || !name) throw syntaxError("Usage: SITE CHMOD <octal mode> <path>");
+  if (!session.hasPermission("write")) throw fileUnavailable("Permission denied.");
+  if (!session.fs.capabilities.chmod) throw new FtpError(Reply.NotImplemented, "CHMOD is not supported by this storage.");
+  await session.fs.chmod(session.resolve(name), parseInt(modeText, 8) & 0o777);
+  session.reply(Reply.CommandOk, "SITE CHMOD command ok.");
+}
+
+export const fileCommands: CommandSpec[] = [
+  {
+    verb: "DELE",
+    help: "DELE <sp> pathname: delete a file",
+    arg: "required",
+    permission: "delete",
+    async handler(session, arg) {
+      await session.fs.delete(session.resolve(arg));
+      session.reply(Reply.FileActionOk, "File deleted.");
+    },
+  },
+  {
+    verb: "RNFR",
+    help: "RNFR <sp> pathname: name the file to rename (followed by RNTO)",
+    arg: "required",
+    permission: "rename",
+    async handler(session, arg) {
+      const path = session.resolve(arg);
+      if (path === "/") throw fileUnavailable("Can't rename the root directory.");
+      await session.fs.stat(path);
+      session.renameFrom = path;
+      session.reply(Reply.PendingFurtherInfo, "Ready for RNTO.");
+    },
+  },
+  {
+    verb: "RNTO",
+    help: "RNTO <sp> pathname: the new name (after RNFR)",
+    arg: "required",
+    permission: "rename",
+    async handler(session, arg) {
+      const from = session.renameFrom;
+      session.renameFrom = null;
+      if (!from) throw badSequence("RNFR required first.");
+      await session.fs.rename(from, session.resolve(arg));
+      session.reply(Reply.FileActionOk, "Rename successful.");
+    },
+  },
+  mkd,
+  alias("XMKD", mkd),
+  rmd,
+  alias("XRMD", rmd),
+  {
+    verb: "SIZE",
+    help: "SIZE <sp> pathname: size of a file in bytes (RFC 3659)",
+    arg: "required",
+    permission: "list",
+    feat: "SIZE",
+    async handler(session, arg) {
+      const info = await session.fs.stat(session.resolve(arg));
+      if (info.type !== "file") throw fileUnavailable(`${arg}: not a plain file.`);
+      session.reply(Reply.FileStatus, String(info.size));
+    },
+  },
+  {
+    verb: "MDTM",
+    help: "MDTM <sp> pathname: modification time of a file (RFC 3659)",
+    arg: "required",
+    permission: "list",
+    feat: "MDTM",
+    async handler(session, arg) {
+      const info = await session.fs.stat(session.resolve(arg));
+      if (info.type !== "file") throw fileUnavailable(`${arg}: not a plain file.`);
+      session.reply(Reply.FileStatus, formatTimeVal(info.mtime));
+    },
+  },
+  {
+    verb: "MFMT",
+    help: "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname: set a file's modification time",
+    arg: "required",
+    permission: "write",
+    capability: "setModifiedTime",
+    feat: "MFMT",
+    async handler(session, arg) {
+      const [timeText, name] = splitFirst(arg);
+      const when = parseTimeVal(timeText);
+      if (!when || !name) throw syntaxError("Usage: MFMT YYYYMMDDHHMMSS <path>");
+      const path = session.resolve(name);
+      await session.fs.setModifiedTime(path, when);
+      session.reply(Reply.FileStatus, `Modify=${formatTimeVal(when)}; ${path}`);
+    },
+  },
+  {
+    verb: "SITE",
+    help: "SITE <sp> HELP | CHMOD <mode> <path>: site-specific commands",
+    arg: "required",
+    async handler(session, arg) {
+      const [sub, rest] = splitFirst(arg);
+      switch (sub.toUpperCase()) {
+        case "HELP":
+          session.reply(Reply.Help, ["SITE commands:", "CHMOD <octal mode> <path>", "HELP", "End."]);
+          return;
+        case "CHMOD":
+          return siteChmod(session, rest);
+        default:
+          session.reply(Reply.SyntaxError, "Unknown SITE command.");
+      }
+    },
+  },
+];

@@ -1,0 +1,87 @@
+/** Informational commands: NOOP, SYST, HELP (RFC 959), FEAT and OPTS (RFC 2389, RFC 2640). */
+import { Reply } from "../protocol/replies.js";
+import type { CommandSpec } from "./command.js";
+
+/** Features that are not one command's (RFC 2640 UTF8, RFC 3659 TVFS). */
+const GENERAL_FEATURES = ["UTF8", "TVFS"];
+const MLST_FACTS = ["type", "size", "modify", "perm", "unix.mode"];
+
+export const infoCommands: CommandSpec[] = [
+  {
+    verb: "NOOP",
+    help: "NOOP: do nothing (keeps the connection alive)",
+    login: false,
+    arg: "none",
+    duringTransfer: true,
+    handler(session) {
+      session.reply(Reply.CommandOk, "NOOP ok.");
+    },
+  },
+  {
+    verb: "SYST",
+    help: "SYST: the system type",
+    login: false,
+    arg: "none",
+    handler(session) {
+      // What clients expect to hear so that they parse LIST as `ls -l`.
+      session.reply(Reply.SystemType, "UNIX Type: L8");
+    },
+  },
+  {
+    verb: "FEAT",
+    help: "FEAT: list the extensions this server supports (RFC 2389)",
+    login: false,
+    arg: "none",
+    handler(session) {
+      const lines = [...session.services.commands.values()].flatMap((c) => (c.feat ? [c.feat] : []));
+      const features = [...new Set([...lines, ...GENERAL_FEATURES])].sort();
+      session.reply(Reply.SystemStatus, ["Features:", ...features.map((f) => ` ${f}`), "End"]);
+    },
+  },
+  {
+    verb: "OPTS",
+    help: "OPTS <sp> UTF8 ON | MLST facts: set options of a command (RFC 2389)",
+    login: false,
+    arg: "required",
+    handler(session, arg) {
+      const [command, ...rest] = arg.trim().split(/\s+/);
+      const value = rest.join(" ");
+      switch (command.toUpperCase()) {
+        case "UTF8":
+        case "UTF-8":
+          // Paths are always UTF-8 here (RFC 2640); ON is the only sensible answer.
+          session.reply(Reply.CommandOk, "Always in UTF8 mode.");
+          return;
+        case "MLST": {
+          const wanted = value.split(";").map((f) => f.trim().toLowerCase());
+          const facts = MLST_FACTS.filter((f) => wanted.includes(f));
+          session.mlstFacts = new Set(facts);
+          session.reply(Reply.CommandOk, `MLST OPTS ${facts.map((f) => `${f};`).join("")}`);
+          return;
+        }
+        default:
+          session.reply(Reply.SyntaxErrorArgs, `Option not understood: ${command}.`);
+      }
+    },
+  },
+  {
+    verb: "HELP",
+    help: "HELP [<sp> command]: list commands, or the syntax of one",
+    login: false,
+    arg: "optional",
+    handler(session, arg) {
+      const { commands } = session.services;
+      const verb = arg.trim().toUpperCase();
+      if (verb) {
+        const spec = commands.get(verb);
+        if (spec) session.reply(Reply.Help, spec.help);
+        else session.reply(Reply.NotImplemented, `Unknown command ${verb.slice(0, 32)}.`);
+        return;
+      }
+      const verbs = [...commands.keys()].sort();
+      const rows: string[] = [];
+      for (let i = 0; i < verbs.length; i += 8) rows.push(" " + verbs.slice(i, i + 8).map((v) => v.padEnd(5)).join(" "));
+      session.reply(Reply.Help, ["The following commands are recognized:", ...rows, "Help OK."]);
+    },
+  },
+];

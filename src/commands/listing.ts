@@ -1,0 +1,156 @@
+/** Directory listings: LIST and NLST (RFC 959 §4.1.3), MLSD and MLST (RFC 3659 §7), STAT (§4.1.3). */
+import { linesToStream, sendToClient } from "../data/transfer.js";
+import { FtpError } from "../protocol/errors.js";
+import { globMatch, hasWildcard, tooManyStars } from "../protocol/glob.js";
+import { formatListLine, formatMlsxLine, MLST_FEAT, type PermFlags } from "../protocol/listing.js";
+import { Reply } from "../protocol/replies.js";
+import type { Session } from "../session/session.js";
+import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
+import { StorageError, type FileInfo } from "../storage/types.js";
+import type { CommandSpec } from "./command.js";
+import { runTransfer } from "./data-transfer.js";
+
+/** `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore. */
+function stripListOptions(arg: string): string {
+  let rest = arg.trim();
+  while (rest.startsWith("-")) {
+    const space = rest.indexOf(" ");
+    rest = space < 0 ? "" : rest.slice(space + 1).trimStart();
+  }
+  return rest;
+}
+
+/**
+ * The entries a LIST/NLST/STAT argument names: a directory's entries, a single file, or the
+ * entries of the parent directory that match a wildcard in the last segment.
+ */
+async function* entriesFor(session: Session, arg: string): AsyncGenerator<FileInfo> {
+  const path = session.resolve(arg || ".");
+  let info: FileInfo;
+  try {
+    info = await session.fs.stat(path);
+  } catch (err) {
+    const pattern = virtualBasename(path);
+    if (!(err instanceof StorageError && err.code === "not-found" && hasWildcard(pattern))) throw err;
+    if (tooManyStars(pattern)) throw new FtpError(Reply.SyntaxErrorArgs, "Too many wildcards.");
+    for await (const entry of session.fs.list(virtualDirname(path))) {
+      if (globMatch(pattern, entry.name)) yield entry;
+    }
+    return;
+  }
+  if (info.type === "dir") yield* session.fs.list(path);
+  else yield { ...info, name: virtualBasename(path) };
+}
+
+function permFlags(session: Session): PermFlags {
+  const has = (p: Parameters<Session["hasPermission"]>[0]) => session.hasPermission(p);
+  return { read: has("read"), write: has("write"), delete: has("delete"), rename: has("rename"), mkdir: has("mkdir"), list: has("list") };
+}
+
+async function* mapLines(entries: AsyncIterable<FileInfo>, format: (e: FileInfo) => string): AsyncGenerator<string> {
+  for await (const entry of entries) yield format(entry) + "\r\n";
+}
+
+/** Sends listing lines over a data connection (always ASCII: they are already CRLF-terminated). */
+async function sendListing(session: Session, label: string, lines: AsyncIterable<string>): Promise<void> {
+  // Fail before the 150 when the argument names nothing: pull the first line eagerly.
+  const iterator = lines[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  async function* all() {
+    if (first.done) return;
+    yield first.value;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  }
+  try {
+    await runTransfer(session, {
+      announce: `Opening ASCII mode data connection for ${label}.`,
+      label,
+      async run(socket, signal) {
+        await sendToClient(linesToStream(all()), socket, false, signal);
+        return "Transfer complete.";
+      },
+    });
+  } finally {
+    await iterator.return?.();
+  }
+}
+
+export const listingCommands: CommandSpec[] = [
+  {
+    verb: "LIST",
+    help: "LIST [<sp> pathname]: long listing of a directory or file",
+    arg: "optional",
+    permission: "list",
+    async handler(session, arg) {
+      const now = Date.now();
+      await sendListing(session, "file list", mapLines(entriesFor(session, stripListOptions(arg)), (e) => formatListLine(e, now)));
+    },
+  },
+  {
+    verb: "NLST",
+    help: "NLST [<sp> pathname]: names in a directory",
+    arg: "optional",
+    permission: "list",
+    async handler(session, arg) {
+      await sendListing(session, "name list", mapLines(entriesFor(session, stripListOptions(arg)), (e) => e.name));
+    },
+  },
+  {
+    verb: "MLSD",
+    help: "MLSD [<sp> pathname]: machine-readable listing of a directory (RFC 3659)",
+    arg: "optional",
+    permission: "list",
+    async handler(session, arg) {
+      const path = session.resolve(arg || ".");
+      const info = await session.fs.stat(path);
+      // RFC 3659 §7.2.1: MLSD names a directory; a file is an error.
+      if (info.type !== "dir") throw new FtpError(Reply.SyntaxErrorArgs, `${arg}: Not a directory.`);
+      const perms = permFlags(session);
+      await sendListing(session, "MLSD", mapLines(session.fs.list(path), (e) => formatMlsxLine(e, perms)));
+    },
+  },
+  {
+    verb: "MLST",
+    help: "MLST [<sp> pathname]: machine-readable facts of one file (RFC 3659)",
+    arg: "optional",
+    permission: "list",
+    feat: MLST_FEAT,
+    async handler(session, arg) {
+      const path = session.resolve(arg || ".");
+      const info = await session.fs.stat(path);
+      const facts = formatMlsxLine({ ...info, name: path }, permFlags(session));
+      session.reply(Reply.FileActionOk, [`Listing ${path}`, ` ${facts}`, "End."]);
+    },
+  },
+  {
+    verb: "STAT",
+    help: "STAT [<sp> pathname]: server status, transfer status, or a listing over the control connection",
+    arg: "optional",
+    login: false,
+    duringTransfer: true,
+    async handler(session, arg) {
+      const transfer = session.transfer;
+      if (transfer) {
+        const bytes = transfer.socket ? transfer.socket.bytesRead + transfer.socket.bytesWritten : 0;
+        session.reply(Reply.SystemStatus, ["Status:", `Transferring ${transfer.label}: ${bytes} bytes so far.`, "End of status."]);
+        return;
+      }
+      if (!arg.trim()) {
+        session.reply(Reply.SystemStatus, [
+          "edgeftp status:",
+          `Connected from ${session.peerIp}`,
+          session.account ? `Logged in as ${session.account.name}` : "Not logged in",
+          `TYPE: ${session.type === "A" ? "ASCII" : "BINARY"}; STRUcture: File; transfer MODE: Stream`,
+          session.dataChannel ? `Data connection: ${session.dataChannel.mode} set up` : "No data connection",
+          "End of status.",
+        ]);
+        return;
+      }
+      if (!session.account) throw new FtpError(Reply.NotLoggedIn, "Please login with USER and PASS.");
+      if (!session.hasPermission("list")) throw new FtpError(Reply.FileUnavailable, "Permission denied.");
+      const now = Date.now();
+      const lines = mapLines(entriesFor(session, stripListOptions(arg)), (e) => formatListLine(e, now));
+      await session.replyStream(Reply.FileStatus, "Status follows:", lines, "End of status.");
+    },
+  },
+];

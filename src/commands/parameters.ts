@@ -1,0 +1,63 @@
+/** Transfer parameter commands (RFC 959 §4.1.2; REST STREAM per RFC 3659 §5). */
+import { Reply } from "../protocol/replies.js";
+import type { CommandSpec } from "./command.js";
+
+export const parameterCommands: CommandSpec[] = [
+  {
+    verb: "TYPE",
+    help: "TYPE <sp> A | I | L 8: representation type (ASCII or binary)",
+    arg: "required",
+    handler(session, arg) {
+      const [code, param = ""] = arg.trim().toUpperCase().split(/\s+/);
+      if (code === "I" && !param) session.type = "I";
+      else if (code === "L" && param === "8") session.type = "I";
+      else if (code === "A" && (param === "" || param === "N")) session.type = "A";
+      else {
+        session.reply(Reply.ParamNotImplemented, `TYPE ${arg} not implemented.`);
+        return;
+      }
+      session.reply(Reply.CommandOk, `Type set to ${session.type === "A" ? "A" : "I"}.`);
+    },
+  },
+  {
+    verb: "MODE",
+    help: "MODE <sp> S: transfer mode (stream only)",
+    arg: "required",
+    handler(session, arg) {
+      if (arg.trim().toUpperCase() === "S") session.reply(Reply.CommandOk, "Mode set to S.");
+      else session.reply(Reply.ParamNotImplemented, "Only MODE S is supported.");
+    },
+  },
+  {
+    verb: "STRU",
+    help: "STRU <sp> F: file structure (file only)",
+    arg: "required",
+    handler(session, arg) {
+      if (arg.trim().toUpperCase() === "F") session.reply(Reply.CommandOk, "Structure set to F.");
+      else session.reply(Reply.ParamNotImplemented, "Only STRU F is supported.");
+    },
+  },
+  {
+    verb: "ALLO",
+    help: "ALLO <sp> size: reserve space (not needed here)",
+    arg: "required",
+    handler(session) {
+      session.reply(Reply.Superfluous, "ALLO not needed.");
+    },
+  },
+  {
+    verb: "REST",
+    help: "REST <sp> offset: restart the next RETR/STOR at a byte offset",
+    arg: "required",
+    feat: "REST STREAM",
+    handler(session, arg) {
+      const text = arg.trim();
+      if (!/^\d{1,15}$/.test(text)) {
+        session.reply(Reply.SyntaxErrorArgs, "REST needs a non-negative byte offset.");
+        return;
+      }
+      session.restOffset = Number(text);
+      session.reply(Reply.PendingFurtherInfo, `Restarting at ${session.restOffset}. Send STOR or RETR to start the transfer.`);
+    },
+  },
+];

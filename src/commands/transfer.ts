@@ -1,0 +1,133 @@
+/** File transfer commands (RFC 959 §4.1.3) and ABOR (§4.1.3, RFC 1123 §4.1.3.2). */
+import { receiveFromClient, sendToClient } from "../data/transfer.js";
+import { fileUnavailable, FtpError } from "../protocol/errors.js";
+import { Reply } from "../protocol/replies.js";
+import type { Session } from "../session/session.js";
+import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
+import { StorageError } from "../storage/types.js";
+import type { CommandSpec } from "./command.js";
+import { runTransfer } from "./data-transfer.js";
+
+const modeName = (session: Session) => (session.type === "A" ? "ASCII" : "BINARY");
+
+/** REST applies to the next transfer command only. */
+function takeRestOffset(session: Session): number {
+  const offset = session.restOffset;
+  session.restOffset = 0;
+  return offset;
+}
+
+/** Fails before the 150 when the upload cannot land: missing parent, or a directory in the way. */
+async function checkUploadTarget(session: Session, path: string): Promise<void> {
+  const parent = await session.fs.stat(virtualDirname(path));
+  if (parent.type !== "dir") throw fileUnavailable(`${virtualDirname(path)}: Not a directory.`);
+  try {
+    if ((await session.fs.stat(path)).type === "dir") throw fileUnavailable(`${path}: Is a directory.`);
+  } catch (err) {
+    if (!(err instanceof StorageError && err.code === "not-found")) throw err;
+  }
+}
+
+async function upload(session: Session, path: string, mode: "replace" | "append", announce?: string): Promise<void> {
+  const offset = mode === "append" ? 0 : takeRestOffset(session);
+  await checkUploadTarget(session, path);
+  const ascii = session.type === "A";
+  await runTransfer(session, {
+    announce: announce ?? `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)}.`,
+    label: path,
+    async run(socket, signal) {
+      const bytes = await session.fs.write(path, receiveFromClient(socket, ascii, signal), {
+        offset: offset || undefined,
+        append: mode === "append",
+      });
+      return `Transfer complete (${bytes} bytes).`;
+    },
+  });
+}
+
+/** A name in `dir` that does not exist yet: `base`, `base.1`, `base.2`, … (bounded). */
+async function uniqueName(session: Session, dir: string, base: string): Promise<string> {
+  for (let i = 0; i < 1000; i++) {
+    const candidate = joinVirtual(dir, i === 0 ? base : `${base}.${i}`);
+    try {
+      await session.fs.stat(candidate);
+    } catch (err) {
+      if (err instanceof StorageError && err.code === "not-found") return candidate;
+      throw err;
+    }
+  }
+  throw new FtpError(Reply.FileNameNotAllowed, "Could not find a unique file name.");
+}
+
+export const transferCommands: CommandSpec[] = [
+  {
+    verb: "RETR",
+    help: "RETR <sp> pathname: download a file",
+    arg: "required",
+    permission: "read",
+    async handler(session, arg) {
+      const path = session.resolve(arg);
+      const offset = takeRestOffset(session);
+      const info = await session.fs.stat(path);
+      if (info.type === "dir") throw fileUnavailable(`${arg}: Not a plain file.`);
+      const source = await session.fs.read(path, offset);
+      try {
+        await runTransfer(session, {
+          announce: `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)} (${info.size} bytes).`,
+          label: path,
+          async run(socket, signal) {
+            await sendToClient(source, socket, session.type === "A", signal);
+            return "Transfer complete.";
+          },
+        });
+      } finally {
+        source.destroy();
+      }
+    },
+  },
+  {
+    verb: "STOR",
+    help: "STOR <sp> pathname: upload a file (replacing it, or from the REST offset)",
+    arg: "required",
+    permission: "write",
+    handler: (session, arg) => upload(session, session.resolve(arg), "replace"),
+  },
+  {
+    verb: "APPE",
+    help: "APPE <sp> pathname: append to a file (creating it)",
+    arg: "required",
+    permission: "write",
+    capability: "append",
+    handler: (session, arg) => upload(session, session.resolve(arg), "append"),
+  },
+  {
+    verb: "STOU",
+    help: "STOU [<sp> name]: upload to a new, unique file name",
+    arg: "optional",
+    permission: "write",
+    async handler(session, arg) {
+      const base = arg.trim() ? virtualBasename(session.resolve(arg)) : "file";
+      const path = await uniqueName(session, session.cwd, base);
+      // RFC 1123 §4.1.2.9: the 150 reply names the file.
+      await upload(session, path, "replace", `FILE: ${virtualBasename(path)}`);
+    },
+  },
+  {
+    verb: "ABOR",
+    help: "ABOR: abort the transfer in progress",
+    arg: "none",
+    duringTransfer: true,
+    async handler(session) {
+      const transfer = session.transfer;
+      if (!transfer) {
+        session.setDataChannel(null);
+        session.reply(Reply.DataOpenNoTransfer, "No transfer to abort.");
+        return;
+      }
+      transfer.controller.abort();
+      transfer.socket?.destroy();
+      await transfer.done; // the transfer answers 426 first (RFC 959 §4.1.3)
+      session.reply(Reply.ClosingData, "Abort successful.");
+    },
+  },
+];

@@ -1,0 +1,41 @@
+/** Address helpers for the data channel: one canonical spelling of an IP per family. */
+import { isIPv4 } from "node:net";
+
+/**
+ * Canonical form of a socket address: IPv4-mapped IPv6 (`::ffff:1.2.3.4`, what a dual-stack
+ * listener reports for IPv4 peers) becomes plain IPv4, so comparisons and PASV replies agree.
+ */
+export function canonicalIp(address: string | undefined): string {
+  if (!address) return "";
+  const lower = address.toLowerCase();
+  if (lower.startsWith("::ffff:") && isIPv4(lower.slice(7))) return lower.slice(7);
+  return lower;
+}
+
+/** The `h1,h2,h3,h4,p1,p2` of a 227 reply (RFC 959 §4.1.2, PASV). */
+export function formatPasvAddress(ipv4: string, port: number): string {
+  return `${ipv4.split(".").join(",")},${port >> 8},${port & 0xff}`;
+}
+
+/** Parses a PORT argument; null when malformed. */
+export function parsePortArgument(arg: string): { host: string; port: number } | null {
+  const parts = arg.trim().split(",");
+  if (parts.length !== 6 || !parts.every((p) => /^\d{1,3}$/.test(p))) return null;
+  const n = parts.map(Number);
+  if (n.some((v) => v > 255)) return null;
+  return { host: n.slice(0, 4).join("."), port: n[4] * 256 + n[5] };
+}
+
+/** Parses an EPRT argument `|af|addr|port|` (RFC 2428 §2); null when malformed. */
+export function parseEprtArgument(arg: string): { family: 4 | 6; host: string; port: number } | null {
+  const delim = arg[0];
+  if (!delim || delim.charCodeAt(0) < 33 || delim.charCodeAt(0) > 126) return null;
+  const parts = arg.split(delim);
+  if (parts.length !== 5 || parts[0] !== "" || parts[4] !== "") return null;
+  const [, af, host, portText] = parts;
+  if (af !== "1" && af !== "2") return null;
+  if (!/^\d{1,5}$/.test(portText)) return null;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return null;
+  return { family: af === "1" ? 4 : 6, host: canonicalIp(host), port };
+}

@@ -1,0 +1,20 @@
+/** What a node hands to each session: configuration, stores, the port pool, the command table. */
+import type { Account, AccountStore } from "../accounts/types.js";
+import type { CommandSpec } from "../commands/command.js";
+import type { Config } from "../config/schema.js";
+import type { PassivePortPool } from "../data/port-pool.js";
+import type { Logger } from "../observe/logger.js";
+import type { Session } from "../session/session.js";
+import type { StorageFactory } from "../storage/types.js";
+
+export interface NodeServices {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly accounts: AccountStore;
+  readonly storage: StorageFactory;
+  readonly portPool: PassivePortPool;
+  readonly commands: ReadonlyMap<string, CommandSpec>;
+  /** The local directory that is this account's root. */
+  homeFor(account: Account): string;
+  onSessionClosed(session: Session): void;
+}

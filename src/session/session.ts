@@ -1,0 +1,250 @@
+/**
+ * One control connection: its login state, working directory, transfer parameters and data
+ * channel. Commands run strictly one at a time, in the order received; only the few marked
+ * `duringTransfer` (ABOR, STAT, QUIT, NOOP) jump the queue while a transfer runs. Only the
+ * session writes to the control socket.
+ */
+import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
+import type { Account, Permission } from "../accounts/types.js";
+import { dispatch } from "../commands/dispatcher.js";
+import type { DataChannel } from "../data/data-channel.js";
+import { canonicalIp } from "../data/addresses.js";
+import type { Logger } from "../observe/logger.js";
+import { LineReader } from "../protocol/line-reader.js";
+import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
+import { resolveVirtualPath } from "../storage/virtual-path.js";
+import type { Storage } from "../storage/types.js";
+import type { NodeServices } from "../node/services.js";
+
+/** Past this many unprocessed lines, stop reading the socket until the queue drains. */
+const MAX_QUEUED_LINES = 64;
+
+/** The transfer in progress: what ABOR aborts and STAT reports. */
+export interface ActiveTransfer {
+  readonly label: string;
+  readonly startedAt: number;
+  readonly controller: AbortController;
+  socket: Socket | null;
+  /** Settles when the transfer's final reply (226/426/4xx/5xx) has been sent. */
+  readonly done: Promise<void>;
+}
+
+export class Session {
+  readonly id = randomUUID().slice(0, 8);
+  readonly peerIp: string;
+  readonly localIp: string;
+  readonly log: Logger;
+
+  // Login state.
+  pendingUser: string | null = null;
+  account: Account | null = null;
+  storage: Storage | null = null;
+  cwd = "/";
+
+  // Transfer parameters (RFC 959 §3.1: TYPE defaults to ASCII).
+  type: "A" | "I" = "A";
+  restOffset = 0;
+  renameFrom: string | null = null;
+  /** After EPSV ALL, other data-setup commands are refused (RFC 2428 §4). */
+  epsvAll = false;
+  dataChannel: DataChannel | null = null;
+  transfer: ActiveTransfer | null = null;
+  /** RFC 3659 §7.9: facts the client selected with OPTS MLST. */
+  mlstFacts = new Set(["type", "size", "modify", "perm", "unix.mode"]);
+
+  private readonly reader: LineReader;
+  private readonly queue: string[] = [];
+  private running = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Last reply code sent, for the per-command log line. */
+  lastReply: ReplyCode = 0;
+
+  constructor(
+    readonly socket: Socket,
+    readonly services: NodeServices,
+  ) {
+    this.peerIp = canonicalIp(socket.remoteAddress);
+    this.localIp = canonicalIp(socket.localAddress);
+    this.log = services.logger.child({ session: this.id, peer: this.peerIp });
+    this.reader = new LineReader(services.config.limits.maxLineLength);
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (err) => this.log.debug({ err }, "control connection error"));
+    socket.on("close", () => this.onClose());
+  }
+
+  get config() {
+    return this.services.config;
+  }
+
+  /** Greets the client (after admission) and starts the login timer. */
+  start(): void {
+    this.log.info("connected");
+    this.reply(Reply.ServiceReady, this.config.banner);
+    this.armTimer();
+  }
+
+  hasPermission(permission: Permission): boolean {
+    return this.account?.permissions.includes(permission) ?? false;
+  }
+
+  /** Resolves a path argument against the working directory (virtual, clamped at the root). */
+  resolve(arg: string): string {
+    return resolveVirtualPath(this.cwd, arg);
+  }
+
+  /** Storage of the logged-in account; the dispatcher guarantees login before handlers run. */
+  get fs(): Storage {
+    if (!this.storage) throw new Error("storage used before login");
+    return this.storage;
+  }
+
+  reply(code: ReplyCode, text: string | readonly string[]): void {
+    this.lastReply = code;
+    if (this.closed || this.socket.destroyed) return;
+    this.socket.write(formatReply(code, text));
+  }
+
+  /**
+   * A multi-line reply whose middle is streamed (STAT of a large directory) at the socket's pace.
+   * The first line is pulled before anything is written, so a bad argument still gets a plain error.
+   */
+  async replyStream(code: ReplyCode, first: string, lines: AsyncIterable<string>, last: string): Promise<void> {
+    const iterator = lines[Symbol.asyncIterator]();
+    let next = await iterator.next();
+    this.socket.write(`${code}-${first}\r\n`);
+    try {
+      while (!next.done && !this.socket.destroyed) {
+        const line = next.value;
+        if (!this.socket.write(/^\d/.test(line) ? ` ${line}` : line)) await this.drained();
+        next = await iterator.next();
+      }
+    } catch (err) {
+      this.log.warn({ err }, "streamed reply failed");
+      last = "End (incomplete: listing failed).";
+    }
+    this.reply(code, last);
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        resolve();
+      };
+      this.socket.on("drain", done);
+      this.socket.on("close", done);
+    });
+  }
+
+  /** Replaces the pending data channel, releasing what the old one held (one reservation per session). */
+  setDataChannel(channel: DataChannel | null): void {
+    this.dataChannel?.release();
+    this.dataChannel = channel;
+  }
+
+  /** Back to the state right after the greeting (REIN, RFC 959 §4.1.1). */
+  resetLogin(): void {
+    this.pendingUser = null;
+    this.account = null;
+    this.storage = null;
+    this.cwd = "/";
+    this.type = "A";
+    this.restOffset = 0;
+    this.renameFrom = null;
+    this.epsvAll = false;
+    this.setDataChannel(null);
+    this.armTimer();
+  }
+
+  /** Replies 221/421 and closes once the reply is flushed. */
+  close(code: ReplyCode = Reply.ClosingControl, text = "Goodbye."): void {
+    if (this.closed) return;
+    this.reply(code, text);
+    this.closed = true;
+    this.transfer?.controller.abort();
+    this.socket.end();
+    // A client that never reads must not keep the socket half-open forever.
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), 2000);
+  }
+
+  /** (Re)starts the login or idle timer; paused while a transfer runs. */
+  armTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.closed) return;
+    const { login, idle } = this.config.timeouts;
+    const seconds = this.account ? idle : login;
+    this.timer = setTimeout(() => {
+      this.log.info({ seconds }, this.account ? "idle timeout" : "login timeout");
+      this.close(Reply.ServiceNotAvailable, "Timeout: closing control connection.");
+    }, seconds * 1000);
+  }
+
+  pauseTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const event of this.reader.push(chunk)) {
+      if (event.kind === "too-long") {
+        this.queue.push("\u0000TOO-LONG");
+        continue;
+      }
+      const line = event.line;
+      if (this.transfer && this.runsDuringTransfer(line)) {
+        void this.execute(line);
+      } else {
+        this.queue.push(line);
+      }
+    }
+    if (this.queue.length > MAX_QUEUED_LINES) this.socket.pause();
+    void this.drain();
+  }
+
+  private runsDuringTransfer(line: string): boolean {
+    const verb = line.split(" ", 1)[0].toUpperCase();
+    return this.services.commands.get(verb)?.duringTransfer === true;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const line = this.queue.shift()!;
+        if (this.queue.length <= MAX_QUEUED_LINES / 2) this.socket.resume();
+        if (line === "\u0000TOO-LONG") {
+          this.reply(Reply.SyntaxError, "Command line too long.");
+          continue;
+        }
+        await this.execute(line);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async execute(line: string): Promise<void> {
+    if (this.closed) return;
+    if (!this.transfer) this.armTimer();
+    await dispatch(this, line);
+    if (!this.transfer) this.armTimer();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
+    this.timer = null;
+    this.transfer?.controller.abort();
+    this.setDataChannel(null);
+    this.queue.length = 0;
+    this.log.info({ user: this.account?.name }, "disconnected");
+    this.services.onSessionClosed(this);
+  }
+}

@@ -1,0 +1,26 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseOptions } from "@node-rs/argon2";
+import { DUMMY_HASH, hashPassword, verifyPassword } from "../../src/accounts/password.js";
+
+test("hashPassword produces a salted argon2id PHC string that verifyPassword accepts", async () => {
+  const first = await hashPassword("correct horse");
+  const second = await hashPassword("correct horse");
+  assert.match(first, /^\$argon2id\$v=19\$/);
+  assert.ok(!first.includes("correct horse"));
+  assert.notEqual(first, second, "each hash has its own salt");
+  assert.equal(await verifyPassword(first, "correct horse"), true);
+  assert.equal(await verifyPassword(first, "correct horsE"), false);
+  assert.equal(await verifyPassword(first, ""), false);
+});
+
+test("DUMMY_HASH has the parameters of a fresh hash, so verifying against it costs the same", async () => {
+  const { saltLen: _dummySalt, ...dummy } = parseOptions(DUMMY_HASH);
+  const { saltLen: _freshSalt, ...fresh } = parseOptions(await hashPassword("x"));
+  assert.deepEqual(dummy, fresh);
+  assert.equal(await verifyPassword(DUMMY_HASH, ""), false);
+});
+
+test("verifyPassword rejects a malformed stored hash rather than reporting a mismatch", async () => {
+  await assert.rejects(verifyPassword("not-a-hash", "pw"));
+});

@@ -1,0 +1,208 @@
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { openAccountStore } from "../../src/accounts/open.js";
+
+/** The built CLI: this file runs as dist/test/cli/cli.test.js. */
+const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A temporary working directory, removed when the test ends; `dataDir` is inside it. */
+function workspace(t: TestContext): { dir: string; dataDir: string } {
+  const dir = mkdtempSync(join(tmpdir(), "edgeftp-cli-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return { dir, dataDir: join(dir, "data") };
+}
+
+/**
+ * Runs the CLI in `cwd` with `input` on stdin (a pipe, never a terminal). The inherited
+ * environment is stripped of EDGEFTP_* variables so only those in `env` apply.
+ */
+function edgeftp(cwd: string, args: string[], { input = "", env = {} }: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("EDGEFTP_")));
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...base, ...env } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  child.stdin.end(input);
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Asserts a failure: exit status 1 and exactly one line on stderr, matching `reason`. */
+function assertFailure(run: Run, reason: RegExp): void {
+  assert.equal(run.code, 1, `exit status (stderr: ${run.stderr})`);
+  assert.match(run.stderr, /^edgeftp: [^\n]+\n$/, "one line on stderr");
+  assert.match(run.stderr, reason);
+}
+
+function assertSuccess(run: Run): void {
+  assert.equal(run.code, 0, `exit status (stderr: ${run.stderr})`);
+  assert.equal(run.stderr, "");
+}
+
+test("--help works on every command and exits 0", async (t) => {
+  const { dir } = workspace(t);
+  const commands = [[], ["serve"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "list"], ["user", "remove"], ["user", "set"], ["config"], ["config", "check"]];
+  await Promise.all(
+    commands.map(async (command) => {
+      const run = await edgeftp(dir, [...command, "--help"]);
+      assert.equal(run.code, 0, command.join(" "));
+      assert.match(run.stdout, new RegExp(`^Usage: edgeftp ${command.join(" ")}`), command.join(" "));
+    }),
+  );
+  const serve = await edgeftp(dir, ["serve", "--help"]);
+  assert.match(serve.stdout, /--pasv-ports <value>.*\n.*\n?.*EDGEFTP_PASV_PORTS/);
+  const add = await edgeftp(dir, ["user", "add", "--help"]);
+  assert.match(add.stdout, /--config <file>/);
+  assert.match(add.stdout, /--data-dir <value>/);
+});
+
+test("config check prints the effective configuration as YAML, merging file, env and flags", async (t) => {
+  const { dir } = workspace(t);
+  writeFileSync(join(dir, "edgeftp.yaml"), "port: 2000\npasv:\n  ports: 30000-30010\n");
+  const run = await edgeftp(dir, ["config", "check", "--config", "edgeftp.yaml", "--port", "2121"], {
+    env: { EDGEFTP_TIMEOUTS_LOGIN: "15" },
+  });
+  assertSuccess(run);
+  const printed = parse(run.stdout);
+  assert.equal(printed.port, 2121);
+  assert.equal(printed.pasv.ports, "30000-30010");
+  assert.equal(printed.timeouts.login, 15);
+  assert.equal(printed.log.level, "info");
+  // What it prints is itself a valid configuration file.
+  writeFileSync(join(dir, "effective.yaml"), run.stdout);
+  assertSuccess(await edgeftp(dir, ["config", "check", "--config", "effective.yaml"]));
+});
+
+test("an invalid configuration exits 1 with one keyed line", async (t) => {
+  const { dir } = workspace(t);
+  writeFileSync(join(dir, "edgeftp.yaml"), "pasv:\n  portz: 1-2\n");
+  assertFailure(await edgeftp(dir, ["config", "check", "--config", "edgeftp.yaml"]), /config: pasv\.portz: unknown key/);
+  assertFailure(
+    await edgeftp(dir, ["config", "check"], { env: { EDGEFTP_PASV_PORTS: "abc" } }),
+    /config: pasv\.ports: expected A-B, e\.g\. 21000-21100 \(from EDGEFTP_PASV_PORTS\)/,
+  );
+  assertFailure(await edgeftp(dir, ["config", "check", "--config", "missing.yaml"]), /config: file missing\.yaml not found/);
+});
+
+test("serve with an out-of-range port fails with the keyed config error", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  const run = await edgeftp(dir, ["serve", "--port", "70000", "--data-dir", dataDir]);
+  assertFailure(run, /^edgeftp: config: port: expected a port number from 0 to 65535 \(from --port\)\n$/);
+  assert.equal(existsSync(dataDir), false, "nothing is created before the configuration is valid");
+});
+
+test("user add --password-stdin, then user list with the same --data-dir shows the account", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  const add = await edgeftp(dir, ["user", "add", "alice", "--password-stdin", "--data-dir", dataDir], { input: "s3cret\nignored\n" });
+  assertSuccess(add);
+  const home = join(dataDir, "homes", "alice");
+  assert.equal(add.stdout, `user alice added (home ${home}, permissions list,read,write,delete,rename,mkdir)\n`);
+  assert.ok(existsSync(home), "the default home is created");
+
+  const list = await edgeftp(dir, ["user", "list", "--data-dir", dataDir]);
+  assertSuccess(list);
+  const [header, row] = list.stdout.trimEnd().split("\n");
+  assert.match(header, /^NAME\s+ENABLED\s+PERMISSIONS\s+HOME$/);
+  assert.deepEqual(row.split(/\s+/), ["alice", "yes", "list,read,write,delete,rename,mkdir", home]);
+
+  // Only the first line of stdin is the password.
+  const accounts = openAccountStore({ driver: "sqlite", sqlitePath: join(dataDir, "accounts.db") });
+  t.after(() => accounts.close());
+  assert.ok(await accounts.authenticate("alice", "s3cret"));
+});
+
+test("the data dir can come from the environment, and the config file, like serve's", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(await edgeftp(dir, ["user", "add", "bob", "--password", "pw"], { env: { EDGEFTP_DATA_DIR: dataDir } }));
+  writeFileSync(join(dir, "edgeftp.yaml"), `dataDir: ${dataDir}\n`);
+  const list = await edgeftp(dir, ["user", "list", "--config", "edgeftp.yaml"]);
+  assertSuccess(list);
+  assert.match(list.stdout, /^bob\s+yes/m);
+});
+
+test("adding an existing account exits 1 with one line, before asking for a password", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(await edgeftp(dir, ["user", "add", "alice", "--password-stdin", "--data-dir", dataDir], { input: "pw\n" }));
+  assertFailure(await edgeftp(dir, ["user", "add", "alice", "--data-dir", dataDir]), /account "alice" already exists/);
+});
+
+test("user add without a password and without a terminal fails with one line", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertFailure(await edgeftp(dir, ["user", "add", "alice", "--data-dir", dataDir]), /--password-stdin/);
+  assertFailure(
+    await edgeftp(dir, ["user", "add", "alice", "--password", "pw", "--home", join(dir, "nope"), "--data-dir", dataDir]),
+    /--home .*nope: no such directory/,
+  );
+  assertFailure(
+    await edgeftp(dir, ["user", "add", "alice", "--password", "pw", "--permissions", "list,fly", "--data-dir", dataDir]),
+    /--permissions: unknown fly/,
+  );
+});
+
+test("user add --home and --read-only, user set --disable, user passwd", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  const add = await edgeftp(dir, ["user", "add", "carol", "--password", "old", "--home", ".", "--read-only", "--data-dir", dataDir]);
+  assertSuccess(add);
+  assert.equal(add.stdout, `user carol added (home ${dir}, permissions list,read)\n`);
+
+  const set = await edgeftp(dir, ["user", "set", "carol", "--disable", "--permissions", "list,read,write", "--data-dir", dataDir]);
+  assertSuccess(set);
+  assert.match(set.stdout, /^user carol updated \(disabled, home .*, permissions list,read,write\)\n$/);
+  const list = await edgeftp(dir, ["user", "list", "--data-dir", dataDir]);
+  assert.match(list.stdout, /^carol\s+no\s+list,read,write\s/m);
+
+  assertFailure(await edgeftp(dir, ["user", "set", "carol", "--data-dir", dataDir]), /nothing to change/);
+  assertFailure(await edgeftp(dir, ["user", "set", "carol", "--enable", "--disable", "--data-dir", dataDir]), /cannot be used with/);
+  assertFailure(await edgeftp(dir, ["user", "set", "nobody", "--enable", "--data-dir", dataDir]), /no account "nobody"/);
+
+  assertSuccess(await edgeftp(dir, ["user", "set", "carol", "--enable", "--data-dir", dataDir]));
+  assertSuccess(await edgeftp(dir, ["user", "passwd", "carol", "--password-stdin", "--data-dir", dataDir], { input: "new\n" }));
+  const accounts = openAccountStore({ driver: "sqlite", sqlitePath: join(dataDir, "accounts.db") });
+  t.after(() => accounts.close());
+  assert.equal(await accounts.authenticate("carol", "old"), null);
+  assert.ok(await accounts.authenticate("carol", "new"));
+});
+
+test("user remove deletes the account, keeps its files and says so", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(await edgeftp(dir, ["user", "add", "dave", "--password-stdin", "--data-dir", dataDir], { input: "pw\n" }));
+  const home = join(dataDir, "homes", "dave");
+  writeFileSync(join(home, "keep.txt"), "data");
+
+  const remove = await edgeftp(dir, ["user", "remove", "dave", "--data-dir", dataDir]);
+  assertSuccess(remove);
+  assert.equal(remove.stdout, `user dave removed; its files in ${home} were kept\n`);
+  assert.ok(existsSync(join(home, "keep.txt")));
+
+  const list = await edgeftp(dir, ["user", "list", "--data-dir", dataDir]);
+  assertSuccess(list);
+  assert.doesNotMatch(list.stdout, /dave/);
+  assertFailure(await edgeftp(dir, ["user", "remove", "dave", "--data-dir", dataDir]), /no account "dave"/);
+});
+
+test("user commands other than add refuse a data dir without an account database", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertFailure(await edgeftp(dir, ["user", "list", "--data-dir", dataDir]), /no account database at .*accounts\.db/);
+  assert.equal(existsSync(dataDir), false, "a mistyped --data-dir is not created");
+});
+
+test("unknown options and commands are one-line errors too", async (t) => {
+  const { dir } = workspace(t);
+  assertFailure(await edgeftp(dir, ["user", "list", "--port", "21"]), /unknown option '--port'/);
+  assertFailure(await edgeftp(dir, ["user", "lst"]), /unknown command 'lst'/);
+});

@@ -1,0 +1,69 @@
+/** Starts a real edgeftp node on loopback (port 0) with a temp data dir and real SQLite + disk. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openAccountStore } from "../../src/accounts/open.js";
+import type { NewAccount } from "../../src/accounts/types.js";
+import { homeFor, resolveDataPaths } from "../../src/config/load.js";
+import { configSchema, type Config } from "../../src/config/schema.js";
+import { EdgeNode } from "../../src/node/edge-node.js";
+import { createLogger } from "../../src/observe/logger.js";
+import { LocalStorageFactory } from "../../src/storage/local.js";
+
+export interface TestServer {
+  node: EdgeNode;
+  config: Config;
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Local directory of an account's root. */
+  home(name: string): string;
+  close(): Promise<void>;
+}
+
+export const USER = "alice";
+export const PASSWORD = "wonderland";
+
+export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K] };
+
+/**
+ * Starts a node with one read-write account `alice`/`wonderland` (and any `accounts` given).
+ * Passive ports come from a range unlikely to collide across parallel test files.
+ */
+export async function startServer(overrides: ConfigOverrides = {}, accounts: NewAccount[] = []): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-test-"));
+  const base = 30000 + Math.floor(Math.random() * 300) * 100;
+  const raw: Record<string, unknown> = {
+    host: "127.0.0.1",
+    port: 0,
+    dataDir,
+    pasv: { ports: `${base}-${base + 99}` },
+    active: { port: 0 },
+    log: { level: process.env.EDGEFTP_TEST_LOG ?? "silent" },
+  };
+  for (const [key, value] of Object.entries(overrides)) {
+    raw[key] = value !== null && typeof value === "object" ? { ...(raw[key] as object), ...value } : value;
+  }
+  const config = configSchema.parse(raw);
+  const store = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(config).sqlitePath });
+  await store.create({ name: USER, password: PASSWORD });
+  for (const account of accounts) await store.create(account);
+  const node = await EdgeNode.start(config, {
+    logger: createLogger(config.log.level, process.stderr),
+    accounts: store,
+    storage: new LocalStorageFactory(),
+  });
+  return {
+    node,
+    config,
+    host: "127.0.0.1",
+    port: node.port,
+    dataDir,
+    home: (name: string) => homeFor(config, { name, home: null }),
+    async close() {
+      await node.close();
+      await store.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,553 @@
+import { afterEach, beforeEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  chmod as fsChmod,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  stat as fsStat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { existsSync, linkSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { LocalStorage, LocalStorageFactory, toStorageError } from "../../src/storage/local.js";
+import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
+import { resolveVirtualPath } from "../../src/storage/virtual-path.js";
+
+/** Per test: `base/root` is the account root, `base/outside` holds what must stay unreachable. */
+let base: string;
+let rootDir: string;
+let outside: string;
+let storage: Storage;
+
+beforeEach(async () => {
+  base = await mkdtemp(path.join(os.tmpdir(), "edgeftp-storage-"));
+  rootDir = path.join(base, "root");
+  outside = path.join(base, "outside");
+  await mkdir(outside);
+  await writeFile(path.join(outside, "secret"), "top secret");
+  storage = await new LocalStorageFactory().forRoot(rootDir);
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+const inRoot = (...parts: string[]) => path.join(rootDir, ...parts);
+
+function isStorageError(code: StorageErrorCode) {
+  return (err: unknown): boolean => {
+    assert.ok(err instanceof StorageError, `expected a StorageError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    assert.ok(!err.message.includes(base), `message leaks the real path: ${err.message}`);
+    return true;
+  };
+}
+
+async function collect(entries: AsyncIterable<FileInfo>): Promise<FileInfo[]> {
+  const out: FileInfo[] = [];
+  for await (const entry of entries) out.push(entry);
+  return out;
+}
+
+async function readAll(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+function source(...chunks: string[]): Readable {
+  return Readable.from(chunks.map((c) => Buffer.from(c)));
+}
+
+/** File descriptors of this process currently open on `target` (Linux /proc; empty elsewhere). */
+async function openDescriptorsOn(target: string): Promise<number> {
+  if (!existsSync("/proc/self/fd")) return 0;
+  let count = 0;
+  for (const fd of await readdir("/proc/self/fd")) {
+    const link = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
+    if (link === target) count++;
+  }
+  return count;
+}
+
+describe("LocalStorageFactory", () => {
+  test("creates a missing root recursively and resolves it to its real path", async () => {
+    const deep = path.join(base, "a", "b", "c");
+    const viaLink = path.join(base, "link-to-deep");
+    await new LocalStorageFactory().forRoot(deep);
+    await symlink(deep, viaLink);
+    const linked = await new LocalStorageFactory().forRoot(viaLink);
+    await linked.write("/f", source("x"));
+    assert.equal(await readFile(path.join(deep, "f"), "utf8"), "x");
+    assert.ok((await fsStat(deep)).isDirectory());
+  });
+
+  test("declares every capability", () => {
+    assert.deepEqual(storage.capabilities, {
+      writeAtOffset: true,
+      append: true,
+      setModifiedTime: true,
+      chmod: true,
+    });
+  });
+
+  test("refuses a relative root in the constructor", () => {
+    assert.throws(() => new LocalStorage("relative/root"), TypeError);
+  });
+});
+
+describe("confinement", () => {
+  test("traversal arguments resolve inside the root", async () => {
+    const attempts = ["../../etc/passwd", "a/../../b", "../outside/secret", "%2e%2e/%2e%2e"];
+    for (const arg of attempts) {
+      const vpath = resolveVirtualPath("/", arg);
+      await assert.rejects(storage.stat(vpath), isStorageError("not-found"), arg);
+    }
+    assert.equal((await storage.stat(resolveVirtualPath("/", "/../.."))).name, "/");
+  });
+
+  test("a backslash name is created inside the root, as a single name", async () => {
+    const vpath = resolveVirtualPath("/", "..\\..\\windows");
+    await storage.write(vpath, source("w"));
+    assert.equal(await readFile(inRoot("..\\..\\windows"), "utf8"), "w");
+    const names = (await collect(storage.list("/"))).map((e) => e.name);
+    assert.deepEqual(names, ["..\\..\\windows"]);
+  });
+
+  test("a path that was not normalised by the caller is still kept inside the root", async () => {
+    await assert.rejects(storage.stat("/../outside/secret"), isStorageError("not-found"));
+    await assert.rejects(storage.read("../../outside/secret"), isStorageError("not-found"));
+  });
+
+  test("control characters are refused", async () => {
+    for (const bad of ["/a\0b", "/a\r\nb", "/a\nb"]) {
+      await assert.rejects(storage.stat(bad), isStorageError("invalid-path"));
+      await assert.rejects(storage.write(bad, source("x")), isStorageError("invalid-path"));
+    }
+  });
+
+  test("a symlink that stays inside the root works normally", async () => {
+    await mkdir(inRoot("dir"));
+    await writeFile(inRoot("dir", "real.txt"), "inside");
+    await symlink("dir/real.txt", inRoot("file-link"));
+    await symlink(inRoot("dir"), inRoot("dir-link"));
+
+    assert.equal((await storage.stat("/file-link")).type, "file");
+    assert.equal(await readAll(await storage.read("/file-link")), "inside");
+    assert.equal((await storage.stat("/dir-link")).type, "dir");
+    assert.deepEqual((await collect(storage.list("/dir-link"))).map((e) => e.name), ["real.txt"]);
+    await storage.write("/dir-link/new.txt", source("via link"));
+    assert.equal(await readFile(inRoot("dir", "new.txt"), "utf8"), "via link");
+
+    const listed = await collect(storage.list("/"));
+    const byName = new Map(listed.map((e) => [e.name, e]));
+    assert.equal(byName.get("file-link")?.type, "file");
+    assert.equal(byName.get("file-link")?.size, 6);
+    assert.equal(byName.get("dir-link")?.type, "dir");
+  });
+
+  test("a symlink to a file outside the root is refused for every use of its target", async () => {
+    const secret = path.join(outside, "secret");
+    await symlink(secret, inRoot("evil"));
+    await assert.rejects(storage.stat("/evil"), isStorageError("permission"));
+    await assert.rejects(storage.read("/evil"), isStorageError("permission"));
+    await assert.rejects(storage.write("/evil", source("pwned")), isStorageError("permission"));
+    await assert.rejects(
+      storage.write("/evil", source("pwned"), { append: true }),
+      isStorageError("permission"),
+    );
+    await assert.rejects(storage.chmod("/evil", 0o777), isStorageError("permission"));
+    await assert.rejects(storage.setModifiedTime("/evil", new Date(0)), isStorageError("permission"));
+    await assert.rejects(collect(storage.list("/evil")), isStorageError("permission"));
+    assert.equal(await readFile(secret, "utf8"), "top secret");
+    assert.notEqual((await fsStat(secret)).mtimeMs, 0);
+  });
+
+  test("a relative symlink climbing out of the root is refused", async () => {
+    await symlink("../outside/secret", inRoot("climb"));
+    await assert.rejects(storage.read("/climb"), isStorageError("permission"));
+  });
+
+  test("a symlinked directory escaping the root is refused, cd-style stat included", async () => {
+    await symlink(outside, inRoot("escape"));
+    await writeFile(inRoot("mine"), "mine");
+    await assert.rejects(storage.stat("/escape"), isStorageError("permission"));
+    await assert.rejects(collect(storage.list("/escape")), isStorageError("permission"));
+    await assert.rejects(storage.stat("/escape/secret"), isStorageError("permission"));
+    await assert.rejects(storage.read("/escape/secret"), isStorageError("permission"));
+    await assert.rejects(storage.write("/escape/new", source("x")), isStorageError("permission"));
+    await assert.rejects(storage.mkdir("/escape/sub"), isStorageError("permission"));
+    await assert.rejects(storage.delete("/escape/secret"), isStorageError("permission"));
+    await assert.rejects(storage.rmdir("/escape/sub"), isStorageError("permission"));
+    await assert.rejects(storage.rename("/escape/secret", "/stolen"), isStorageError("permission"));
+    await assert.rejects(storage.rename("/mine", "/escape/mine"), isStorageError("permission"));
+    assert.deepEqual((await readdir(outside)).sort(), ["secret"]);
+    assert.ok(existsSync(inRoot("mine")));
+  });
+
+  test("a dangling symlink is followed for writes only when its target is inside the root", async () => {
+    await symlink(path.join(outside, "planted"), inRoot("dangling-out"));
+    await assert.rejects(storage.write("/dangling-out", source("x")), isStorageError("permission"));
+    assert.ok(!existsSync(path.join(outside, "planted")));
+
+    await symlink("later.txt", inRoot("dangling-in"));
+    await storage.write("/dangling-in", source("created"));
+    assert.equal(await readFile(inRoot("later.txt"), "utf8"), "created");
+  });
+
+  test("a chain of symlinks ending outside is refused", async () => {
+    await symlink(path.join(outside, "missing-dir", "x"), inRoot("hop2"));
+    await symlink("hop2", inRoot("hop1"));
+    await assert.rejects(storage.write("/hop1", source("x")), isStorageError("permission"));
+    await assert.rejects(storage.stat("/hop1"), isStorageError("permission"));
+  });
+
+  test("the escaping link itself can be removed or renamed without touching its target", async () => {
+    await symlink(path.join(outside, "secret"), inRoot("evil"));
+    await storage.rename("/evil", "/evil2");
+    await storage.delete("/evil2");
+    assert.ok(!existsSync(inRoot("evil2")));
+    assert.equal(await readFile(path.join(outside, "secret"), "utf8"), "top secret");
+  });
+
+  test("the root itself cannot be removed or moved", async () => {
+    await writeFile(inRoot("f"), "x");
+    await assert.rejects(storage.rmdir("/"), isStorageError("permission"));
+    await assert.rejects(storage.delete("/"), isStorageError("permission"));
+    await assert.rejects(storage.rename("/", "/moved"), isStorageError("permission"));
+    await assert.rejects(storage.rename("/f", "/"), isStorageError("permission"));
+    await assert.rejects(storage.rmdir("/.."), isStorageError("permission"));
+    assert.ok((await fsStat(rootDir)).isDirectory());
+  });
+});
+
+describe("stat", () => {
+  test("describes files, directories and the root", async () => {
+    await writeFile(inRoot("f.txt"), "12345", { mode: 0o640 });
+    await fsChmod(inRoot("f.txt"), 0o640);
+    await mkdir(inRoot("d"));
+    const when = new Date("2020-01-02T03:04:05Z");
+    await utimes(inRoot("f.txt"), when, when);
+
+    const file = await storage.stat("/f.txt");
+    assert.equal(file.name, "f.txt");
+    assert.equal(file.type, "file");
+    assert.equal(file.size, 5);
+    assert.equal(file.mtime.getTime(), when.getTime());
+    assert.equal(file.mode, 0o640);
+    assert.equal((await storage.stat("/d")).type, "dir");
+    const root = await storage.stat("/");
+    assert.equal(root.name, "/");
+    assert.equal(root.type, "dir");
+  });
+
+  test("missing paths and files used as directories", async () => {
+    await writeFile(inRoot("f"), "x");
+    await assert.rejects(storage.stat("/nope"), isStorageError("not-found"));
+    await assert.rejects(storage.stat("/nope/deeper"), isStorageError("not-found"));
+    await assert.rejects(storage.stat("/f/child"), isStorageError("not-dir"));
+  });
+});
+
+describe("list", () => {
+  test("lists files, directories and odd links without failing", async () => {
+    await writeFile(inRoot("a.txt"), "abc");
+    await mkdir(inRoot("sub"));
+    await symlink(path.join(outside, "secret"), inRoot("escaping"));
+    await symlink("nowhere", inRoot("dangling"));
+    await symlink("loop", inRoot("loop"));
+
+    const byName = new Map((await collect(storage.list("/"))).map((e) => [e.name, e]));
+    assert.deepEqual([...byName.keys()].sort(), ["a.txt", "dangling", "escaping", "loop", "sub"]);
+    assert.equal(byName.get("a.txt")?.type, "file");
+    assert.equal(byName.get("a.txt")?.size, 3);
+    assert.equal(byName.get("sub")?.type, "dir");
+    for (const odd of ["escaping", "dangling", "loop"]) {
+      assert.equal(byName.get(odd)?.type, "link", odd);
+      assert.equal(byName.get(odd)?.size, 0, odd);
+    }
+  });
+
+  test("a name that is not valid UTF-8 is listed with replacement characters", async () => {
+    const rawName = Buffer.from([0x66, 0xff, 0x6f]);
+    await writeFile(Buffer.concat([Buffer.from(rootDir + path.sep), rawName]), "raw!");
+    await writeFile(inRoot("plain"), "p");
+
+    const byName = new Map((await collect(storage.list("/"))).map((e) => [e.name, e]));
+    assert.deepEqual([...byName.keys()].sort(), ["f\uFFFDo", "plain"]);
+    assert.equal(byName.get("f\uFFFDo")?.type, "file");
+    assert.equal(byName.get("f\uFFFDo")?.size, 4);
+  });
+
+  test("streams a directory of 20,000 entries", async () => {
+    const count = 20_000;
+    await mkdir(inRoot("big"));
+    await writeFile(inRoot("big", "f0"), "");
+    // Hard links add directory entries without allocating inodes: ten times faster than creating files.
+    for (let i = 1; i < count; i++) linkSync(inRoot("big", "f0"), inRoot("big", `f${i}`));
+    let seen = 0;
+    const names = new Set<string>();
+    for await (const entry of storage.list("/big")) {
+      seen++;
+      names.add(entry.name);
+      assert.equal(entry.type, "file");
+    }
+    assert.equal(seen, count);
+    assert.equal(names.size, count);
+  });
+
+  test("stopping early closes the directory handle", async () => {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("d", "f0"), "");
+    for (let i = 1; i < 600; i++) linkSync(inRoot("d", "f0"), inRoot("d", `f${i}`));
+    for await (const entry of storage.list("/d")) {
+      assert.equal(entry.type, "file");
+      assert.equal(await openDescriptorsOn(inRoot("d")), existsSync("/proc/self/fd") ? 1 : 0);
+      break;
+    }
+    assert.equal(await openDescriptorsOn(inRoot("d")), 0);
+  });
+
+  test("missing directory and plain file", async () => {
+    await writeFile(inRoot("f"), "x");
+    await assert.rejects(collect(storage.list("/nope")), isStorageError("not-found"));
+    await assert.rejects(collect(storage.list("/f")), isStorageError("not-dir"));
+  });
+});
+
+describe("read", () => {
+  test("reads the whole file or from an offset", async () => {
+    await writeFile(inRoot("digits"), "0123456789");
+    assert.equal(await readAll(await storage.read("/digits")), "0123456789");
+    assert.equal(await readAll(await storage.read("/digits", 4)), "456789");
+    assert.equal(await readAll(await storage.read("/digits", 10)), "");
+    assert.equal(await readAll(await storage.read("/digits", 50)), "");
+    assert.equal(await openDescriptorsOn(inRoot("digits")), 0);
+  });
+
+  test("open errors reject the promise and leave nothing open", async () => {
+    await mkdir(inRoot("d"));
+    await assert.rejects(storage.read("/missing"), isStorageError("not-found"));
+    await assert.rejects(storage.read("/d"), isStorageError("is-dir"));
+    assert.equal(await openDescriptorsOn(inRoot("d")), 0);
+  });
+
+  test("a reader destroyed early releases the file", async () => {
+    await writeFile(inRoot("big"), Buffer.alloc(2 * 1024 * 1024));
+    const stream = await storage.read("/big");
+    await new Promise<void>((resolve) => stream.once("readable", () => resolve()));
+    stream.destroy();
+    await new Promise<void>((resolve) => stream.once("close", () => resolve()));
+    assert.equal(await openDescriptorsOn(inRoot("big")), 0);
+  });
+});
+
+describe("write", () => {
+  test("truncates an existing file by default", async () => {
+    await writeFile(inRoot("f"), "hello world");
+    assert.equal(await storage.write("/f", source("bye")), 3);
+    assert.equal(await readFile(inRoot("f"), "utf8"), "bye");
+  });
+
+  test("appends, creating the file when missing", async () => {
+    assert.equal(await storage.write("/log", source("abc"), { append: true }), 3);
+    assert.equal(await storage.write("/log", source("de", "f"), { append: true }), 3);
+    assert.equal(await readFile(inRoot("log"), "utf8"), "abcdef");
+  });
+
+  test("writes at an offset, keeping the bytes around the written range", async () => {
+    await writeFile(inRoot("f"), "0123456789");
+    assert.equal(await storage.write("/f", source("XY"), { offset: 3 }), 2);
+    assert.equal(await readFile(inRoot("f"), "utf8"), "012XY56789");
+    assert.equal(await storage.write("/f", source("tail!"), { offset: 8 }), 5);
+    assert.equal(await readFile(inRoot("f"), "utf8"), "012XY567tail!");
+  });
+
+  test("offset 0 is a plain write; a positive offset needs an existing file", async () => {
+    await writeFile(inRoot("f"), "0123456789");
+    await storage.write("/f", source("ab"), { offset: 0 });
+    assert.equal(await readFile(inRoot("f"), "utf8"), "ab");
+    await storage.write("/new", source("n"), { offset: 0 });
+    assert.equal(await readFile(inRoot("new"), "utf8"), "n");
+    await assert.rejects(storage.write("/absent", source("x"), { offset: 5 }), isStorageError("not-found"));
+  });
+
+  test("counts every byte of a multi-chunk upload", async () => {
+    const payload = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+    const chunks = Array.from({ length: Math.ceil(payload.length / 65536) }, (_, i) =>
+      payload.subarray(i * 65536, (i + 1) * 65536),
+    );
+    assert.equal(await storage.write("/big", Readable.from(chunks)), payload.length);
+    assert.ok((await readFile(inRoot("big"))).equals(payload));
+  });
+
+  test("a source that errors mid-way rejects and leaves no open handle", async () => {
+    let pushed = 0;
+    const failing = new Readable({
+      read() {
+        if (pushed++ < 3) this.push(Buffer.alloc(1024, 1));
+        else this.destroy(new Error("connection reset"));
+      },
+    });
+    await assert.rejects(storage.write("/partial", failing), isStorageError("io"));
+    assert.ok(failing.destroyed);
+    assert.equal(await openDescriptorsOn(inRoot("partial")), 0);
+  });
+
+  test("a source destroyed without an error also rejects", async () => {
+    const abandoned = new Readable({
+      read() {
+        this.push("some");
+        setImmediate(() => this.destroy());
+      },
+    });
+    await assert.rejects(storage.write("/abandoned", abandoned), isStorageError("io"));
+    assert.equal(await openDescriptorsOn(inRoot("abandoned")), 0);
+  });
+
+  test("a failure before writing destroys the source", async () => {
+    const unused = source("x");
+    await assert.rejects(storage.write("/no/such/dir/f", unused), isStorageError("not-found"));
+    assert.ok(unused.destroyed);
+  });
+
+  test("missing parent, directory target and file parent", async () => {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("f"), "x");
+    await assert.rejects(storage.write("/missing/f", source("x")), isStorageError("not-found"));
+    await assert.rejects(storage.write("/d", source("x")), isStorageError("is-dir"));
+    await assert.rejects(storage.write("/d", source("x"), { append: true }), isStorageError("is-dir"));
+    await assert.rejects(storage.write("/f/child", source("x")), isStorageError("not-dir"));
+  });
+});
+
+describe("mkdir, rmdir, delete", () => {
+  test("mkdir creates one level and reports what is in the way", async () => {
+    await storage.mkdir("/a");
+    assert.ok((await fsStat(inRoot("a"))).isDirectory());
+    await assert.rejects(storage.mkdir("/a"), isStorageError("exists"));
+    await assert.rejects(storage.mkdir("/"), isStorageError("exists"));
+    await assert.rejects(storage.mkdir("/x/y"), isStorageError("not-found"));
+  });
+
+  test("rmdir removes only empty directories", async () => {
+    await mkdir(inRoot("full"));
+    await writeFile(inRoot("full", "f"), "x");
+    await mkdir(inRoot("empty"));
+    await assert.rejects(storage.rmdir("/full"), isStorageError("not-empty"));
+    await assert.rejects(storage.rmdir("/full/f"), isStorageError("not-dir"));
+    await assert.rejects(storage.rmdir("/missing"), isStorageError("not-found"));
+    await storage.rmdir("/empty");
+    assert.ok(!existsSync(inRoot("empty")));
+  });
+
+  test("delete removes files but not directories", async () => {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("f"), "x");
+    await assert.rejects(storage.delete("/d"), isStorageError("is-dir"));
+    await assert.rejects(storage.delete("/missing"), isStorageError("not-found"));
+    await storage.delete("/f");
+    assert.ok(!existsSync(inRoot("f")));
+    assert.ok(existsSync(inRoot("d")));
+  });
+});
+
+describe("rename", () => {
+  test("replaces an existing file at the target", async () => {
+    await writeFile(inRoot("src"), "new");
+    await writeFile(inRoot("dst"), "old content");
+    await storage.rename("/src", "/dst");
+    assert.equal(await readFile(inRoot("dst"), "utf8"), "new");
+    assert.ok(!existsSync(inRoot("src")));
+  });
+
+  test("moves directories and reports missing sources and parents", async () => {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("d", "f"), "x");
+    await storage.rename("/d", "/e");
+    assert.equal(await readFile(inRoot("e", "f"), "utf8"), "x");
+    await assert.rejects(storage.rename("/missing", "/z"), isStorageError("not-found"));
+    await assert.rejects(storage.rename("/e/f", "/no/parent/f"), isStorageError("not-found"));
+  });
+
+  test("a file cannot replace a directory", async () => {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("f"), "x");
+    await assert.rejects(storage.rename("/f", "/d"), isStorageError("is-dir"));
+  });
+});
+
+describe("setModifiedTime and chmod", () => {
+  test("setModifiedTime changes mtime and keeps atime", async () => {
+    await writeFile(inRoot("f"), "x");
+    const atime = new Date("2001-02-03T04:05:06Z");
+    await utimes(inRoot("f"), atime, new Date());
+    const mtime = new Date("2010-06-07T08:09:10Z");
+    await storage.setModifiedTime("/f", mtime);
+    const st = await fsStat(inRoot("f"));
+    assert.equal(st.mtime.getTime(), mtime.getTime());
+    assert.equal(st.atime.getTime(), atime.getTime());
+    await assert.rejects(storage.setModifiedTime("/missing", mtime), isStorageError("not-found"));
+  });
+
+  test("chmod applies only the permission bits", async () => {
+    await writeFile(inRoot("f"), "x");
+    await storage.chmod("/f", 0o4750);
+    assert.equal((await fsStat(inRoot("f"))).mode & 0o7777, 0o750);
+    assert.equal((await storage.stat("/f")).mode, 0o750);
+    await assert.rejects(storage.chmod("/missing", 0o644), isStorageError("not-found"));
+  });
+
+  test("a directory without permission is reported as permission", { skip: process.getuid?.() === 0 }, async () => {
+    await mkdir(inRoot("locked"));
+    await fsChmod(inRoot("locked"), 0o000);
+    try {
+      await assert.rejects(collect(storage.list("/locked")), isStorageError("permission"));
+      await assert.rejects(storage.write("/locked/f", source("x")), isStorageError("permission"));
+    } finally {
+      await fsChmod(inRoot("locked"), 0o755);
+    }
+  });
+});
+
+describe("toStorageError", () => {
+  const cases: [string, StorageErrorCode][] = [
+    ["ENOENT", "not-found"],
+    ["EEXIST", "exists"],
+    ["ENOTDIR", "not-dir"],
+    ["EISDIR", "is-dir"],
+    ["ENOTEMPTY", "not-empty"],
+    ["EACCES", "permission"],
+    ["EPERM", "permission"],
+    ["ENOSPC", "no-space"],
+    ["EDQUOT", "no-space"],
+    ["EIO", "io"],
+    ["ECONNRESET", "io"],
+    ["constructor", "io"],
+  ];
+  for (const [errno, code] of cases) {
+    test(`${errno} becomes ${code}`, () => {
+      const cause = Object.assign(new Error(`${errno}: open '/srv/real/secret/path'`), { code: errno });
+      const mapped = toStorageError(cause, "/virtual/path");
+      assert.equal(mapped.code, code);
+      assert.match(mapped.message, /\/virtual\/path/);
+      assert.ok(!mapped.message.includes("/srv/real"));
+      assert.equal(mapped.cause, cause);
+    });
+  }
+
+  test("errors without a code become io; StorageErrors pass through", () => {
+    assert.equal(toStorageError(new Error("boom"), "/p").code, "io");
+    assert.equal(toStorageError("not even an error", "/p").code, "io");
+    const original = new StorageError("exists", "File exists: /p");
+    assert.equal(toStorageError(original, "/other"), original);
+  });
+});
