@@ -50,6 +50,10 @@ const isDataOption = (option: ConfigOption): boolean =>
 
 const program = new Command("edgeftp")
   .description("An FTP server for hosted edge nodes.")
+  .addHelpText(
+    "after",
+    "\nQuick start:\n  edgeftp user add alice --data-dir ./edgeftp-data\n  edgeftp serve --port 2121 --data-dir ./edgeftp-data",
+  )
   .configureOutput({
     // Commander's own errors ("error: unknown option '--x'\n(Did you mean --y?)") follow the
     // one-line `edgeftp: <reason>` form of ours. Help text goes through writeOut, untouched.

@@ -1,10 +1,10 @@
 /** Informational commands: NOOP, SYST, HELP (RFC 959), FEAT and OPTS (RFC 2389, RFC 2640). */
+import { MLSX_FACTS } from "../protocol/listing.js";
 import { Reply } from "../protocol/replies.js";
 import type { CommandSpec } from "./command.js";
 
 /** Features that are not one command's (RFC 2640 UTF8, RFC 3659 TVFS). */
 const GENERAL_FEATURES = ["UTF8", "TVFS"];
-const MLST_FACTS = ["type", "size", "modify", "perm", "unix.mode"];
 
 export const infoCommands: CommandSpec[] = [
   {
@@ -54,7 +54,7 @@ export const infoCommands: CommandSpec[] = [
           return;
         case "MLST": {
           const wanted = value.split(";").map((f) => f.trim().toLowerCase());
-          const facts = MLST_FACTS.filter((f) => wanted.includes(f));
+          const facts = MLSX_FACTS.filter((f) => wanted.includes(f));
           session.mlstFacts = new Set(facts);
           session.reply(Reply.CommandOk, `MLST OPTS ${facts.map((f) => `${f};`).join("")}`);
           return;

@@ -106,7 +106,7 @@ export const listingCommands: CommandSpec[] = [
       // RFC 3659 §7.2.1: MLSD names a directory; a file is an error.
       if (info.type !== "dir") throw new FtpError(Reply.SyntaxErrorArgs, `${arg}: Not a directory.`);
       const perms = permFlags(session);
-      await sendListing(session, "MLSD", mapLines(session.fs.list(path), (e) => formatMlsxLine(e, perms)));
+      await sendListing(session, "MLSD", mapLines(session.fs.list(path), (e) => formatMlsxLine(e, perms, session.mlstFacts)));
     },
   },
   {
@@ -118,7 +118,7 @@ export const listingCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg || ".");
       const info = await session.fs.stat(path);
-      const facts = formatMlsxLine({ ...info, name: path }, permFlags(session));
+      const facts = formatMlsxLine({ ...info, name: path }, permFlags(session), session.mlstFacts);
       session.reply(Reply.FileActionOk, [`Listing ${path}`, ` ${facts}`, "End."]);
     },
   },

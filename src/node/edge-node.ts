@@ -22,12 +22,16 @@ export interface EdgeNodeDeps {
 
 /** How long a client whose IP is pending on every passive port waits before 425. */
 const PASV_COLLISION_WAIT_MS = 3000;
+/** How long close() lets sessions flush their goodbye before cutting them. */
+const SHUTDOWN_GRACE_MS = 3000;
 
 export class EdgeNode {
   readonly sessions = new Set<Session>();
   readonly portPool: PassivePortPool;
   private readonly services: NodeServices;
   private readonly server: Server;
+  /** Set while close() waits for the last session to go. */
+  private onIdle: (() => void) | null = null;
 
   private constructor(
     readonly config: Config,
@@ -49,7 +53,10 @@ export class EdgeNode {
       portPool: this.portPool,
       commands: buildCommandTable(),
       homeFor: (account) => homeFor(config, account),
-      onSessionClosed: (session) => this.sessions.delete(session),
+      onSessionClosed: (session) => {
+        this.sessions.delete(session);
+        if (this.sessions.size === 0) this.onIdle?.();
+      },
     };
     this.server = createServer({ noDelay: true }, (socket) => this.admit(socket));
   }
@@ -93,9 +100,18 @@ export class EdgeNode {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const session of this.sessions) session.close(Reply.ServiceNotAvailable, "Server shutting down.");
     this.portPool.close();
-    const deadline = Date.now() + 3000;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const session of this.sessions) session.socket.destroy();
+    if (this.sessions.size > 0) {
+      // Sessions end once their 421 is flushed; one that does not within the grace period is cut.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
+        this.onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.onIdle = null;
+      for (const session of this.sessions) session.socket.destroy();
+    }
     await closed;
   }
 }

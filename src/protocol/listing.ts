@@ -83,15 +83,19 @@ function permFact(info: FileInfo, p: PermFlags): string {
   return perm;
 }
 
-/** The MLSx fact line for an entry: `type=file;size=…;modify=…;perm=…;unix.mode=…; name`. */
-export function formatMlsxLine(info: FileInfo, perms: PermFlags, typeOverride?: string): string {
-  const type = typeOverride ?? (info.type === "dir" ? "dir" : info.type === "file" ? "file" : "OS.unix=" + info.type);
-  let facts = `type=${type};`;
-  if (info.type !== "dir") facts += `size=${info.size};`;
-  facts += `modify=${formatTimeVal(info.mtime)};perm=${permFact(info, perms)};`;
-  if (info.mode !== undefined) facts += `unix.mode=0${(info.mode & 0o7777).toString(8)};`;
-  return `${facts} ${wireName(info.name)}`;
+/** Every fact we can emit (RFC 3659 §7.5), in the order they are written. */
+export const MLSX_FACTS = ["type", "size", "modify", "perm", "unix.mode"] as const;
+
+/** The MLSx fact line for an entry, with the facts the client selected: `type=file;size=…; name`. */
+export function formatMlsxLine(info: FileInfo, perms: PermFlags, facts: ReadonlySet<string>): string {
+  let line = "";
+  if (facts.has("type")) line += `type=${info.type === "dir" ? "dir" : info.type === "file" ? "file" : "OS.unix=" + info.type};`;
+  if (facts.has("size") && info.type !== "dir") line += `size=${info.size};`;
+  if (facts.has("modify")) line += `modify=${formatTimeVal(info.mtime)};`;
+  if (facts.has("perm")) line += `perm=${permFact(info, perms)};`;
+  if (facts.has("unix.mode") && info.mode !== undefined) line += `unix.mode=0${(info.mode & 0o7777).toString(8)};`;
+  return `${line} ${wireName(info.name)}`;
 }
 
 /** FEAT line for MLST: facts we emit, `*` marking those on by default. */
-export const MLST_FEAT = "MLST type*;size*;modify*;perm*;unix.mode*;";
+export const MLST_FEAT = `MLST ${MLSX_FACTS.map((f) => `${f}*;`).join("")}`;

@@ -12,6 +12,7 @@ import type { DataChannel } from "../data/data-channel.js";
 import { canonicalIp } from "../data/addresses.js";
 import type { Logger } from "../observe/logger.js";
 import { LineReader } from "../protocol/line-reader.js";
+import { MLSX_FACTS } from "../protocol/listing.js";
 import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
 import type { Storage } from "../storage/types.js";
@@ -51,7 +52,7 @@ export class Session {
   dataChannel: DataChannel | null = null;
   transfer: ActiveTransfer | null = null;
   /** RFC 3659 §7.9: facts the client selected with OPTS MLST. */
-  mlstFacts = new Set(["type", "size", "modify", "perm", "unix.mode"]);
+  mlstFacts: ReadonlySet<string> = new Set(MLSX_FACTS);
 
   private readonly reader: LineReader;
   private readonly queue: string[] = [];
@@ -157,6 +158,7 @@ export class Session {
     this.restOffset = 0;
     this.renameFrom = null;
     this.epsvAll = false;
+    this.mlstFacts = new Set(MLSX_FACTS);
     this.setDataChannel(null);
     this.armTimer();
   }

@@ -224,7 +224,7 @@ export class LocalStorage implements Storage {
       if ((await handle.stat()).isDirectory()) throw refuse("is-dir", vpath);
       return handle.createReadStream({ start: offset, highWaterMark: STREAM_CHUNK_SIZE });
     } catch (err) {
-      await handle.close();
+      await handle.close().catch(() => undefined);
       throw toStorageError(err, vpath);
     }
   }

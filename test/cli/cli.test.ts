@@ -65,7 +65,8 @@ test("--help works on every command and exits 0", async (t) => {
     }),
   );
   const serve = await edgeftp(dir, ["serve", "--help"]);
-  assert.match(serve.stdout, /--pasv-ports <value>.*\n.*\n?.*EDGEFTP_PASV_PORTS/);
+  assert.match(serve.stdout, /--pasv-ports <value>/);
+  assert.match(serve.stdout, /EDGEFTP_PASV_PORTS/);
   const add = await edgeftp(dir, ["user", "add", "--help"]);
   assert.match(add.stdout, /--config <file>/);
   assert.match(add.stdout, /--data-dir <value>/);
