@@ -77,7 +77,8 @@ withConfigOptions(user.command("add"), isDataOption)
   .option("--home <dir>", "existing directory to use as the account's root (default: <dataDir>/homes/NAME, created)")
   .addOption(permissionsOption())
   .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
-  .action((name: string, options: CommonOptions & PasswordOptions & SettingsOptions) => userAdd(name, options));
+  .option("--if-missing", "succeed without changes when the account already exists (for setup scripts)")
+  .action((name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions) => userAdd(name, options));
 
 withConfigOptions(user.command("passwd"), isDataOption)
   .description("Change an account's password. Prompts on a terminal unless --password-stdin is given.")
@@ -239,13 +240,23 @@ interface SettingsOptions {
   disable?: boolean;
 }
 
-async function userAdd(name: string, options: CommonOptions & PasswordOptions & SettingsOptions): Promise<void> {
+interface AddOptions {
+  ifMissing?: boolean;
+}
+
+async function userAdd(name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions): Promise<void> {
   const config = configFrom(options);
   // Check everything we can before asking for a password, so a typo does not cost two prompts.
   const home = options.home === undefined ? null : existingDirectory(options.home);
   const permissions = requestedPermissions(options) ?? ALL_PERMISSIONS;
   await withAccounts(config, { create: true }, async (accounts) => {
-    if ((await accounts.get(name)) !== null) throw new AccountError("exists", `account "${name}" already exists`);
+    if ((await accounts.get(name)) !== null) {
+      if (options.ifMissing) {
+        console.log(`user ${name} already exists; left unchanged`);
+        return;
+      }
+      throw new AccountError("exists", `account "${name}" already exists`);
+    }
     const password = await readPassword(name, options);
     const account = await accounts.create({ name, password, home, permissions });
     const root = homeFor(config, account);

@@ -50,7 +50,7 @@ export const dataSetupCommands: CommandSpec[] = [
       if (session.epsvAll) throw new FtpError(Reply.BadSequence, "EPSV ALL is in effect: use EPSV.");
       if (!isIPv4(session.localIp)) throw new FtpError(Reply.NetworkProtocolNotSupported, "PASV is IPv4 only; use EPSV on IPv6.");
       const port = await reservePassive(session);
-      const advertised = session.config.pasv.address || session.localIp;
+      const advertised = session.services.passiveAddress.addressFor(session.peerIp, session.localIp);
       session.reply(Reply.EnteringPassive, `Entering Passive Mode (${formatPasvAddress(advertised, port)}).`);
     },
   },

@@ -26,6 +26,9 @@ const port = numeric(z.number({ error: PORT_MESSAGE }).int(PORT_MESSAGE).min(0, 
 const seconds = numeric(
   z.number({ error: "expected a number of seconds" }).positive("expected a positive number of seconds"),
 );
+/** `10.0.0.0/8=10.0.0.5`: a client network and the PASV address its clients are given. */
+const CIDR_RULE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}=\d{1,3}(\.\d{1,3}){3}$/;
+
 const bool = z.preprocess(
   (v) => (v === "true" ? true : v === "false" ? false : v),
   z.boolean({ error: "expected true or false" }),
@@ -52,7 +55,21 @@ export const configSchema = z
         address: z
           .string()
           .default("")
-          .describe("Public IPv4 address advertised in PASV replies (edges behind NAT). Empty: the control connection's local address."),
+          .describe(
+            "Public IPv4 address (or hostname, resolved at start) advertised in PASV replies, for edges behind NAT. Empty: the control connection's local address. EPSV carries no address and needs none.",
+          ),
+        addressOverrides: z
+          .string()
+          .default("")
+          .refine((s) => s === "" || s.split(",").every((rule) => CIDR_RULE.test(rule.trim())), {
+            error: "expected comma-separated CIDR=IPv4 rules, e.g. 10.0.0.0/8=10.0.0.5",
+          })
+          .describe(
+            "PASV address by client network, comma-separated CIDR=IPv4 (first match wins), e.g. 10.0.0.0/8=10.0.0.5: clients inside the private network get the private address.",
+          ),
+        collisionWait: seconds
+          .default(3)
+          .describe("Seconds a PASV/EPSV waits when this client's IP already has a pending reservation on every port of the range, before 425."),
         allowForeignAddress: bool
           .default(false)
           .describe("Accept a passive data connection from an IP other than the control connection's peer (proxy setups only)."),

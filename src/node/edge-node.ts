@@ -7,6 +7,7 @@ import type { AccountStore } from "../accounts/types.js";
 import { buildCommandTable } from "../commands/table.js";
 import { homeFor } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { PassiveAddressPolicy } from "../data/passive-address.js";
 import { PassivePortPool } from "../data/port-pool.js";
 import type { Logger } from "../observe/logger.js";
 import { Reply } from "../protocol/replies.js";
@@ -20,8 +21,6 @@ export interface EdgeNodeDeps {
   storage: StorageFactory;
 }
 
-/** How long a client whose IP is pending on every passive port waits before 425. */
-const PASV_COLLISION_WAIT_MS = 3000;
 /** How long close() lets sessions flush their goodbye before cutting them. */
 const SHUTDOWN_GRACE_MS = 3000;
 
@@ -42,7 +41,7 @@ export class EdgeNode {
       first,
       last,
       allowForeignAddress: config.pasv.allowForeignAddress,
-      collisionWaitMs: PASV_COLLISION_WAIT_MS,
+      collisionWaitMs: config.pasv.collisionWait * 1000,
       logger: deps.logger,
     });
     this.services = {
@@ -51,6 +50,7 @@ export class EdgeNode {
       accounts: deps.accounts,
       storage: deps.storage,
       portPool: this.portPool,
+      passiveAddress: new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, deps.logger),
       commands: buildCommandTable(),
       homeFor: (account) => homeFor(config, account),
       onSessionClosed: (session) => {
@@ -64,6 +64,7 @@ export class EdgeNode {
   /** Starts listening; rejects with the listen error (EACCES, EADDRINUSE…) untouched. */
   static async start(config: Config, deps: EdgeNodeDeps): Promise<EdgeNode> {
     const node = new EdgeNode(config, deps);
+    await node.services.passiveAddress.refresh();
     await node.listen(config.host, config.port).catch((err: NodeJS.ErrnoException) => {
       // A host without IPv6 cannot bind the dual-stack default: fall back to IPv4.
       if (config.host === "::" && (err.code === "EAFNOSUPPORT" || err.code === "EADDRNOTAVAIL")) {

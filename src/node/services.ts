@@ -2,6 +2,7 @@
 import type { Account, AccountStore } from "../accounts/types.js";
 import type { CommandSpec } from "../commands/command.js";
 import type { Config } from "../config/schema.js";
+import type { PassiveAddressPolicy } from "../data/passive-address.js";
 import type { PassivePortPool } from "../data/port-pool.js";
 import type { Logger } from "../observe/logger.js";
 import type { Session } from "../session/session.js";
@@ -13,6 +14,7 @@ export interface NodeServices {
   readonly accounts: AccountStore;
   readonly storage: StorageFactory;
   readonly portPool: PassivePortPool;
+  readonly passiveAddress: PassiveAddressPolicy;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   /** The local directory that is this account's root. */
   homeFor(account: Account): string;
