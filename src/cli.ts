@@ -23,6 +23,7 @@ import {
   type Permission,
 } from "./accounts/types.js";
 import { ConfigError, configOptions, homeFor, loadConfig, resolveDataPaths, type ConfigOption } from "./config/load.js";
+import { formatConfigReference } from "./config/reference.js";
 import type { Config } from "./config/schema.js";
 import { EdgeNode } from "./node/edge-node.js";
 import { createLogger } from "./observe/logger.js";
@@ -111,6 +112,12 @@ withConfigOptions(configCommand.command("check"), () => true)
   .description("Validate the configuration and print the effective result as YAML.")
   .action((options: CommonOptions) => {
     process.stdout.write(stringify(configFrom(options)));
+  });
+
+withConfigOptions(configCommand.command("reference"), isDataOption)
+  .description("Print every configuration key with its flag, environment variable and default, as a Markdown table.")
+  .action(() => {
+    process.stdout.write(formatConfigReference());
   });
 
 try {

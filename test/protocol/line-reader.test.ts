@@ -1,0 +1,127 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { LineReader, type LineEvent } from "../../src/protocol/line-reader.js";
+
+const IAC = 0xff;
+const IP = 0xf4;
+const DM = 0xf2;
+const WILL = 0xfb;
+const WONT = 0xfc;
+const DO = 0xfd;
+const DONT = 0xfe;
+const SB = 0xfa;
+const SE = 0xf0;
+
+/** Feeds `chunks` in order and returns every event, in order. */
+function feed(reader: LineReader, chunks: Buffer[]): LineEvent[] {
+  const out: LineEvent[] = [];
+  for (const c of chunks) out.push(...reader.push(c));
+  return out;
+}
+
+function bytewise(buf: Buffer): Buffer[] {
+  return [...buf].map((b) => Buffer.from([b]));
+}
+
+const lines = (...texts: string[]): LineEvent[] => texts.map((line) => ({ kind: "line", line }));
+
+describe("LineReader", () => {
+  test("keeps a partial line across chunks, fed byte by byte", () => {
+    const reader = new LineReader(512);
+    const input = Buffer.from("USER alice\r\nPASS wonderland\r\n");
+    const events: LineEvent[] = [];
+    for (const chunk of bytewise(input)) {
+      const got = reader.push(chunk);
+      events.push(...got);
+    }
+    assert.deepEqual(events, lines("USER alice", "PASS wonderland"));
+  });
+
+  test("a line is only emitted once its LF arrives", () => {
+    const reader = new LineReader(512);
+    assert.deepEqual(reader.push(Buffer.from("NO")), []);
+    assert.deepEqual(reader.push(Buffer.from("OP\r")), []);
+    assert.deepEqual(reader.push(Buffer.from("\n")), lines("NOOP"));
+  });
+
+  test("accepts CRLF and bare LF; a CR inside a line is kept", () => {
+    const reader = new LineReader(512);
+    assert.deepEqual(reader.push(Buffer.from("A\r\nB\nC\rD\r\n\r\n")), lines("A", "B", "C\rD", ""));
+  });
+
+  test("splits pipelined lines that arrive in one chunk, in order", () => {
+    const reader = new LineReader(512);
+    const many = Array.from({ length: 50 }, (_, i) => `CMD${i} arg ${i}`);
+    assert.deepEqual(reader.push(Buffer.from(many.map((l) => l + "\r\n").join(""))), lines(...many));
+  });
+
+  test("a UTF-8 character split across chunks is decoded whole", () => {
+    const reader = new LineReader(512);
+    const input = Buffer.from("MKD é☃𝄞\r\n", "utf8");
+    // Split inside each multi-byte character: every single byte is its own chunk.
+    assert.deepEqual(feed(reader, bytewise(input)), lines("MKD é☃𝄞"));
+    // And a split in the middle of the 4-byte character only.
+    const at = input.indexOf(Buffer.from("𝄞", "utf8")) + 2;
+    assert.deepEqual(feed(reader, [input.subarray(0, at), input.subarray(at)]), lines("MKD é☃𝄞"));
+  });
+
+  test("removes Telnet IAC IP, IAC DM and option negotiation", () => {
+    const reader = new LineReader(512);
+    const input = Buffer.concat([
+      Buffer.from([IAC, IP, IAC, DM]),
+      Buffer.from("AB"),
+      Buffer.from([IAC, WILL, 0x01, IAC, WONT, 0x03, IAC, DO, 0x18, IAC, DONT, 0x1f]),
+      Buffer.from("OR\r\n"),
+    ]);
+    assert.deepEqual(reader.push(input), lines("ABOR"));
+  });
+
+  test("removes a sub-negotiation IAC SB … IAC SE, even holding CR LF and bytes >= 0xF0", () => {
+    const reader = new LineReader(512);
+    const input = Buffer.concat([
+      Buffer.from("NO"),
+      Buffer.from([IAC, SB, 0x18, 0x00, 0x0d, 0x0a, 0x41, 0xf0, IAC, SE]),
+      Buffer.from("OP\r\n"),
+    ]);
+    assert.deepEqual(reader.push(input), lines("NOOP"));
+    // The same bytes, split byte by byte: the Telnet state carries across chunks.
+    assert.deepEqual(feed(reader, bytewise(input)), lines("NOOP"));
+  });
+
+  test("IAC IAC is one literal 0xFF byte", () => {
+    const reader = new LineReader(512);
+    // 0xFF alone is not UTF-8: exactly one replacement character proves exactly one byte was kept.
+    const input = Buffer.concat([Buffer.from("A"), Buffer.from([IAC, IAC]), Buffer.from("B\r\n")]);
+    assert.deepEqual(reader.push(input), lines("A\uFFFDB"));
+    assert.deepEqual(feed(reader, bytewise(input)), lines("A\uFFFDB"));
+    // And 0xFF as a byte of a line is kept through the real decoder too: Latin-1 "ÿ" after IAC IAC
+    // is what a raw-byte client would send; here we check it is not treated as IAC IP etc.
+    const twice = Buffer.concat([Buffer.from([IAC, IAC, IAC, IAC]), Buffer.from("\r\n")]);
+    assert.deepEqual(reader.push(twice), lines("\uFFFD\uFFFD"));
+  });
+
+  test("an over-long line gives one too-long event, then the next line is parsed normally", () => {
+    const max = 512;
+    const reader = new LineReader(max);
+    const long = Buffer.alloc(max * 10, 0x41);
+    const events = feed(reader, [long.subarray(0, 700), long.subarray(700, 3000), long.subarray(3000), Buffer.from("\r\nNOOP\r\n")]);
+    assert.deepEqual(events, [{ kind: "too-long" }, ...lines("NOOP")]);
+  });
+
+  test("an over-long line fed byte by byte still gives exactly one too-long event", () => {
+    const max = 512;
+    const reader = new LineReader(max);
+    const input = Buffer.concat([Buffer.alloc(max + 100, 0x42), Buffer.from("\r\nPWD\r\n")]);
+    assert.deepEqual(feed(reader, bytewise(input)), [{ kind: "too-long" }, ...lines("PWD")]);
+  });
+
+  test("a line exactly at the limit is accepted; one byte more is too long", () => {
+    const max = 512;
+    const reader = new LineReader(max);
+    // The limit counts the bytes before LF (CR included).
+    const exact = "x".repeat(max - 1);
+    assert.deepEqual(reader.push(Buffer.from(exact + "\r\n")), lines(exact));
+    assert.deepEqual(reader.push(Buffer.from("y".repeat(max + 1) + "\n")), [{ kind: "too-long" }]);
+    assert.deepEqual(reader.push(Buffer.from("QUIT\r\n")), lines("QUIT"));
+  });
+});
