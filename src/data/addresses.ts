@@ -1,5 +1,5 @@
 /** Address helpers for the data channel: one canonical spelling of an IP per family. */
-import { isIPv4 } from "node:net";
+import { isIPv4, isIPv6 } from "node:net";
 
 /**
  * Canonical form of a socket address: IPv4-mapped IPv6 (`::ffff:1.2.3.4`, what a dual-stack
@@ -34,6 +34,8 @@ export function parseEprtArgument(arg: string): { family: 4 | 6; host: string; p
   if (parts.length !== 5 || parts[0] !== "" || parts[4] !== "") return null;
   const [, af, host, portText] = parts;
   if (af !== "1" && af !== "2") return null;
+  // The address must be one of the named family (RFC 2428 §2): anything else is a syntax error.
+  if (af === "1" ? !isIPv4(host) : !isIPv6(host)) return null;
   if (!/^\d{1,5}$/.test(portText)) return null;
   const port = Number(portText);
   if (port < 1 || port > 65535) return null;

@@ -169,6 +169,7 @@ export class Session {
     this.reply(code, text);
     this.closed = true;
     this.transfer?.controller.abort();
+    this.setDataChannel(null);
     this.socket.end();
     // A client that never reads must not keep the socket half-open forever.
     this.lingerTimer = setTimeout(() => this.socket.destroy(), 2000);

@@ -1,5 +1,5 @@
 /** Starts a real edgeftp node on loopback (port 0) with a temp data dir and real SQLite + disk. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openAccountStore } from "../../src/accounts/open.js";
@@ -48,6 +48,8 @@ export async function startServer(overrides: ConfigOverrides = {}, accounts: New
   const store = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(config).sqlitePath });
   await store.create({ name: USER, password: PASSWORD });
   for (const account of accounts) await store.create(account);
+  // Homes exist before the first login, as `edgeftp user add` leaves them, so tests can seed files.
+  for (const name of [USER, ...accounts.map((a) => a.name)]) mkdirSync(homeFor(config, { name, home: null }), { recursive: true });
   const node = await EdgeNode.start(config, {
     logger: createLogger(config.log.level, process.stderr),
     accounts: store,
