@@ -25,6 +25,7 @@ import {
 import { ConfigError, configOptions, homeFor, loadConfig, resolveDataPaths, type ConfigOption } from "./config/load.js";
 import { formatConfigReference } from "./config/reference.js";
 import type { Config } from "./config/schema.js";
+import { formatDoctorReport, runDoctor } from "./node/doctor.js";
 import { EdgeNode } from "./node/edge-node.js";
 import { createLogger } from "./observe/logger.js";
 import { LocalStorageFactory } from "./storage/local.js";
@@ -118,6 +119,19 @@ withConfigOptions(configCommand.command("reference"), isDataOption)
   .description("Print every configuration key with its flag, environment variable and default, as a Markdown table.")
   .action(() => {
     process.stdout.write(formatConfigReference());
+  });
+
+withConfigOptions(program.command("doctor"), () => true)
+  .description("Check a running or configured node from the outside: control port, passive range, advertised address, port 20, clock, accounts.")
+  .option("--target <host>", "address this machine reaches the node's control port at (default: 127.0.0.1, or --host when specific)")
+  .option("--user <name>", "also log in and check a PASV round trip as this account")
+  .option("--password-stdin", "with --user: read the password from the first line of standard input")
+  .action(async (options: CommonOptions & DoctorCliOptions) => {
+    const config = configFrom(options);
+    const password = options.user !== undefined && options.passwordStdin ? await readFirstLine(process.stdin) : undefined;
+    const results = await runDoctor(config, { target: options.target, user: options.user, password });
+    process.stdout.write(formatDoctorReport(results));
+    if (results.some((r) => r.status === "fail")) throw new CliError(`doctor found ${results.filter((r) => r.status === "fail").length} problem(s)`);
   });
 
 try {
@@ -232,6 +246,12 @@ function bindFailure(err: unknown, config: Config): CliError | undefined {
     current = e.cause;
   }
   return undefined;
+}
+
+interface DoctorCliOptions {
+  target?: string;
+  user?: string;
+  passwordStdin?: boolean;
 }
 
 interface PasswordOptions {

@@ -1,0 +1,196 @@
+/**
+ * `edgeftp doctor`: checks a running or configured node the way a support engineer would, from
+ * the outside, and says for each problem which option fixes it. (TLS checks join when FTPS does.)
+ */
+import { existsSync } from "node:fs";
+import { connect, createServer, isIPv4 } from "node:net";
+import { networkInterfaces } from "node:os";
+import type { Config } from "../config/schema.js";
+import { resolveDataPaths } from "../config/load.js";
+import { isPublicIPv4, PassiveAddressPolicy } from "../data/passive-address.js";
+import { createLogger } from "../observe/logger.js";
+
+export type CheckStatus = "ok" | "warn" | "fail";
+
+export interface CheckResult {
+  check: string;
+  status: CheckStatus;
+  detail: string;
+}
+
+export interface DoctorOptions {
+  /** Where the node's control port is reached from here (default: 127.0.0.1, or the configured host). */
+  target?: string;
+  /** With credentials, doctor also logs in, asks for PASV and connects to the advertised port. */
+  user?: string;
+  password?: string;
+  timeoutMs?: number;
+}
+
+const result = (check: string, status: CheckStatus, detail: string): CheckResult => ({ check, status, detail });
+
+/** A tiny FTP conversation: sends lines one at a time and collects the final reply of each. */
+async function converse(host: string, port: number, lines: string[], timeoutMs: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const replies: string[] = [];
+    let buffer = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding("utf8");
+    socket.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on("data", (text: string) => {
+      buffer += text;
+      for (let end = buffer.indexOf("\r\n"); end >= 0; end = buffer.indexOf("\r\n")) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (!/^\d{3} /.test(line)) continue; // inner lines of a multi-line reply
+        replies.push(line);
+        const next = lines[replies.length - 1];
+        if (next === undefined) {
+          clearTimeout(timer);
+          socket.end();
+          resolve(replies);
+          return;
+        }
+        socket.write(next + "\r\n");
+      }
+    });
+  });
+}
+
+function canBind(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", (err) => resolve(err));
+    server.listen({ host, port }, () => server.close(() => resolve(null)));
+  });
+}
+
+function localAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return out;
+}
+
+export async function runDoctor(config: Config, options: DoctorOptions = {}): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const target = options.target ?? (config.host === "::" || config.host === "0.0.0.0" ? "127.0.0.1" : config.host);
+  const bindHost = config.host === "::" ? "::" : config.host;
+
+  // Control port.
+  let running = false;
+  try {
+    const [greeting] = await converse(target, config.port, [], timeoutMs);
+    running = greeting.startsWith("220");
+    results.push(result("control", running ? "ok" : "fail", `${target}:${config.port} answers: ${greeting}`));
+  } catch (err) {
+    results.push(
+      result("control", "fail", `nothing answers FTP on ${target}:${config.port} (${(err as Error).message}); is \`edgeftp serve\` running with this --port / --config?`),
+    );
+  }
+
+  // Passive range: every port bindable (a running node's own pending listeners may hold a few).
+  if (config.pasv.enabled) {
+    const [first, last] = config.pasv.ports.split("-").map(Number);
+    const busy: number[] = [];
+    let denied = 0;
+    for (let port = first; port <= last; port++) {
+      const err = await canBind(bindHost, port);
+      if (err?.code === "EADDRINUSE") busy.push(port);
+      else if (err) denied++;
+    }
+    const total = last - first + 1;
+    if (denied > 0) {
+      results.push(result("passive ports", "fail", `${denied} of ${total} ports in ${config.pasv.ports} cannot be bound (permission); choose an unprivileged range with --pasv-ports`));
+    } else if (busy.length > total / 10) {
+      results.push(
+        result("passive ports", "warn", `${busy.length} of ${total} ports are in use (${busy.slice(0, 10).join(", ")}${busy.length > 10 ? ", …" : ""}); another program may hold them: move the range with --pasv-ports`),
+      );
+    } else {
+      results.push(result("passive ports", "ok", `${total - busy.length} of ${total} ports in ${config.pasv.ports} bindable${busy.length ? ` (${busy.length} in use, e.g. by pending reservations)` : ""}`));
+    }
+  } else {
+    results.push(result("passive ports", "warn", "passive mode is disabled (--pasv-enabled); most clients need it"));
+  }
+
+  // Advertised address.
+  const policy = new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, createLogger("silent"));
+  try {
+    await policy.refresh();
+    const advertised = policy.addressFor("0.0.0.0", "");
+    if (!advertised) {
+      results.push(result("pasv address", "warn", "PASV advertises the control connection's local address; behind NAT set --pasv-address to the public IP or DNS name (EPSV clients are unaffected)"));
+    } else if (!isPublicIPv4(advertised)) {
+      results.push(result("pasv address", "warn", `PASV advertises ${advertised}, a non-public address: clients outside its network cannot reach it; set --pasv-address to the public address`));
+    } else if (!localAddresses().has(advertised)) {
+      results.push(result("pasv address", "ok", `PASV advertises ${advertised} (not an interface of this machine: fine behind NAT if ${config.pasv.ports} is forwarded here)`));
+    } else {
+      results.push(result("pasv address", "ok", `PASV advertises ${advertised}, an interface of this machine`));
+    }
+  } catch (err) {
+    results.push(result("pasv address", "fail", (err as Error).message));
+  }
+
+  // A full passive round trip, when we may log in.
+  if (running && options.user !== undefined) {
+    try {
+      const replies = await converse(target, config.port, [`USER ${options.user}`, `PASS ${options.password ?? ""}`, "PASV", "QUIT"], timeoutMs);
+      const pasv = replies[3] ?? "";
+      const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv);
+      if (!replies[2]?.startsWith("230")) {
+        results.push(result("pasv round trip", "fail", `login as ${options.user} failed: ${replies[2]}`));
+      } else if (!m) {
+        results.push(result("pasv round trip", "fail", `PASV failed: ${pasv}`));
+      } else {
+        const host = m.slice(1, 5).join(".");
+        const port = Number(m[5]) * 256 + Number(m[6]);
+        const [first, last] = config.pasv.ports.split("-").map(Number);
+        const inRange = port >= first && port <= last;
+        results.push(
+          result("pasv round trip", inRange ? "ok" : "fail", `PASV offered ${host}:${port}${inRange ? "" : `, outside the configured range ${config.pasv.ports}`}`),
+        );
+      }
+    } catch (err) {
+      results.push(result("pasv round trip", "fail", (err as Error).message));
+    }
+  }
+
+  // Active mode from port 20.
+  if (config.active.enabled && config.active.port > 0) {
+    const err = await canBind(isIPv4(target) ? "0.0.0.0" : "::", config.active.port);
+    if (!err || err.code === "EADDRINUSE") {
+      results.push(result("active port", "ok", `port ${config.active.port} can be bound for active-mode connections`));
+    } else {
+      results.push(
+        result("active port", "warn", `port ${config.active.port} cannot be bound (${err.code}): active data will come from ephemeral ports; run as root or with CAP_NET_BIND_SERVICE, or set --active-port 0`),
+      );
+    }
+  }
+
+  // Clock: MDTM/MFMT, logs and certificates all depend on it.
+  const year = new Date().getUTCFullYear();
+  results.push(year >= 2024 && year < 2100 ? result("clock", "ok", new Date().toISOString()) : result("clock", "fail", `system clock reads ${new Date().toISOString()}; fix NTP`));
+
+  // Embedded data.
+  const paths = resolveDataPaths(config);
+  if (config.accounts.driver === "sqlite") {
+    results.push(
+      existsSync(paths.sqlitePath)
+        ? result("accounts", "ok", `SQLite store at ${paths.sqlitePath}`)
+        : result("accounts", "warn", `no account store at ${paths.sqlitePath}: nobody can log in; add one with \`edgeftp user add NAME\` (same --data-dir)`),
+    );
+  }
+  return results;
+}
+
+export function formatDoctorReport(results: CheckResult[]): string {
+  const width = Math.max(...results.map((r) => r.check.length));
+  return results.map((r) => `${r.status.toUpperCase().padEnd(4)}  ${r.check.padEnd(width)}  ${r.detail}`).join("\n") + "\n";
+}

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:net";
+import { describe, test } from "node:test";
+import { checkLeaks } from "../helpers/leaks.js";
+import { PASSWORD, startServer, USER } from "../helpers/server.js";
+
+function doctor(args: string[], stdin = ""): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, ["dist/src/cli.js", "doctor", ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin!.end(stdin);
+  });
+}
+
+describe("edgeftp doctor", () => {
+  checkLeaks();
+
+  test("a healthy running node passes, including a PASV round trip with credentials", async () => {
+    const server = await startServer();
+    try {
+      const r = await doctor(
+        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--data-dir", server.dataDir, "--active-port", "0", "--user", USER, "--password-stdin"],
+        `${PASSWORD}\n`,
+      );
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^OK\s+control\s+127\.0\.0\.1:\d+ answers: 220/m);
+      assert.match(r.stdout, /^OK\s+pasv round trip\s+PASV offered 127\.0\.0\.1:\d+/m);
+      assert.match(r.stdout, /^OK\s+passive ports\s+/m);
+      assert.match(r.stdout, /^OK\s+accounts\s+/m);
+      // No public address is configured: the warning names the option that fixes it.
+      assert.match(r.stdout, /^WARN\s+pasv address\s+.*--pasv-address/m);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a node that is not running fails with a one-line reason and a non-zero exit", async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const r = await doctor(["--port", String(port), "--pasv-ports", "45000-45009", "--data-dir", "/nonexistent-edgeftp"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout, /^FAIL\s+control\s+nothing answers FTP/m);
+    assert.match(r.stdout, /^WARN\s+accounts\s+.*edgeftp user add/m);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+  });
+
+  test("ports of the passive range held by another program are named, with the option that fixes it", async () => {
+    const holders: Server[] = [];
+    const base = 46000 + Math.floor(Math.random() * 100) * 10;
+    for (let p = base; p < base + 5; p++) {
+      const s = createServer();
+      await new Promise<void>((r) => s.listen(p, "::", r));
+      holders.push(s);
+    }
+    try {
+      const r = await doctor(["--port", "1", "--pasv-ports", `${base}-${base + 9}`, "--data-dir", "/nonexistent-edgeftp"]);
+      const m = /^WARN\s+passive ports\s+(\d+) of 10 ports are in use \(([\d, ]+)\)/m.exec(r.stdout);
+      assert.ok(m, r.stdout);
+      // Other programs on the machine may hold more of the range; ours must all be named.
+      const named = m[2].split(", ").map(Number);
+      for (let p = base; p < base + 5; p++) assert.ok(named.includes(p), `port ${p} named in ${m[2]}`);
+      assert.match(r.stdout, /--pasv-ports/);
+    } finally {
+      for (const s of holders) await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+});
