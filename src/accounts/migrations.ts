@@ -36,6 +36,14 @@ CREATE TABLE accounts (
 );
 `,
   },
+  {
+    version: 2,
+    description: "per-account TLS policy and session-reuse overrides",
+    sql: `
+ALTER TABLE accounts ADD COLUMN tls_policy TEXT NULL;
+ALTER TABLE accounts ADD COLUMN tls_session_reuse INTEGER NULL;
+`,
+  },
 ];
 
 /**

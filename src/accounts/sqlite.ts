@@ -13,6 +13,8 @@ import {
   ALL_PERMISSIONS,
   AccountError,
   PERMISSIONS,
+  TLS_POLICIES,
+  type TlsPolicy,
   type Account,
   type AccountPatch,
   type AccountStore,
@@ -28,6 +30,8 @@ interface AccountRow {
   permissions: string;
   enabled: number;
   created_at: number;
+  tls_policy: string | null;
+  tls_session_reuse: number | null;
 }
 
 /** 1-64 characters; the first may not be `.` or `-`, so names never look like `..` or an option. */
@@ -42,7 +46,7 @@ export class SqliteAccountStore implements AccountStore {
   readonly #selectOne: Database.Statement<[string], AccountRow>;
   readonly #selectAll: Database.Statement<[], AccountRow>;
   readonly #insert: Database.Statement<[AccountRow], unknown>;
-  readonly #updateSettings: Database.Statement<[string | null, string, number, string], unknown>;
+  readonly #updateSettings: Database.Statement<[AccountRow], unknown>;
   readonly #updatePassword: Database.Statement<[string, string], unknown>;
   readonly #delete: Database.Statement<[string], unknown>;
 
@@ -51,10 +55,13 @@ export class SqliteAccountStore implements AccountStore {
     this.#selectOne = db.prepare("SELECT * FROM accounts WHERE name = ?");
     this.#selectAll = db.prepare("SELECT * FROM accounts ORDER BY name");
     this.#insert = db.prepare(
-      `INSERT INTO accounts (name, password_hash, home, permissions, enabled, created_at)
-       VALUES (@name, @password_hash, @home, @permissions, @enabled, @created_at)`,
+      `INSERT INTO accounts (name, password_hash, home, permissions, enabled, created_at, tls_policy, tls_session_reuse)
+       VALUES (@name, @password_hash, @home, @permissions, @enabled, @created_at, @tls_policy, @tls_session_reuse)`,
     );
-    this.#updateSettings = db.prepare("UPDATE accounts SET home = ?, permissions = ?, enabled = ? WHERE name = ?");
+    this.#updateSettings = db.prepare(
+      `UPDATE accounts SET home = @home, permissions = @permissions, enabled = @enabled,
+       tls_policy = @tls_policy, tls_session_reuse = @tls_session_reuse WHERE name = @name`,
+    );
     this.#updatePassword = db.prepare("UPDATE accounts SET password_hash = ? WHERE name = ?");
     this.#delete = db.prepare("DELETE FROM accounts WHERE name = ?");
   }
@@ -116,6 +123,8 @@ export class SqliteAccountStore implements AccountStore {
       permissions,
       enabled: account.enabled === false ? 0 : 1,
       created_at: Date.now(),
+      tls_policy: encodeTlsPolicy(account.tlsPolicy ?? null),
+      tls_session_reuse: encodeOptionalBool(account.tlsSessionReuse ?? null),
     };
     try {
       this.#insert.run(row);
@@ -149,8 +158,10 @@ export class SqliteAccountStore implements AccountStore {
         home: home === undefined ? row.home : home,
         permissions: permissions ?? row.permissions,
         enabled: patch.enabled === undefined ? row.enabled : patch.enabled ? 1 : 0,
+        tls_policy: patch.tlsPolicy === undefined ? row.tls_policy : encodeTlsPolicy(patch.tlsPolicy),
+        tls_session_reuse: patch.tlsSessionReuse === undefined ? row.tls_session_reuse : encodeOptionalBool(patch.tlsSessionReuse),
       };
-      this.#updateSettings.run(next.home, next.permissions, next.enabled, name);
+      this.#updateSettings.run(next);
       return next;
     });
     return toAccount(apply.immediate());
@@ -201,7 +212,25 @@ function toAccount(row: AccountRow): Account {
     permissions: decodePermissions(row.permissions),
     enabled: row.enabled === 1,
     createdAt: new Date(row.created_at),
+    // An unknown value (written by a newer edgeftp) falls back to the node's policy.
+    tlsPolicy: isTlsPolicy(row.tls_policy) ? row.tls_policy : null,
+    tlsSessionReuse: row.tls_session_reuse === null ? null : row.tls_session_reuse === 1,
   };
+}
+
+function isTlsPolicy(value: unknown): value is TlsPolicy {
+  return (TLS_POLICIES as readonly unknown[]).includes(value);
+}
+
+function encodeTlsPolicy(policy: TlsPolicy | null): string | null {
+  if (policy !== null && !isTlsPolicy(policy)) {
+    throw new AccountError("invalid", `unknown TLS policy ${JSON.stringify(policy)}; known: ${TLS_POLICIES.join(", ")}`);
+  }
+  return policy;
+}
+
+function encodeOptionalBool(value: boolean | null): number | null {
+  return value === null ? null : value ? 1 : 0;
 }
 
 function validateName(name: string): void {

@@ -7,6 +7,10 @@
 export const PERMISSIONS = ["list", "read", "write", "delete", "rename", "mkdir"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
+/** What TLS an account must use: the node's `tls.policy` values. */
+export const TLS_POLICIES = ["optional", "control", "data"] as const;
+export type TlsPolicy = (typeof TLS_POLICIES)[number];
+
 export interface Account {
   name: string;
   /** Absolute local directory mapped to the account's root, or null for `<dataDir>/homes/<name>`. */
@@ -14,20 +18,24 @@ export interface Account {
   permissions: Permission[];
   enabled: boolean;
   createdAt: Date;
+  /** Overrides the node's `tls.policy` (e.g. a camera allowed plain FTP); null: the node's. */
+  tlsPolicy: TlsPolicy | null;
+  /** Overrides the node's `tls.requireSessionReuse` (clients that cannot resume); null: the node's. */
+  tlsSessionReuse: boolean | null;
 }
 
-export interface NewAccount {
-  name: string;
-  password: string;
-  home?: string | null;
-  permissions?: Permission[];
-  enabled?: boolean;
-}
-
+/** The settings an account has besides its name and password; absent fields keep their default (or current) value. */
 export interface AccountPatch {
   home?: string | null;
   permissions?: Permission[];
   enabled?: boolean;
+  tlsPolicy?: TlsPolicy | null;
+  tlsSessionReuse?: boolean | null;
+}
+
+export interface NewAccount extends AccountPatch {
+  name: string;
+  password: string;
 }
 
 export interface AccountStore {

@@ -1,6 +1,7 @@
 /** Access control commands (RFC 959 §4.1.1, RFC 7151 HOST). */
 import { Reply } from "../protocol/replies.js";
 import type { CommandSpec } from "./command.js";
+import { tlsPolicyFor } from "./security.js";
 
 export const accessCommands: CommandSpec[] = [
   {
@@ -8,10 +9,18 @@ export const accessCommands: CommandSpec[] = [
     help: "USER <sp> username: name the account to log in as",
     login: false,
     arg: "required",
-    handler(session, arg) {
+    async handler(session, arg) {
       if (session.account) {
         session.reply(Reply.NotLoggedIn, "Can't change to another user.");
         return;
+      }
+      if (!session.tls.control) {
+        // Per-account exceptions (an old camera on a TLS-only node) need the account's own policy.
+        const account = await session.services.accounts.get(arg);
+        if (tlsPolicyFor(session, account) !== "optional") {
+          session.reply(Reply.NotLoggedIn, "TLS required: secure the connection with AUTH TLS before USER.");
+          return;
+        }
       }
       session.pendingUser = arg;
       session.reply(Reply.NeedPassword, `Password required for ${arg}.`);

@@ -4,11 +4,14 @@
  * storage), or 425/426/4xx/5xx. The port held by the data channel is released on every path.
  */
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { armStallTimeout } from "../data/transfer.js";
 import { FtpError, replyForStorageError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { ActiveTransfer, Session } from "../session/session.js";
 import { StorageError } from "../storage/types.js";
+import { acceptTls } from "../tls/upgrade.js";
+import { sessionReuseRequired, tlsPolicyFor } from "./security.js";
 
 export interface TransferJob {
   /** The 150 reply text, e.g. `Opening BINARY mode data connection for a.txt (1234 bytes).` */
@@ -22,6 +25,9 @@ export interface TransferJob {
 export async function runTransfer(session: Session, job: TransferJob): Promise<void> {
   const channel = session.dataChannel;
   if (!channel) throw new FtpError(Reply.CantOpenData, "Use PORT, EPRT, PASV or EPSV first.");
+  if (session.tls.prot !== "P" && tlsPolicyFor(session, session.account) === "data") {
+    throw new FtpError(Reply.NoProtectedDataChannel, "Data connections must be protected: send PBSZ 0 and PROT P.");
+  }
   session.dataChannel = null; // single use: the next transfer needs a new PASV/PORT
 
   let settle!: () => void;
@@ -48,7 +54,15 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     } finally {
       channel.release();
     }
+    if (session.tls.prot === "P") {
+      socket = await protectData(session, socket, timeoutMs);
+      if (!socket) return;
+    }
     transfer.socket = socket;
+    // The job's pipeline sees the socket's errors once it is attached; until then (an upload waits
+    // for storage to open the file) a reset, an ABOR or the control connection closing would emit
+    // 'error' with no listener: an uncaught exception that takes the whole node down.
+    socket.on("error", (err) => session.log.debug({ err: err.message }, "data connection error"));
     armStallTimeout(socket, timeoutMs);
     try {
       const text = await job.run(socket, signal);
@@ -67,6 +81,29 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     session.transfer = null;
     settle();
   }
+}
+
+/**
+ * PROT P: TLS on the data connection, where this server is the TLS server in both modes
+ * (RFC 4217 §10). With session reuse required, the client must resume the control connection's
+ * session, which a thief of the data port does not have. Replies and returns null on failure.
+ */
+async function protectData(session: Session, socket: Socket, timeoutMs: number): Promise<TLSSocket | null> {
+  let secure: TLSSocket;
+  try {
+    secure = await acceptTls(socket, session.services.tls.context, timeoutMs);
+  } catch (err) {
+    session.log.info({ err: (err as Error).message }, "data TLS handshake failed");
+    session.reply(Reply.NetworkProtocolNotSupported, "TLS negotiation on the data connection failed.");
+    return null;
+  }
+  if (sessionReuseRequired(session) && !secure.isSessionReused()) {
+    secure.destroy();
+    session.log.warn("data connection did not resume the control connection's TLS session; refused");
+    session.reply(Reply.NetworkProtocolNotSupported, "TLS session of the data connection must resume the control connection's (session reuse required).");
+    return null;
+  }
+  return secure;
 }
 
 function transferFailure(err: unknown, aborted: boolean, label: string): FtpError {

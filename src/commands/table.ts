@@ -7,6 +7,7 @@ import { infoCommands } from "./info.js";
 import { listingCommands } from "./listing.js";
 import { navigationCommands } from "./navigation.js";
 import { parameterCommands } from "./parameters.js";
+import { securityCommands } from "./security.js";
 import { transferCommands } from "./transfer.js";
 
 export function buildCommandTable(): ReadonlyMap<string, CommandSpec> {
@@ -20,6 +21,7 @@ export function buildCommandTable(): ReadonlyMap<string, CommandSpec> {
     ...listingCommands,
     ...fileCommands,
     ...infoCommands,
+    ...securityCommands,
   ]) {
     if (table.has(spec.verb)) throw new Error(`command ${spec.verb} defined twice`);
     table.set(spec.verb, spec);

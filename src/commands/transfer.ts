@@ -29,7 +29,10 @@ async function checkUploadTarget(session: Session, path: string): Promise<void> 
 }
 
 async function upload(session: Session, path: string, mode: "replace" | "append", announce?: string): Promise<void> {
-  const offset = mode === "append" ? 0 : takeRestOffset(session);
+  // APPE consumes a pending REST too (and ignores it): left pending, it would turn the next plain
+  // STOR into a write at that offset (550 for a new file).
+  const rest = takeRestOffset(session);
+  const offset = mode === "append" ? 0 : rest;
   await checkUploadTarget(session, path);
   const ascii = session.type === "A";
   await runTransfer(session, {

@@ -98,6 +98,30 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    tls: z
+      .object({
+        cert: z
+          .string()
+          .default("")
+          .describe("PEM certificate (optionally followed by its chain). Empty: a self-signed certificate is generated once under <dataDir>/tls/ and the log says so."),
+        key: z.string().default("").describe("PEM private key of tls.cert."),
+        ca: z.string().default("").describe("Optional PEM file of intermediate certificates, sent after tls.cert."),
+        policy: z
+          .enum(["optional", "control", "data"])
+          .default("optional")
+          .describe("TLS requirement: optional; control (login only over AUTH TLS or implicit TLS); data (control and PROT P data). An account may override it."),
+        implicit: bool.default(true).describe("Run the implicit FTPS listener (TLS from the first byte, RFC 4217 §2 notes it as common practice)."),
+        implicitPort: port
+          .default(990)
+          .describe("Port of the implicit FTPS listener. Without the privilege to bind it: a warning, and the node runs without it."),
+        requireSessionReuse: bool
+          .default(true)
+          .describe("A PROT P data connection must resume the control connection's TLS session (as vsftpd's require_ssl_reuse), so a stolen data port is useless. An account may override it."),
+        minVersion: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2").describe("Oldest TLS version accepted."),
+        ciphers: z.string().default("").describe("OpenSSL cipher list for TLS 1.2. Empty: Node's default (strong, forward-secret)."),
+      })
+      .strict()
+      .prefault({}),
     timeouts: z
       .object({
         login: seconds.default(60).describe("Seconds a connection may take to log in."),

@@ -134,7 +134,9 @@ class SharedListener {
     readonly host: string,
     readonly port: number,
   ) {
-    this.server = createServer((socket) => this.route(socket));
+    // Paused on connect: nothing is read until the transfer decides how (plain, or TLS whose
+    // ClientHello a client like curl sends before its RETR and must reach the TLS layer intact).
+    this.server = createServer({ pauseOnConnect: true }, (socket) => this.route(socket));
     this.ready = new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen({ host, port }, () => {

@@ -1,6 +1,7 @@
 /**
- * The edge node: owns the control listener, the passive port pool and the live sessions, and
- * shuts them down in order (stop accepting, tell sessions, release ports).
+ * The edge node: owns the control listeners (plain, and implicit FTPS), the passive port pool,
+ * TLS credentials and the live sessions, and shuts them down in order (stop accepting, tell
+ * sessions, release ports).
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { AccountStore } from "../accounts/types.js";
@@ -13,6 +14,8 @@ import type { Logger } from "../observe/logger.js";
 import { Reply } from "../protocol/replies.js";
 import { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
+import { TlsContextProvider } from "../tls/tls-context.js";
+import { acceptTls } from "../tls/upgrade.js";
 import type { NodeServices } from "./services.js";
 
 export interface EdgeNodeDeps {
@@ -29,12 +32,15 @@ export class EdgeNode {
   readonly portPool: PassivePortPool;
   private readonly services: NodeServices;
   private readonly server: Server;
+  private readonly implicitServer: Server;
+  private implicitListening = false;
   /** Set while close() waits for the last session to go. */
   private onIdle: (() => void) | null = null;
 
   private constructor(
     readonly config: Config,
-    deps: EdgeNodeDeps,
+    private readonly deps: EdgeNodeDeps,
+    tls: TlsContextProvider,
   ) {
     const [first, last] = config.pasv.ports.split("-").map(Number);
     this.portPool = new PassivePortPool({
@@ -52,53 +58,86 @@ export class EdgeNode {
       portPool: this.portPool,
       passiveAddress: new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, deps.logger),
       commands: buildCommandTable(),
+      tls,
       homeFor: (account) => homeFor(config, account),
       onSessionClosed: (session) => {
         this.sessions.delete(session);
         if (this.sessions.size === 0) this.onIdle?.();
       },
     };
-    this.server = createServer({ noDelay: true }, (socket) => this.admit(socket));
+    this.server = createServer({ noDelay: true }, (socket) => this.admit(socket, false));
+    this.implicitServer = createServer({ noDelay: true }, (socket) => void this.admitImplicit(socket));
   }
 
-  /** Starts listening; rejects with the listen error (EACCES, EADDRINUSE…) untouched. */
+  /** Starts listening; rejects with the control listener's error (EACCES, EADDRINUSE…) untouched. */
   static async start(config: Config, deps: EdgeNodeDeps): Promise<EdgeNode> {
-    const node = new EdgeNode(config, deps);
+    const tls = await TlsContextProvider.create(config, deps.logger);
+    const node = new EdgeNode(config, deps, tls);
     await node.services.passiveAddress.refresh();
-    await node.listen(config.host, config.port).catch((err: NodeJS.ErrnoException) => {
+    const host = await listen(node.server, config.host, config.port).catch((err: NodeJS.ErrnoException) => {
       // A host without IPv6 cannot bind the dual-stack default: fall back to IPv4.
       if (config.host === "::" && (err.code === "EAFNOSUPPORT" || err.code === "EADDRNOTAVAIL")) {
-        return node.listen("0.0.0.0", config.port);
+        return listen(node.server, "0.0.0.0", config.port);
       }
       throw err;
     });
+    if (config.tls.implicit) {
+      try {
+        await listen(node.implicitServer, host, config.tls.implicitPort);
+        node.implicitListening = true;
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code !== "EACCES") {
+          node.server.close();
+          throw err;
+        }
+        deps.logger.warn(
+          { port: config.tls.implicitPort },
+          "implicit FTPS is off: its port needs root or CAP_NET_BIND_SERVICE; set tls.implicitPort (--tls-implicit-port) to a user port, or tls.implicit (--tls-implicit) to false",
+        );
+      }
+    }
+    tls.watch();
     return node;
   }
 
-  private listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-  }
-
   get port(): number {
-    const address = this.server.address();
-    return typeof address === "object" && address ? address.port : 0;
+    return portOf(this.server);
   }
 
-  private admit(socket: Socket): void {
-    const session = new Session(socket, this.services);
+  /** Port of the implicit FTPS listener, or 0 when it is off. */
+  get implicitPort(): number {
+    return this.implicitListening ? portOf(this.implicitServer) : 0;
+  }
+
+  private admit(socket: Socket, implicitTls: boolean): void {
+    const session = new Session(socket, this.services, { implicitTls });
     this.sessions.add(session);
     session.start();
   }
 
+  /** Implicit FTPS (port 990): TLS from the first byte, then the same session as on port 21. */
+  private async admitImplicit(socket: Socket): Promise<void> {
+    socket.on("error", () => socket.destroy());
+    try {
+      const secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000);
+      this.admit(secure, true);
+    } catch (err) {
+      this.deps.logger.debug({ err: (err as Error).message, peer: socket.remoteAddress }, "implicit TLS handshake failed");
+      socket.destroy();
+    }
+  }
+
+  /** Re-reads what can change without a restart: TLS certificates, the resolved PASV address. */
+  async reload(): Promise<void> {
+    this.services.tls.reload();
+    await this.services.passiveAddress.refresh().catch((err: Error) => this.deps.logger.error({ err: err.message }, "reload kept the previous PASV address"));
+  }
+
   /** Stops accepting, says 421 to every session, releases every port; resolves when all are closed. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = Promise.all([closeServer(this.server), this.implicitListening ? closeServer(this.implicitServer) : undefined]);
+    this.services.tls.close();
     for (const session of this.sessions) session.close(Reply.ServiceNotAvailable, "Server shutting down.");
     this.portPool.close();
     if (this.sessions.size > 0) {
@@ -115,4 +154,24 @@ export class EdgeNode {
     }
     await closed;
   }
+}
+
+/** Listens and resolves with the host actually bound. */
+function listen(server: Server, host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host, port }, () => {
+      server.off("error", reject);
+      resolve(host);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function portOf(server: Server): number {
+  const address = server.address();
+  return typeof address === "object" && address ? address.port : 0;
 }

@@ -7,6 +7,7 @@ import type { PassivePortPool } from "../data/port-pool.js";
 import type { Logger } from "../observe/logger.js";
 import type { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
+import type { TlsContextProvider } from "../tls/tls-context.js";
 
 export interface NodeServices {
   readonly config: Config;
@@ -16,6 +17,7 @@ export interface NodeServices {
   readonly portPool: PassivePortPool;
   readonly passiveAddress: PassiveAddressPolicy;
   readonly commands: ReadonlyMap<string, CommandSpec>;
+  readonly tls: TlsContextProvider;
   /** The local directory that is this account's root. */
   homeFor(account: Account): string;
   onSessionClosed(session: Session): void;

@@ -35,6 +35,13 @@ export class LineReader {
     this.buffer = Buffer.allocUnsafe(maxLineLength);
   }
 
+  /** Forgets any partial line (after AUTH TLS, bytes sent in clear must not join the first secure line). */
+  reset(): void {
+    this.length = 0;
+    this.discarding = false;
+    this.telnet = TelnetState.Data;
+  }
+
   /** Feeds one chunk; returns the complete lines (and overflow notices) it finished, in order. */
   push(chunk: Buffer): LineEvent[] {
     const events: LineEvent[] = [];

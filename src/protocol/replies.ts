@@ -20,6 +20,7 @@ export const Reply = {
   EnteringPassive: 227,
   EnteringExtendedPassive: 229, // RFC 2428
   LoggedIn: 230,
+  AuthOk: 234, // RFC 2228: security data exchange complete
   FileActionOk: 250,
   PathCreated: 257,
   NeedPassword: 331,
@@ -36,7 +37,10 @@ export const Reply = {
   NotImplemented: 502,
   BadSequence: 503,
   ParamNotImplemented: 504,
-  NetworkProtocolNotSupported: 522, // RFC 2428
+  NoProtectedDataChannel: 521, // RFC 4217 §9: data connection cannot be opened with this PROT
+  NetworkProtocolNotSupported: 522, // RFC 2428; also RFC 4217's "TLS negotiation failed" on data
+  PolicyDenied: 534, // RFC 2228
+  ProtectionNotSupported: 536, // RFC 2228
   NotLoggedIn: 530,
   FileUnavailable: 550,
   PageTypeUnknown: 551,

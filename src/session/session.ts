@@ -15,6 +15,7 @@ import { LineReader } from "../protocol/line-reader.js";
 import { MLSX_FACTS } from "../protocol/listing.js";
 import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
+import { acceptTls } from "../tls/upgrade.js";
 import type { Storage } from "../storage/types.js";
 import type { NodeServices } from "../node/services.js";
 
@@ -63,18 +64,66 @@ export class Session {
   /** Last reply code sent, for the per-command log line. */
   lastReply: ReplyCode = 0;
 
+  /** The control connection: a TCP socket, replaced by its TLS wrapper after AUTH TLS. */
+  socket: Socket;
+  /** RFC 4217 state: control connection secured, PBSZ seen, data protection level. */
+  readonly tls = { control: false, pbsz: false, prot: "C" as "C" | "P" };
+
+  private readonly onDataBound = (chunk: Buffer) => this.onData(chunk);
+  private readonly onErrorBound = (err: Error) => this.log.debug({ err }, "control connection error");
+  private readonly onCloseBound = () => this.onClose();
+
   constructor(
-    readonly socket: Socket,
+    socket: Socket,
     readonly services: NodeServices,
+    options: { implicitTls?: boolean } = {},
   ) {
+    this.socket = socket;
     this.peerIp = canonicalIp(socket.remoteAddress);
     this.localIp = canonicalIp(socket.localAddress);
     this.log = services.logger.child({ session: this.id, peer: this.peerIp });
     this.reader = new LineReader(services.config.limits.maxLineLength);
+    this.tls.control = options.implicitTls === true;
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("error", (err) => this.log.debug({ err }, "control connection error"));
-    socket.on("close", () => this.onClose());
+    this.attach(socket);
+  }
+
+  private attach(socket: Socket): void {
+    socket.on("data", this.onDataBound);
+    socket.on("error", this.onErrorBound);
+    socket.on("close", this.onCloseBound);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off("data", this.onDataBound);
+    socket.off("error", this.onErrorBound);
+    socket.off("close", this.onCloseBound);
+  }
+
+  /**
+   * AUTH TLS (RFC 4217 §4): sends the 234 in clear, then hands the connection to TLS. Everything
+   * the client sent after AUTH and before the handshake is discarded, never executed (the
+   * STARTTLS command-injection class, CVE-2011-0411).
+   */
+  async secureControl(text: string): Promise<void> {
+    const raw = this.socket;
+    this.detach(raw);
+    this.queue.length = 0;
+    this.reader.reset();
+    this.reply(Reply.AuthOk, text);
+    // Until the handshake is done, a closed connection must still end the session.
+    raw.once("close", this.onCloseBound);
+    try {
+      const secure = await acceptTls(raw, this.services.tls.context, this.config.timeouts.data * 1000);
+      raw.off("close", this.onCloseBound);
+      this.socket = secure;
+      this.tls.control = true;
+      this.attach(secure);
+      this.socket.resume();
+    } catch (err) {
+      this.log.info({ err: (err as Error).message }, "control TLS handshake failed");
+      raw.destroy();
+    }
   }
 
   get config() {

@@ -55,11 +55,25 @@ test("create applies defaults, and get returns the same account", async (t) => {
   const created = await store.create({ name: "alice", password: "s3cret" });
   assert.deepEqual(
     { ...created, createdAt: undefined },
-    { name: "alice", home: null, permissions: ALL_PERMISSIONS, enabled: true, createdAt: undefined },
+    { name: "alice", home: null, permissions: ALL_PERMISSIONS, enabled: true, createdAt: undefined, tlsPolicy: null, tlsSessionReuse: null },
   );
   assert.ok(created.createdAt.getTime() >= before && created.createdAt.getTime() <= Date.now());
   assert.deepEqual(await store.get("alice"), created);
   assert.equal(await store.get("bob"), null);
+});
+
+test("TLS overrides are stored, updated, reset to the node's default with null, and validated", async (t) => {
+  const store = tempDb(t).open();
+  const created = await store.create({ name: "cam1", password: "pw", tlsPolicy: "optional", tlsSessionReuse: false });
+  assert.equal(created.tlsPolicy, "optional");
+  assert.equal(created.tlsSessionReuse, false);
+  const forced = await store.update("cam1", { tlsPolicy: "data" });
+  assert.equal(forced.tlsPolicy, "data");
+  assert.equal(forced.tlsSessionReuse, false, "an absent field is left unchanged");
+  const reset = await store.update("cam1", { tlsPolicy: null, tlsSessionReuse: null });
+  assert.deepEqual([reset.tlsPolicy, reset.tlsSessionReuse], [null, null]);
+  assert.deepEqual(await store.get("cam1"), reset);
+  await assert.rejects(store.update("cam1", { tlsPolicy: "always" as never }), { name: "AccountError", code: "invalid" });
 });
 
 test("create stores home normalized, permissions deduplicated in canonical order, and enabled", async (t) => {

@@ -56,18 +56,24 @@ function receivedReplies(stderr: string): string[] {
     .map((l) => l.slice(2));
 }
 
-/** The payload bytes of a `curl --trace` file in one direction ("Send data" / "Recv data"), as on the wire. */
-function traceData(trace: string, direction: "Send" | "Recv"): Buffer {
+/**
+ * The bytes of one kind of section of a `curl --trace` file, as on the wire: "Send data" / "Recv data"
+ * (data connection), "Send header" / "Recv header" (FTP commands / replies).
+ */
+function traceBytes(trace: string, kind: "Send data" | "Recv data" | "Send header" | "Recv header"): Buffer {
   const out: number[] = [];
   let inside = false;
   for (const line of trace.split("\n")) {
     if (/^(=>|<=|==) /.test(line)) {
-      inside = line.startsWith(direction === "Send" ? "=> Send data" : "<= Recv data");
+      inside = line.startsWith(`${kind.startsWith("Send") ? "=>" : "<="} ${kind},`);
       continue;
     }
     if (!inside) continue;
-    const m = /^[0-9a-f]{4}: ((?:[0-9a-f]{2} )+)/.exec(line);
-    if (m) for (const hex of m[1].trim().split(" ")) out.push(parseInt(hex, 16));
+    // `0000: 61 0d 0a ...  a..`: an offset, then a fixed 48-column hex field (16 bytes), then text.
+    const m = /^[0-9a-f]{4,}: /.exec(line);
+    if (!m) continue;
+    const hex = line.slice(m[0].length, m[0].length + 48).trim();
+    for (const pair of hex.split(/ +/)) if (/^[0-9a-f]{2}$/.test(pair)) out.push(parseInt(pair, 16));
   }
   return Buffer.from(out);
 }
@@ -101,11 +107,12 @@ describe("curl client", () => {
   /** curl with no config file, errors shown, verbose protocol log, bounded run time. */
   const curl = (...args: string[]) => run("curl", ["-q", "-sS", "-v", "--noproxy", "*", "--max-time", "15", ...args], env);
 
-  const modes: Array<{ name: string; args: string[]; command: RegExp; reply: RegExp }> = [
-    { name: "EPSV (default)", args: [], command: /^EPSV$/, reply: /^229 .*\(\|\|\|\d+\|\)/ },
-    { name: "PASV (--disable-epsv)", args: ["--disable-epsv"], command: /^PASV$/, reply: /^227 .*\(127,0,0,1,\d+,\d+\)/ },
-    { name: "active PORT (-P --disable-eprt)", args: ["-P", "127.0.0.1", "--disable-eprt"], command: /^PORT 127,0,0,1,\d+,\d+$/, reply: /^200 / },
-    { name: "active EPRT (-P)", args: ["-P", "127.0.0.1"], command: /^EPRT \|1\|127\.0\.0\.1\|\d+\|$/, reply: /^200 / },
+  // `other`: data-setup commands that must not appear (curl falls back, e.g. EPRT → PORT, when one is refused).
+  const modes: Array<{ name: string; args: string[]; command: RegExp; reply: RegExp; other: RegExp }> = [
+    { name: "EPSV (default)", args: [], command: /^EPSV$/, reply: /^229 .*\(\|\|\|\d+\|\)/, other: /^(PASV|PORT|EPRT)\b/ },
+    { name: "PASV (--disable-epsv)", args: ["--disable-epsv"], command: /^PASV$/, reply: /^227 .*\(127,0,0,1,\d+,\d+\)/, other: /^(EPSV|PORT|EPRT)\b/ },
+    { name: "active PORT (-P --disable-eprt)", args: ["-P", "127.0.0.1", "--disable-eprt"], command: /^PORT 127,0,0,1,\d+,\d+$/, reply: /^200 PORT command successful/, other: /^(EPSV|PASV|EPRT)\b/ },
+    { name: "active EPRT (-P)", args: ["-P", "127.0.0.1"], command: /^EPRT \|1\|127\.0\.0\.1\|\d+\|$/, reply: /^200 EPRT command successful/, other: /^(EPSV|PASV|PORT)\b/ },
   ];
 
   for (const [i, mode] of modes.entries()) {
@@ -116,6 +123,7 @@ describe("curl client", () => {
       const upCommands = sentCommands(up.stderr);
       assert.ok(upCommands.some((c) => mode.command.test(c)), `expected ${mode.command} in ${upCommands.join(" | ")}`);
       assert.ok(receivedReplies(up.stderr).some((r) => mode.reply.test(r)), show(up));
+      assert.deepEqual(upCommands.filter((c) => mode.other.test(c)), []);
       assert.ok(upCommands.includes(`STOR ${remote}`), upCommands.join(" | "));
       assert.match(up.stderr, new RegExp(`< 226 Transfer complete \\(${payload.length} bytes\\)`));
       const stored = readFileSync(join(home, remote));
@@ -127,6 +135,7 @@ describe("curl client", () => {
       assert.equal(down.code, 0, show(down));
       const downCommands = sentCommands(down.stderr);
       assert.ok(downCommands.some((c) => mode.command.test(c)), downCommands.join(" | "));
+      assert.deepEqual(downCommands.filter((c) => mode.other.test(c)), []);
       assert.ok(downCommands.includes(`RETR ${remote}`), downCommands.join(" | "));
       const got = readFileSync(target);
       assert.equal(got.length, payload.length);
@@ -134,27 +143,65 @@ describe("curl client", () => {
     });
   }
 
+  /** Runs curl with --trace (which replaces -v): the FTP commands sent and the data-connection bytes received. */
+  async function traced(name: string, ...args: string[]): Promise<{ result: RunResult; commands: string[]; replies: string[]; data: Buffer }> {
+    const traceFile = join(local, `${name}.trace`);
+    const result = await curl("--trace", traceFile, ...args);
+    const trace = existsSync(traceFile) ? readFileSync(traceFile, "utf8") : "";
+    return {
+      result,
+      commands: traceBytes(trace, "Send header").toString("utf8").split("\r\n").filter(Boolean),
+      replies: traceBytes(trace, "Recv header").toString("utf8").split("\r\n").filter(Boolean),
+      data: traceBytes(trace, "Recv data"),
+    };
+  }
+
+  test("UTF-8 and spaces in names, with --ftp-method nocwd and singlecwd", async () => {
+    mkdirSync(join(home, "ünï dir"), { recursive: true });
+    const src = join(local, "utf8-src.txt");
+    writeFileSync(src, "naïve content\n");
+    const remote = "%C3%BCn%C3%AF%20dir/caf%C3%A9%20%C3%BC.txt"; // "ünï dir/café ü.txt"
+    const up = await curl("--ftp-method", "nocwd", "-T", src, url(remote));
+    assert.equal(up.code, 0, show(up));
+    assert.ok(sentCommands(up.stderr).includes("STOR ünï dir/café ü.txt"), up.stderr);
+    assert.equal(readFileSync(join(home, "ünï dir", "café ü.txt"), "utf8"), "naïve content\n");
+
+    const target = join(local, "utf8-down.txt");
+    const down = await curl("--ftp-method", "singlecwd", url(remote), "-o", target);
+    assert.equal(down.code, 0, show(down));
+    const commands = sentCommands(down.stderr);
+    assert.ok(commands.includes("CWD ünï dir"), commands.join(" | "));
+    assert.ok(commands.includes("RETR café ü.txt"), commands.join(" | "));
+    assert.equal(readFileSync(target, "utf8"), "naïve content\n");
+  });
+
   test("lists a directory (LIST) in ls -l form and names only with --list-only (NLST)", async () => {
     mkdirSync(join(home, "listing", "subdir"), { recursive: true });
     writeFileSync(join(home, "listing", "five.txt"), "12345");
     writeFileSync(join(home, "listing", "empty.dat"), "");
 
-    const list = await curl(url("listing/"));
-    assert.equal(list.code, 0, show(list));
-    assert.ok(sentCommands(list.stderr).includes("LIST"), list.stderr);
-    const lines = list.stdout.split("\r\n").filter(Boolean);
-    assert.equal(lines.length, 3, list.stdout);
+    const list = await traced("list", url("listing/"));
+    assert.equal(list.result.code, 0, show(list.result));
+    assert.ok(list.commands.includes("LIST"), list.commands.join(" | "));
+    // On the wire every line ends in CRLF (the listing is ASCII); curl hands it out with LF line ends.
+    const wire = list.data.toString("utf8");
+    assert.match(wire, /^(?:[^\r\n]+\r\n)+$/, JSON.stringify(wire));
+    assert.equal(list.result.stdout, wire.replace(/\r\n/g, "\n"));
+    const lines = wire.split("\r\n").filter(Boolean);
+    assert.equal(lines.length, 3, wire);
     const date = String.raw`[A-Z][a-z]{2} [ \d]\d (?:\d\d:\d\d| \d{4})`;
     const line = (name: string) => lines.find((l) => l.endsWith(` ${name}`));
-    assert.match(line("five.txt") ?? "", new RegExp(String.raw`^-rw[-r][-w][-x][-r][-w][-x][-r][-w][-x] +\d+ \S+ +\S+ +5 ${date} five\.txt$`));
+    assert.match(line("five.txt") ?? "", new RegExp(String.raw`^-rw\S{7} +\d+ \S+ +\S+ +5 ${date} five\.txt$`));
     assert.match(line("empty.dat") ?? "", new RegExp(String.raw`^-\S{9} +\d+ \S+ +\S+ +0 ${date} empty\.dat$`));
     assert.match(line("subdir") ?? "", new RegExp(String.raw`^d\S{9} +\d+ \S+ +\S+ +\d+ ${date} subdir$`));
 
-    const names = await curl("--list-only", url("listing/"));
-    assert.equal(names.code, 0, show(names));
-    assert.ok(sentCommands(names.stderr).includes("NLST"), names.stderr);
-    assert.ok(names.stdout.endsWith("\r\n"), JSON.stringify(names.stdout));
-    assert.deepEqual(names.stdout.split("\r\n").filter(Boolean).sort(), ["empty.dat", "five.txt", "subdir"]);
+    const names = await traced("nlst", "--list-only", url("listing/"));
+    assert.equal(names.result.code, 0, show(names.result));
+    assert.ok(names.commands.includes("NLST"), names.commands.join(" | "));
+    const nameWire = names.data.toString("utf8");
+    assert.match(nameWire, /^(?:[^\r\n]+\r\n)+$/, JSON.stringify(nameWire));
+    assert.deepEqual(nameWire.split("\r\n").filter(Boolean).sort(), ["empty.dat", "five.txt", "subdir"]);
+    assert.deepEqual(names.result.stdout.split("\n").filter(Boolean).sort(), ["empty.dat", "five.txt", "subdir"]);
   });
 
   test("resumes a download with -C - (SIZE, REST, RETR)", async () => {
@@ -234,7 +281,7 @@ describe("curl client", () => {
     assert.equal(readFileSync(join(home, "new-name.txt"), "utf8"), "keep me");
     // The listing curl fetched after the quote commands already shows the new state.
     const listing = readFileSync(join(local, "quote-list.txt"), "utf8");
-    assert.match(listing, / new-name\.txt\r\n/);
+    assert.match(listing, / new-name\.txt\r?\n/);
     assert.doesNotMatch(listing, /doomed\.txt|old-name\.txt/);
 
     const failing = await curl("-Q", "DELE no-such-file.txt", url(""), "-o", join(local, "quote-list2.txt"));
@@ -250,7 +297,7 @@ describe("curl client", () => {
     const up = await curl("--use-ascii", "--trace", upTrace, "-T", lfFile, url("ascii-up.txt"));
     assert.equal(up.code, 0, show(up));
     // curl turns LF into CRLF when sending in ASCII mode: the wire carries the network form...
-    assert.equal(traceData(readFileSync(upTrace, "utf8"), "Send").toString("latin1"), text.replace(/\n/g, "\r\n"));
+    assert.equal(traceBytes(readFileSync(upTrace, "utf8"), "Send data").toString("latin1"), text.replace(/\n/g, "\r\n"));
     // ...and the server stores the local (LF) form.
     assert.equal(readFileSync(join(home, "ascii-up.txt"), "latin1"), text);
 
@@ -260,7 +307,7 @@ describe("curl client", () => {
     const down = await curl("--use-ascii", "--trace", downTrace, url("ascii-down.txt"), "-o", target);
     assert.equal(down.code, 0, show(down));
     // The server sends CRLF...
-    assert.equal(traceData(readFileSync(downTrace, "utf8"), "Recv").toString("latin1"), text.replace(/\n/g, "\r\n"));
+    assert.equal(traceBytes(readFileSync(downTrace, "utf8"), "Recv data").toString("latin1"), text.replace(/\n/g, "\r\n"));
     // ...and curl converts it back to LF on this platform, so its output file cannot show the wire form.
     assert.equal(readFileSync(target, "latin1"), text);
 

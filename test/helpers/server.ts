@@ -39,6 +39,7 @@ export async function startServer(overrides: ConfigOverrides = {}, accounts: New
     dataDir,
     pasv: { ports: `${base}-${base + 99}` },
     active: { port: 0 },
+    tls: { implicitPort: 0 },
     log: { level: process.env.EDGEFTP_TEST_LOG ?? "silent" },
   };
   for (const [key, value] of Object.entries(overrides)) {

@@ -94,8 +94,7 @@ describe("LineReader", () => {
     const input = Buffer.concat([Buffer.from("A"), Buffer.from([IAC, IAC]), Buffer.from("B\r\n")]);
     assert.deepEqual(reader.push(input), lines("A\uFFFDB"));
     assert.deepEqual(feed(reader, bytewise(input)), lines("A\uFFFDB"));
-    // And 0xFF as a byte of a line is kept through the real decoder too: Latin-1 "ÿ" after IAC IAC
-    // is what a raw-byte client would send; here we check it is not treated as IAC IP etc.
+    // Two escaped 0xFF bytes in a row: neither is taken for the start of a command.
     const twice = Buffer.concat([Buffer.from([IAC, IAC, IAC, IAC]), Buffer.from("\r\n")]);
     assert.deepEqual(reader.push(twice), lines("\uFFFD\uFFFD"));
   });

@@ -1,0 +1,535 @@
+/**
+ * The benchmark's workloads. Each runs against one started server, from this (one) Node process,
+ * and returns one value per row it reports. Every loop is bounded in count and every wait in time.
+ */
+import { rmSync, mkdirSync, chownSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { ClosedError, DataConn, FtpControl, ReplyError, TimeoutError, withConcurrency, within, type Reply } from "./client.js";
+import type { BenchContext, RunningServer } from "./peers.js";
+import { treeMemory } from "./proc.js";
+
+/** The test files every server serves (written by run.ts into the common root). */
+export const FILES = {
+  /** The large file for RETR (1 GiB, 256 MiB with --quick). */
+  big: "big.bin",
+  /** 16 distinct 1 MiB files: client i fetches medium(i % 16); the first 8 bytes name the file. */
+  medium: (i: number) => `m1m-${String(i % 16).padStart(2, "0")}.bin`,
+  mediumCount: 16,
+  mediumSize: 1024 * 1024,
+  /** The 64 KiB file of the concurrent-sessions workload. */
+  small64k: "f64k.bin",
+  /** A directory of 10,000 empty files. */
+  listDir: "list10k",
+  listEntries: 10_000,
+  /** Scratch directory for the small-file uploads (emptied before each run). */
+  smallDir: "small",
+  /** Name of the large upload (removed after each run). */
+  upload: "upload.bin",
+} as const;
+
+/** The first 8 bytes of medium file `k`: "M1M-kk\r\n". */
+export const mediumHead = (k: number) => Buffer.from(`M1M-${String(k).padStart(2, "0")}\r\n`, "latin1");
+
+/** Client source addresses standing for distinct clients (all of 127.0.0.0/8 is local on Linux). */
+export const SOURCE_ADDRESSES = Array.from({ length: 12 }, (_, i) => `127.0.0.${i + 2}`);
+
+export interface RunEnv {
+  ctx: BenchContext;
+  server: RunningServer;
+  quick: boolean;
+  /** Absolute time (ms) by which this run must be over. */
+  deadline: number;
+}
+
+/** One cell of the table for one run. `value` null: not supported / not measured. */
+export interface Cell {
+  value: number | null;
+  /** Shown instead of the number (e.g. "1000 ok / 0 fail / 0 ref"). */
+  text?: string;
+  /** Appended to the cell, e.g. "capped at 400 files", "n.a.". */
+  note?: string;
+}
+
+export interface RowDef {
+  id: string;
+  label: string;
+  /** Which direction is better, for the ratio column. */
+  better: "higher" | "lower";
+  /** Decimals shown. */
+  digits: number;
+}
+
+export interface Workload {
+  /** Short name for --only. */
+  name: string;
+  rows: RowDef[];
+  /** Default number of runs (medians over them); --runs overrides where it is above 1. */
+  runs: number;
+  /** Time allowed for one run against one server. */
+  timeoutMs(quick: boolean): number;
+  run(env: RunEnv): Promise<Record<string, Cell>>;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const is = (...codes: number[]) => (c: number) => codes.includes(c);
+const prelim = (c: number) => c === 125 || c === 150;
+
+/** Opens a control connection, logs in, TYPE I. */
+async function session(env: RunEnv, localAddress?: string, timeoutMs = 20_000): Promise<FtpControl> {
+  const c = await FtpControl.open({ port: env.server.port, localAddress, timeoutMs });
+  try {
+    await c.login(env.ctx.user, env.ctx.password);
+    await c.expect("TYPE I", is(200));
+    return c;
+  } catch (err) {
+    c.destroy();
+    throw err;
+  }
+}
+
+/** EPSV + connect: the data connection for the next command. */
+async function passive(c: FtpControl, localAddress?: string): Promise<DataConn> {
+  const port = await c.epsv();
+  return DataConn.open({ port, localAddress: localAddress ?? c.localAddress, timeoutMs: 10_000 });
+}
+
+/** Sends a transfer command on an open data connection; returns the final reply after the preliminary one. */
+async function transferReplies(c: FtpControl, line: string): Promise<Reply> {
+  const first = await c.command(line);
+  if (!prelim(first.code)) throw new ReplyError(line.split(" ")[0], first);
+  const final = await c.reply();
+  if (final.code !== 226 && final.code !== 250) throw new ReplyError(line.split(" ")[0], final);
+  return final;
+}
+
+const remaining = (env: RunEnv) => Math.max(1, env.deadline - Date.now());
+
+// ---------------------------------------------------------------------------------------------
+// a. Issue 3: N concurrent passive RETR of 1 MiB through the 100-port range.
+
+type Outcome = "ok" | "failed" | "refused";
+
+interface PasvResult {
+  ok: number;
+  failed: number;
+  refused: number;
+  portsOutside: number;
+  wrongAddress: number;
+  reasons: Map<string, number>;
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof ReplyError) return `${err.command} ${err.reply.code}`;
+  if (err instanceof TimeoutError) return err.message;
+  if (err instanceof ClosedError) return "closed";
+  const code = (err as NodeJS.ErrnoException).code;
+  return code ?? (err as Error).message.slice(0, 40);
+}
+
+/** Refused: the server said no (a 4xx/5xx reply, or it closed the control connection) before any transfer began. */
+function classify(err: unknown, transferStarted: boolean): Outcome {
+  if (transferStarted) return "failed";
+  if (err instanceof ReplyError && err.reply.code >= 400) return "refused";
+  if (err instanceof ClosedError) return "refused";
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ECONNREFUSED" || code === "ECONNRESET") return "refused";
+  return "failed";
+}
+
+async function concurrentRetr(env: RunEnv, n: number, spread: boolean): Promise<PasvResult> {
+  const { pasvFirst, pasvLast } = env.ctx;
+  const result: PasvResult = { ok: 0, failed: 0, refused: 0, portsOutside: 0, wrongAddress: 0, reasons: new Map() };
+  const outcome = (o: Outcome, why?: string) => {
+    result[o]++;
+    if (why) result.reasons.set(why, (result.reasons.get(why) ?? 0) + 1);
+  };
+  const clients: Array<FtpControl | null> = new Array(n).fill(null);
+  const datas: DataConn[] = [];
+  const addressOf = (i: number) => (spread ? SOURCE_ADDRESSES[i % SOURCE_ADDRESSES.length] : "127.0.0.1");
+  try {
+    // 1. Every client logs in (at most 100 logins in flight); all stay connected.
+    const loggedIn: boolean[] = new Array(n).fill(false);
+    await within(
+      withConcurrency(
+        Array.from({ length: n }, (_, i) => i),
+        100,
+        async (i) => {
+          try {
+            clients[i] = await session(env, addressOf(i), 30_000);
+            loggedIn[i] = true;
+          } catch (err) {
+            outcome(classify(err, false), `login: ${reasonOf(err)}`);
+          }
+        },
+      ),
+      remaining(env),
+      "logins",
+    ).catch(() => {});
+
+    // 2. PASV (and, for the single-address variant, connect as soon as the reply arrives).
+    const transfer = async (i: number, c: FtpControl, port: number): Promise<void> => {
+      let started = false;
+      try {
+        const data = await DataConn.open({ port, localAddress: addressOf(i), timeoutMs: 20_000 });
+        datas.push(data);
+        started = true;
+        const k = i % FILES.mediumCount;
+        const [, got] = await Promise.all([transferReplies(c, `RETR ${FILES.medium(k)}`), data.drain(60_000)]);
+        if (got.bytes !== FILES.mediumSize) throw new Error(`short file (${got.bytes} bytes)`);
+        if (!got.head.subarray(0, 8).equals(mediumHead(k))) throw new Error("wrong file");
+        outcome("ok");
+      } catch (err) {
+        outcome(classify(err, started), `transfer: ${reasonOf(err)}`);
+      }
+    };
+    const reserve = async (i: number): Promise<{ i: number; c: FtpControl; port: number } | null> => {
+      const c = clients[i]!;
+      try {
+        const { host, port } = await c.pasv();
+        if (port < pasvFirst || port > pasvLast) result.portsOutside++;
+        if (host !== "127.0.0.1") result.wrongAddress++;
+        return { i, c, port };
+      } catch (err) {
+        outcome(classify(err, false), `PASV: ${reasonOf(err)}`);
+        return null;
+      }
+    };
+    const ready = clients.map((c, i) => (c && loggedIn[i] ? i : -1)).filter((i) => i >= 0);
+    let work: Promise<unknown>;
+    if (spread) {
+      // (i) every client holds its reservation before any connects.
+      work = Promise.all(ready.map(reserve)).then((held) =>
+        Promise.all(held.map((h) => (h ? transfer(h.i, h.c, h.port) : undefined))),
+      );
+    } else {
+      // (ii) each client connects as soon as its own PASV reply arrives.
+      work = Promise.all(ready.map((i) => reserve(i).then((h) => (h ? transfer(h.i, h.c, h.port) : undefined))));
+    }
+    await within(work, remaining(env), "transfers").catch(() => {});
+  } finally {
+    for (const c of clients) c?.destroy();
+    for (const d of datas) d.destroy();
+  }
+  // Whatever did not finish by the deadline failed.
+  const unaccounted = n - result.ok - result.failed - result.refused;
+  if (unaccounted > 0) outcome("failed", `unfinished at deadline ×${unaccounted}`);
+  return result;
+}
+
+function pasvCell(r: PasvResult): Cell {
+  let text = `${r.ok} ok / ${r.failed} fail / ${r.refused} ref`;
+  if (r.portsOutside > 0) text += ` · ${r.portsOutside} ports outside range`;
+  if (r.wrongAddress > 0) text += ` · ${r.wrongAddress} wrong address`;
+  const top = [...r.reasons.entries()].sort((a, b) => b[1] - a[1]).slice(0, 2);
+  return { value: r.ok, text, note: top.length ? top.map(([why, count]) => `${why} ×${count}`).join("; ") : undefined };
+}
+
+function pasvWorkload(n: number, spread: boolean): Workload {
+  const label = spread
+    ? `${n.toLocaleString("en")} concurrent RETR 1 MiB, 12 client addresses, all reservations held first: ok / fail / refused`
+    : `${n.toLocaleString("en")} concurrent RETR 1 MiB, one client address, connect on PASV reply: ok / fail / refused`;
+  const id = `pasv-${n}-${spread ? "spread" : "single"}`;
+  return {
+    name: id,
+    rows: [{ id, label, better: "higher", digits: 0 }],
+    runs: 1,
+    timeoutMs: () => (n >= 1000 ? 120_000 : 60_000),
+    async run(env) {
+      return { [id]: pasvCell(await concurrentRetr(env, n, spread)) };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// b. RETR and STOR of one large file.
+
+export const bigSize = (quick: boolean) => (quick ? 256 : 1024) * 1024 * 1024;
+const UPLOAD_BLOCK = Buffer.alloc(1024 * 1024, 0x5a);
+
+const bigFile: Workload = {
+  name: "big",
+  rows: [
+    { id: "retr-big", label: "RETR 1 GiB, MB/s", better: "higher", digits: 0 },
+    { id: "stor-big", label: "STOR 1 GiB, MB/s", better: "higher", digits: 0 },
+  ],
+  runs: 3,
+  timeoutMs: () => 90_000,
+  async run(env) {
+    const size = bigSize(env.quick);
+    const c = await session(env);
+    const upload = join(env.ctx.root, FILES.upload);
+    try {
+      // RETR: from the command to both the 226 and the end of the data.
+      let data = await passive(c);
+      let t0 = performance.now();
+      const [, got] = await Promise.all([transferReplies(c, `RETR ${FILES.big}`), data.drain(remaining(env))]);
+      const retrMs = performance.now() - t0;
+      if (got.bytes !== size) throw new Error(`RETR: got ${got.bytes} of ${size} bytes`);
+
+      // STOR: from the command to the 226 (the server has the whole file).
+      data = await passive(c);
+      t0 = performance.now();
+      const replies = transferReplies(c, `STOR ${FILES.upload}`);
+      replies.catch(() => {});
+      await data.send(UPLOAD_BLOCK, size, remaining(env));
+      await replies;
+      const storMs = performance.now() - t0;
+      const stored = statSync(upload).size;
+      if (stored !== size) throw new Error(`STOR: file has ${stored} of ${size} bytes`);
+      await c.quit();
+      return {
+        "retr-big": { value: size / 1e6 / (retrMs / 1000) },
+        "stor-big": { value: size / 1e6 / (storMs / 1000) },
+      };
+    } finally {
+      c.destroy();
+      rmSync(upload, { force: true });
+    }
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// c. Many small files in one session: STOR all, then RETR all.
+
+const SMALL = Buffer.alloc(4096, 0x61);
+
+function prepareSmallDir(ctx: BenchContext): void {
+  const dir = join(ctx.root, FILES.smallDir);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  chownSync(dir, ctx.uid, ctx.gid);
+}
+
+const smallFiles: Workload = {
+  name: "small",
+  rows: [
+    { id: "stor-small", label: "2,000 × 4 KiB STOR, one session, files/s", better: "higher", digits: 0 },
+    { id: "retr-small", label: "2,000 × 4 KiB RETR, one session, files/s", better: "higher", digits: 0 },
+  ],
+  runs: 3,
+  timeoutMs: () => 60_000,
+  async run(env) {
+    const count = env.quick ? 500 : 2000;
+    // A phase stops early after this long: a slow server gets its rate over the files it did.
+    const phaseCapMs = env.quick ? 5_000 : 10_000;
+    prepareSmallDir(env.ctx);
+    const c = await session(env);
+    try {
+      const phase = async (verb: "STOR" | "RETR", limit: number): Promise<{ done: number; ms: number }> => {
+        const t0 = performance.now();
+        let done = 0;
+        for (let i = 0; i < limit && performance.now() - t0 < phaseCapMs && Date.now() < env.deadline; i++) {
+          const data = await passive(c);
+          const name = `${FILES.smallDir}/s${String(i).padStart(5, "0")}`;
+          if (verb === "STOR") {
+            const replies = transferReplies(c, `STOR ${name}`);
+            replies.catch(() => {});
+            await data.send(SMALL, SMALL.length, 10_000);
+            await replies;
+          } else {
+            const [, got] = await Promise.all([transferReplies(c, `RETR ${name}`), data.drain(10_000)]);
+            if (got.bytes !== SMALL.length) throw new Error(`RETR ${name}: ${got.bytes} bytes`);
+          }
+          done++;
+        }
+        return { done, ms: performance.now() - t0 };
+      };
+      const stor = await phase("STOR", count);
+      const retr = await phase("RETR", stor.done);
+      await c.quit();
+      const cell = (p: { done: number; ms: number }): Cell => ({
+        value: p.done / (p.ms / 1000),
+        note: p.done < count ? `${p.done} of ${count} files in the ${phaseCapMs / 1000} s cap` : undefined,
+      });
+      return { "stor-small": cell(stor), "retr-small": cell(retr) };
+    } finally {
+      c.destroy();
+    }
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// d. LIST and MLSD of a 10,000-entry directory.
+
+/** Counts LF bytes in a data connection's stream (lines of a listing). */
+async function listing(c: FtpControl, verb: string, env: RunEnv): Promise<{ ms: number; lines: number } | null> {
+  const data = await passive(c);
+  let lines = 0;
+  data.tap = (chunk) => {
+    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
+  };
+  const t0 = performance.now();
+  const first = await c.command(`${verb} ${FILES.listDir}`);
+  if (!prelim(first.code)) {
+    data.destroy();
+    if (first.code >= 500) return null; // not implemented
+    throw new ReplyError(verb, first);
+  }
+  const [final] = await Promise.all([c.reply(), data.drain(remaining(env))]);
+  const ms = performance.now() - t0;
+  if (final.code !== 226 && final.code !== 250) throw new ReplyError(verb, final);
+  return { ms, lines };
+}
+
+const listCell = (r: { ms: number; lines: number } | null, minLines: number): Cell =>
+  r === null
+    ? { value: null, text: "n.a." }
+    : { value: r.ms, note: r.lines < minLines ? `only ${r.lines} entries listed` : undefined };
+
+const listings: Workload = {
+  name: "list",
+  rows: [
+    { id: "list", label: "LIST of 10,000 entries, ms", better: "lower", digits: 0 },
+    { id: "mlsd", label: "MLSD of 10,000 entries, ms", better: "lower", digits: 0 },
+  ],
+  runs: 3,
+  timeoutMs: () => 60_000,
+  async run(env) {
+    const c = await session(env);
+    try {
+      const list = await listing(c, "LIST", env);
+      const mlsd = await listing(c, "MLSD", env);
+      await c.quit();
+      return { list: listCell(list, FILES.listEntries), mlsd: listCell(mlsd, FILES.listEntries) };
+    } finally {
+      c.destroy();
+    }
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// e. Concurrent short sessions: login, TYPE I, EPSV, RETR 64 KiB, QUIT.
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+const sessions: Workload = {
+  name: "sessions",
+  rows: [
+    { id: "sessions-rate", label: "200 concurrent clients (login, TYPE I, EPSV, RETR 64 KiB, QUIT), sessions/s", better: "higher", digits: 0 },
+    { id: "sessions-p99", label: "… the same, p99 session time, ms", better: "lower", digits: 0 },
+  ],
+  runs: 3,
+  timeoutMs: () => 90_000,
+  async run(env) {
+    const n = env.quick ? 100 : 200;
+    const latencies: number[] = [];
+    let failed = 0;
+    const reasons = new Map<string, number>();
+    const open: FtpControl[] = [];
+    const t0 = performance.now();
+    const one = async (i: number) => {
+      const start = performance.now();
+      const addr = SOURCE_ADDRESSES[i % SOURCE_ADDRESSES.length];
+      let c: FtpControl | null = null;
+      try {
+        c = await session(env, addr, 30_000);
+        open.push(c);
+        const data = await passive(c, addr);
+        const [, got] = await Promise.all([transferReplies(c, `RETR ${FILES.small64k}`), data.drain(30_000)]);
+        if (got.bytes !== 64 * 1024) throw new Error(`short file (${got.bytes})`);
+        const bye = await c.command("QUIT");
+        if (bye.code !== 221) throw new ReplyError("QUIT", bye);
+        latencies.push(performance.now() - start);
+      } catch (err) {
+        failed++;
+        const why = reasonOf(err);
+        reasons.set(why, (reasons.get(why) ?? 0) + 1);
+      } finally {
+        c?.destroy();
+      }
+    };
+    try {
+      await within(Promise.all(Array.from({ length: n }, (_, i) => one(i))), remaining(env), "sessions");
+    } finally {
+      for (const c of open) c.destroy();
+    }
+    const wallMs = performance.now() - t0;
+    latencies.sort((a, b) => a - b);
+    const note = failed
+      ? `${failed} of ${n} failed (${[...reasons.entries()].map(([w, k]) => `${w} ×${k}`).join("; ")})`
+      : undefined;
+    return {
+      "sessions-rate": { value: latencies.length / (wallMs / 1000), note },
+      "sessions-p99": { value: latencies.length ? percentile(latencies, 99) : null, note },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// f. Idle logged-in sessions: server memory per session.
+
+const idle: Workload = {
+  name: "idle",
+  rows: [{ id: "idle-mem", label: "2,000 idle logged-in sessions, server memory per session, KiB RSS (PSS)", better: "lower", digits: 0 }],
+  runs: 1,
+  timeoutMs: () => 150_000,
+  async run(env) {
+    const n = env.quick ? 500 : 2000;
+    // Warm the server up (first login loads the account store, hashing, storage), then settle.
+    const warm = await session(env);
+    await warm.quit();
+    await sleep(500);
+    const before = treeMemory(env.server.pid);
+    const clients: FtpControl[] = [];
+    let failed = 0;
+    try {
+      await within(
+        withConcurrency(
+          Array.from({ length: n }, (_, i) => i),
+          50,
+          async (i) => {
+            try {
+              clients.push(await session(env, SOURCE_ADDRESSES[i % SOURCE_ADDRESSES.length], 30_000));
+            } catch {
+              failed++;
+            }
+          },
+        ),
+        remaining(env),
+        "idle logins",
+      ).catch(() => {});
+      await sleep(1500);
+      const after = treeMemory(env.server.pid);
+      const k = clients.length;
+      if (k === 0) return { "idle-mem": { value: null, text: "no session", note: `${failed} logins failed` } };
+      const rss = (after.rssKiB - before.rssKiB) / k;
+      const pss = (after.pssKiB - before.pssKiB) / k;
+      return {
+        "idle-mem": {
+          value: rss,
+          text: `${Math.round(rss)} (${Math.round(pss)})`,
+          note: [
+            k < n ? `${k} of ${n} sessions` : undefined,
+            after.processes > 1 ? `${after.processes} processes` : undefined,
+          ]
+            .filter(Boolean)
+            .join(", ") || undefined,
+        },
+      };
+    } finally {
+      for (const c of clients) c.destroy();
+    }
+  },
+};
+
+export const WORKLOADS: readonly Workload[] = [
+  pasvWorkload(300, true),
+  pasvWorkload(300, false),
+  pasvWorkload(1000, true),
+  pasvWorkload(1000, false),
+  bigFile,
+  smallFiles,
+  listings,
+  sessions,
+  idle,
+];
+
+/** Groups for --only: "pasv" selects the four issue-3 runs. */
+export function selectWorkloads(only: string[] | null): Workload[] {
+  if (!only) return [...WORKLOADS];
+  return WORKLOADS.filter((w) => only.some((o) => w.name === o || w.name.startsWith(`${o}-`)));
+}

@@ -1,0 +1,118 @@
+/**
+ * The node's TLS credentials: one SecureContext shared by control and data connections (so a data
+ * connection can resume the control connection's session), replaced in place on reload (SIGHUP or
+ * a change of the certificate files) without touching established sessions. The session-ticket
+ * keys survive reloads, so a session opened before a reload still resumes after it.
+ */
+import { randomBytes } from "node:crypto";
+import { readFileSync, watch, type FSWatcher } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { createSecureContext, type SecureContext } from "node:tls";
+import { resolveDataPaths } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../observe/logger.js";
+import { ensureSelfSigned, type CertificateFiles } from "./self-signed.js";
+
+/** Coalesces the burst of events one certificate renewal makes (cert and key written separately). */
+const WATCH_DEBOUNCE_MS = 250;
+
+export class TlsContextProvider {
+  private current: SecureContext;
+  private readonly ticketKeys = randomBytes(48);
+  private watchers: FSWatcher[] = [];
+  private debounce: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly config: Config,
+    private readonly files: CertificateFiles & { ca: string },
+    private readonly logger: Logger,
+  ) {
+    this.current = this.load();
+  }
+
+  /** Loads the configured certificate, or generates the quick start's self-signed one. */
+  static async create(config: Config, logger: Logger): Promise<TlsContextProvider> {
+    let files: CertificateFiles;
+    if (config.tls.cert || config.tls.key) {
+      if (!config.tls.cert || !config.tls.key) throw new Error("tls: set both tls.cert and tls.key (--tls-cert, --tls-key)");
+      files = { cert: config.tls.cert, key: config.tls.key };
+    } else {
+      const generated = await ensureSelfSigned(join(resolveDataPaths(config).dataDir, "tls"));
+      logger.warn(
+        { cert: generated.cert, created: generated.created },
+        "FTPS uses a self-signed certificate (clients will warn); set tls.cert and tls.key (--tls-cert, --tls-key) to a real one",
+      );
+      files = generated;
+    }
+    return new TlsContextProvider(config, { ...files, ca: config.tls.ca }, logger);
+  }
+
+  get context(): SecureContext {
+    return this.current;
+  }
+
+  private load(): SecureContext {
+    const read = (path: string, what: string) => {
+      try {
+        return readFileSync(path);
+      } catch (err) {
+        throw new Error(`tls: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code})`);
+      }
+    };
+    const { tls } = this.config;
+    try {
+      return createSecureContext({
+        cert: read(this.files.cert, "certificate"),
+        key: read(this.files.key, "key"),
+        ...(this.files.ca ? { ca: read(this.files.ca, "CA chain") } : {}),
+        minVersion: tls.minVersion,
+        ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
+        ticketKeys: this.ticketKeys,
+        sessionTimeout: 3600,
+      });
+    } catch (err) {
+      if ((err as Error).message.startsWith("tls:")) throw err;
+      throw new Error(`tls: certificate ${this.files.cert} and key ${this.files.key} do not load (${(err as Error).message})`);
+    }
+  }
+
+  /** Re-reads the files; on failure keeps serving the previous credentials and says why. */
+  reload(): boolean {
+    try {
+      this.current = this.load();
+      this.logger.info({ cert: this.files.cert }, "TLS certificate reloaded");
+      return true;
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, "TLS certificate reload failed; keeping the previous one");
+      return false;
+    }
+  }
+
+  /** Reloads when the certificate or key file changes (watching their directories survives atomic renames). */
+  watch(): void {
+    const names = new Set([basename(this.files.cert), basename(this.files.key)]);
+    for (const dir of new Set([dirname(this.files.cert), dirname(this.files.key)])) {
+      try {
+        const watcher = watch(dir, (_event, name) => {
+          if (name && !names.has(name.toString())) return;
+          if (this.debounce) clearTimeout(this.debounce);
+          this.debounce = setTimeout(() => {
+            this.debounce = null;
+            this.reload();
+          }, WATCH_DEBOUNCE_MS);
+        });
+        watcher.on("error", (err) => this.logger.warn({ err }, "certificate watcher failed; SIGHUP still reloads"));
+        this.watchers.push(watcher);
+      } catch (err) {
+        this.logger.warn({ err, dir }, "cannot watch the certificate directory; SIGHUP still reloads");
+      }
+    }
+  }
+
+  close(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = null;
+  }
+}
