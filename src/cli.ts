@@ -16,6 +16,8 @@ import {
   AccountError,
   ALL_PERMISSIONS,
   PERMISSIONS,
+  TLS_POLICIES,
+  type TlsPolicy,
   READ_ONLY_PERMISSIONS,
   type Account,
   type AccountPatch,
@@ -79,6 +81,8 @@ withConfigOptions(user.command("add"), isDataOption)
   .option("--home <dir>", "existing directory to use as the account's root (default: <dataDir>/homes/NAME, created)")
   .addOption(permissionsOption())
   .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
+  .addOption(tlsPolicyOption())
+  .addOption(tlsSessionReuseOption())
   .option("--if-missing", "succeed without changes when the account already exists (for setup scripts)")
   .action((name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions) => userAdd(name, options));
 
@@ -105,6 +109,8 @@ withConfigOptions(user.command("set"), isDataOption)
   .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
   .option("--enable", "allow the account to log in")
   .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"))
+  .addOption(tlsPolicyOption())
+  .addOption(tlsSessionReuseOption())
   .action((name: string, options: CommonOptions & SettingsOptions) => userSet(name, options));
 
 const configCommand = program.command("config").description("Inspect the configuration.");
@@ -164,6 +170,27 @@ function withConfigOptions(command: Command, include: (option: ConfigOption) => 
   return command;
 }
 
+function tlsPolicyOption(): Option {
+  return new Option("--tls-policy <policy>", "this account's TLS requirement; `node` follows the node's tls.policy").choices([...TLS_POLICIES, "node"]);
+}
+
+function tlsSessionReuseOption(): Option {
+  return new Option(
+    "--tls-session-reuse <bool>",
+    "whether this account's PROT P data connections must resume the control TLS session; `node` follows tls.requireSessionReuse",
+  ).choices(["true", "false", "node"]);
+}
+
+/** The account's TLS overrides from --tls-policy / --tls-session-reuse (`node` resets to the node's setting). */
+function tlsSettings(options: SettingsOptions): AccountPatch {
+  const patch: AccountPatch = {};
+  if (options.tlsPolicy !== undefined) patch.tlsPolicy = options.tlsPolicy === "node" ? null : (options.tlsPolicy as TlsPolicy);
+  if (options.tlsSessionReuse !== undefined) {
+    patch.tlsSessionReuse = options.tlsSessionReuse === "node" ? null : options.tlsSessionReuse === "true";
+  }
+  return patch;
+}
+
 function permissionsOption(): Option {
   return new Option("--permissions <list>", `comma-separated, from ${PERMISSIONS.join(",")} (default: all)`);
 }
@@ -215,6 +242,11 @@ async function serve(options: CommonOptions): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  // SIGHUP: re-read TLS certificates and re-resolve the PASV hostname, keeping every session.
+  process.on("SIGHUP", () => {
+    logger.info("SIGHUP: reloading");
+    void node.reload();
+  });
 }
 
 /**
@@ -265,6 +297,8 @@ interface SettingsOptions {
   readOnly?: boolean;
   enable?: boolean;
   disable?: boolean;
+  tlsPolicy?: string;
+  tlsSessionReuse?: string;
 }
 
 interface AddOptions {
@@ -285,7 +319,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
       throw new AccountError("exists", `account "${name}" already exists`);
     }
     const password = await readPassword(name, options);
-    const account = await accounts.create({ name, password, home, permissions });
+    const account = await accounts.create({ name, password, home, permissions, ...tlsSettings(options) });
     const root = homeFor(config, account);
     // Created only now: the store has validated the name, so it is a safe single path segment.
     if (home === null) mkdirSync(root, { recursive: true });
@@ -331,8 +365,9 @@ async function userSet(name: string, options: CommonOptions & SettingsOptions): 
   const permissions = requestedPermissions(options);
   if (permissions !== undefined) patch.permissions = permissions;
   if (options.enable || options.disable) patch.enabled = options.enable === true;
+  Object.assign(patch, tlsSettings(options));
   if (Object.keys(patch).length === 0) {
-    throw new CliError("nothing to change: give --home, --permissions, --read-only, --enable or --disable");
+    throw new CliError("nothing to change: give --home, --permissions, --read-only, --enable, --disable, --tls-policy or --tls-session-reuse");
   }
   await withAccounts(config, { create: false }, async (accounts) => {
     const account = await accounts.update(name, patch);

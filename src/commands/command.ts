@@ -19,6 +19,11 @@ export interface CommandSpec {
   permission?: Permission;
   /** Storage capability the backend must declare (502 otherwise). */
   capability?: keyof StorageCapabilities;
+  /**
+   * Leaves a pending REST offset in place. REST applies to the next transfer command (RFC 3659
+   * §5.3); clients send data-setup and type commands between them, but any other command cancels it.
+   */
+  keepsRestOffset?: boolean;
   /** Runs at once while a transfer is in progress (RFC 959 §4.1.3: ABOR, STAT; and QUIT, NOOP). */
   duringTransfer?: boolean;
   /** Line for FEAT (RFC 2389), if the command extends RFC 959. */

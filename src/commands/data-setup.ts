@@ -44,6 +44,7 @@ function setActive(session: Session, host: string, port: number): void {
 export const dataSetupCommands: CommandSpec[] = [
   {
     verb: "PASV",
+    keepsRestOffset: true,
     help: "PASV: listen for a data connection (IPv4)",
     arg: "none",
     async handler(session) {
@@ -56,6 +57,7 @@ export const dataSetupCommands: CommandSpec[] = [
   },
   {
     verb: "EPSV",
+    keepsRestOffset: true,
     help: "EPSV [<sp> 1 | 2 | ALL]: listen for a data connection, any address family (RFC 2428)",
     arg: "optional",
     feat: "EPSV",
@@ -76,6 +78,7 @@ export const dataSetupCommands: CommandSpec[] = [
   },
   {
     verb: "PORT",
+    keepsRestOffset: true,
     help: "PORT <sp> h1,h2,h3,h4,p1,p2: connect to the client for the next transfer",
     arg: "required",
     handler(session, arg) {
@@ -88,6 +91,7 @@ export const dataSetupCommands: CommandSpec[] = [
   },
   {
     verb: "EPRT",
+    keepsRestOffset: true,
     help: "EPRT <sp> |af|address|port|: connect to the client, any address family (RFC 2428)",
     arg: "required",
     feat: "EPRT",

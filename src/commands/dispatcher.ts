@@ -37,6 +37,7 @@ export async function dispatch(session: Session, line: string): Promise<void> {
       session.reply(Reply.NotImplemented, `${verb} is not supported by this storage.`);
     } else {
       if (verb === "RNTO") session.renameFrom = renameFrom;
+      if (!spec.keepsRestOffset) session.restOffset = 0;
       await spec.handler(session, arg);
     }
   } catch (err) {

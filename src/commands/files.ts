@@ -89,6 +89,7 @@ export const fileCommands: CommandSpec[] = [
   alias("XRMD", rmd),
   {
     verb: "SIZE",
+    keepsRestOffset: true,
     help: "SIZE <sp> pathname: size of a file in bytes (RFC 3659)",
     arg: "required",
     permission: "list",
@@ -101,6 +102,7 @@ export const fileCommands: CommandSpec[] = [
   },
   {
     verb: "MDTM",
+    keepsRestOffset: true,
     help: "MDTM <sp> pathname: modification time of a file (RFC 3659)",
     arg: "required",
     permission: "list",

@@ -9,6 +9,7 @@ const GENERAL_FEATURES = ["UTF8", "TVFS"];
 export const infoCommands: CommandSpec[] = [
   {
     verb: "NOOP",
+    keepsRestOffset: true,
     help: "NOOP: do nothing (keeps the connection alive)",
     login: false,
     arg: "none",

@@ -124,6 +124,7 @@ export const listingCommands: CommandSpec[] = [
   },
   {
     verb: "STAT",
+    keepsRestOffset: true,
     help: "STAT [<sp> pathname]: server status, transfer status, or a listing over the control connection",
     arg: "optional",
     login: false,

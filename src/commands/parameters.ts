@@ -5,6 +5,7 @@ import type { CommandSpec } from "./command.js";
 export const parameterCommands: CommandSpec[] = [
   {
     verb: "TYPE",
+    keepsRestOffset: true,
     help: "TYPE <sp> A | I | L 8: representation type (ASCII or binary)",
     arg: "required",
     handler(session, arg) {
@@ -21,6 +22,7 @@ export const parameterCommands: CommandSpec[] = [
   },
   {
     verb: "MODE",
+    keepsRestOffset: true,
     help: "MODE <sp> S: transfer mode (stream only)",
     arg: "required",
     handler(session, arg) {
@@ -30,6 +32,7 @@ export const parameterCommands: CommandSpec[] = [
   },
   {
     verb: "STRU",
+    keepsRestOffset: true,
     help: "STRU <sp> F: file structure (file only)",
     arg: "required",
     handler(session, arg) {
@@ -39,6 +42,7 @@ export const parameterCommands: CommandSpec[] = [
   },
   {
     verb: "ALLO",
+    keepsRestOffset: true,
     help: "ALLO <sp> size: reserve space (not needed here)",
     arg: "required",
     handler(session) {
@@ -47,6 +51,7 @@ export const parameterCommands: CommandSpec[] = [
   },
   {
     verb: "REST",
+    keepsRestOffset: true,
     help: "REST <sp> offset: restart the next RETR/STOR at a byte offset",
     arg: "required",
     feat: "REST STREAM",

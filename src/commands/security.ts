@@ -34,6 +34,7 @@ export const securityCommands: CommandSpec[] = [
   },
   {
     verb: "PBSZ",
+    keepsRestOffset: true,
     help: "PBSZ <sp> 0: protection buffer size (always 0 with TLS)",
     login: false,
     arg: "required",
@@ -47,6 +48,7 @@ export const securityCommands: CommandSpec[] = [
   },
   {
     verb: "PROT",
+    keepsRestOffset: true,
     help: "PROT <sp> P | C: protect data connections with TLS (P) or not (C)",
     login: false,
     arg: "required",

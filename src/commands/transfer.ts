@@ -65,6 +65,7 @@ async function uniqueName(session: Session, dir: string, base: string): Promise<
 export const transferCommands: CommandSpec[] = [
   {
     verb: "RETR",
+    keepsRestOffset: true,
     help: "RETR <sp> pathname: download a file",
     arg: "required",
     permission: "read",
@@ -90,6 +91,7 @@ export const transferCommands: CommandSpec[] = [
   },
   {
     verb: "STOR",
+    keepsRestOffset: true,
     help: "STOR <sp> pathname: upload a file (replacing it, or from the REST offset)",
     arg: "required",
     permission: "write",
@@ -97,6 +99,7 @@ export const transferCommands: CommandSpec[] = [
   },
   {
     verb: "APPE",
+    keepsRestOffset: true,
     help: "APPE <sp> pathname: append to a file (creating it)",
     arg: "required",
     permission: "write",
@@ -105,6 +108,7 @@ export const transferCommands: CommandSpec[] = [
   },
   {
     verb: "STOU",
+    keepsRestOffset: true,
     help: "STOU [<sp> name]: upload to a new, unique file name",
     arg: "optional",
     permission: "write",

@@ -80,6 +80,8 @@ function readBytes(socket: Socket, n: number): Promise<string> {
     };
     socket.on("data", onData);
     socket.once("error", reject);
+    // Delivered sockets are paused (pauseOnConnect): reading starts only when asked for.
+    socket.resume();
   });
 }
 
@@ -174,6 +176,8 @@ describe("PassivePortPool", () => {
       const waiting = r1.connection(2000);
       const c1 = track(await connectFrom(A, r1.port));
       const s1 = track(await within(waiting, 3000, "delivery"));
+      // Nothing is read before the transfer decides how (plain or TLS): the socket comes paused.
+      assert.equal(s1.readableFlowing, false);
       assert.equal(s1.remoteAddress, A);
       assert.equal(s1.remotePort, c1.localPort);
       await assertPaired(s1, c1, "one");
@@ -183,9 +187,13 @@ describe("PassivePortPool", () => {
       // The client connects before the transfer command: the socket is held for connection().
       const r2 = await p.reserve(HOST, A);
       const c2 = track(await connectFrom(A, r2.port));
+      // Bytes the client sends before the transfer command (a TLS ClientHello) must not be lost.
+      c2.write("early");
       await until(() => p.stats().pendingReservations === 0);
+      await new Promise((r) => setTimeout(r, 20));
       const s2 = track(await within(r2.connection(2000), 3000, "held delivery"));
       assert.equal(s2.remotePort, c2.localPort);
+      assert.equal(await within(readBytes(s2, 5), 2000, "early bytes"), "early");
       await assertPaired(s2, c2, "two");
       // Single use.
       await assert.rejects(r2.connection(100));
