@@ -44,6 +44,19 @@ ALTER TABLE accounts ADD COLUMN tls_policy TEXT NULL;
 ALTER TABLE accounts ADD COLUMN tls_session_reuse INTEGER NULL;
 `,
   },
+  {
+    version: 3,
+    description: "per-account quotas, tracked usage, bandwidth and session limits",
+    sql: `
+ALTER TABLE accounts ADD COLUMN quota_bytes BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN quota_files BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN used_bytes BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN used_files BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN bandwidth_up BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN bandwidth_down BIGINT NULL;
+ALTER TABLE accounts ADD COLUMN max_sessions INTEGER NULL;
+`,
+  },
 ];
 
 /**

@@ -20,6 +20,7 @@ import {
   type AccountStore,
   type NewAccount,
   type Permission,
+  type Usage,
 } from "./types.js";
 
 /** A row of `accounts`, as better-sqlite3 returns it. */
@@ -32,7 +33,23 @@ interface AccountRow {
   created_at: number;
   tls_policy: string | null;
   tls_session_reuse: number | null;
+  quota_bytes: number | null;
+  quota_files: number | null;
+  used_bytes: number | null;
+  used_files: number | null;
+  bandwidth_up: number | null;
+  bandwidth_down: number | null;
+  max_sessions: number | null;
 }
+
+/** The numeric limits of an account: patch field → column. */
+const LIMIT_COLUMNS = {
+  quotaBytes: "quota_bytes",
+  quotaFiles: "quota_files",
+  bandwidthUp: "bandwidth_up",
+  bandwidthDown: "bandwidth_down",
+  maxSessions: "max_sessions",
+} as const satisfies Record<string, keyof AccountRow>;
 
 /** 1-64 characters; the first may not be `.` or `-`, so names never look like `..` or an option. */
 const ACCOUNT_NAME = /^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$/;
@@ -49,18 +66,29 @@ export class SqliteAccountStore implements AccountStore {
   readonly #updateSettings: Database.Statement<[AccountRow], unknown>;
   readonly #updatePassword: Database.Statement<[string, string], unknown>;
   readonly #delete: Database.Statement<[string], unknown>;
+  readonly #setUsage: Database.Statement<[number, number, string], unknown>;
+  readonly #addUsage: Database.Statement<[number, number, string], unknown>;
 
   private constructor(db: Database.Database) {
     this.#db = db;
     this.#selectOne = db.prepare("SELECT * FROM accounts WHERE name = ?");
     this.#selectAll = db.prepare("SELECT * FROM accounts ORDER BY name");
     this.#insert = db.prepare(
-      `INSERT INTO accounts (name, password_hash, home, permissions, enabled, created_at, tls_policy, tls_session_reuse)
-       VALUES (@name, @password_hash, @home, @permissions, @enabled, @created_at, @tls_policy, @tls_session_reuse)`,
+      `INSERT INTO accounts (name, password_hash, home, permissions, enabled, created_at, tls_policy, tls_session_reuse,
+         quota_bytes, quota_files, used_bytes, used_files, bandwidth_up, bandwidth_down, max_sessions)
+       VALUES (@name, @password_hash, @home, @permissions, @enabled, @created_at, @tls_policy, @tls_session_reuse,
+         @quota_bytes, @quota_files, @used_bytes, @used_files, @bandwidth_up, @bandwidth_down, @max_sessions)`,
     );
     this.#updateSettings = db.prepare(
       `UPDATE accounts SET home = @home, permissions = @permissions, enabled = @enabled,
-       tls_policy = @tls_policy, tls_session_reuse = @tls_session_reuse WHERE name = @name`,
+       tls_policy = @tls_policy, tls_session_reuse = @tls_session_reuse, quota_bytes = @quota_bytes,
+       quota_files = @quota_files, bandwidth_up = @bandwidth_up, bandwidth_down = @bandwidth_down,
+       max_sessions = @max_sessions WHERE name = @name`,
+    );
+    this.#setUsage = db.prepare("UPDATE accounts SET used_bytes = ?, used_files = ? WHERE name = ?");
+    // Unmeasured usage (NULL) stays NULL: adding to an unknown total would invent a number.
+    this.#addUsage = db.prepare(
+      "UPDATE accounts SET used_bytes = MAX(0, used_bytes + ?), used_files = MAX(0, used_files + ?) WHERE name = ? AND used_bytes IS NOT NULL",
     );
     this.#updatePassword = db.prepare("UPDATE accounts SET password_hash = ? WHERE name = ?");
     this.#delete = db.prepare("DELETE FROM accounts WHERE name = ?");
@@ -125,6 +153,9 @@ export class SqliteAccountStore implements AccountStore {
       created_at: Date.now(),
       tls_policy: encodeTlsPolicy(account.tlsPolicy ?? null),
       tls_session_reuse: encodeOptionalBool(account.tlsSessionReuse ?? null),
+      used_bytes: null,
+      used_files: null,
+      ...limitColumns(account, null),
     };
     try {
       this.#insert.run(row);
@@ -160,6 +191,7 @@ export class SqliteAccountStore implements AccountStore {
         enabled: patch.enabled === undefined ? row.enabled : patch.enabled ? 1 : 0,
         tls_policy: patch.tlsPolicy === undefined ? row.tls_policy : encodeTlsPolicy(patch.tlsPolicy),
         tls_session_reuse: patch.tlsSessionReuse === undefined ? row.tls_session_reuse : encodeOptionalBool(patch.tlsSessionReuse),
+        ...limitColumns(patch, row),
       };
       this.#updateSettings.run(next);
       return next;
@@ -170,6 +202,16 @@ export class SqliteAccountStore implements AccountStore {
   /** {@inheritDoc AccountStore.remove} */
   async remove(name: string): Promise<void> {
     if (this.#delete.run(name).changes === 0) throw notFound(name);
+  }
+
+  /** {@inheritDoc AccountStore.setUsage} */
+  async setUsage(name: string, usage: Usage): Promise<void> {
+    if (this.#setUsage.run(usage.bytes, usage.files, name).changes === 0 && (await this.get(name)) === null) throw notFound(name);
+  }
+
+  /** {@inheritDoc AccountStore.addUsage} */
+  async addUsage(name: string, delta: Usage): Promise<void> {
+    this.#addUsage.run(delta.bytes, delta.files, name);
   }
 
   /** Closes the database; SQLite checkpoints the WAL and removes its -wal and -shm files. */
@@ -215,7 +257,29 @@ function toAccount(row: AccountRow): Account {
     // An unknown value (written by a newer edgeftp) falls back to the node's policy.
     tlsPolicy: isTlsPolicy(row.tls_policy) ? row.tls_policy : null,
     tlsSessionReuse: row.tls_session_reuse === null ? null : row.tls_session_reuse === 1,
+    quotaBytes: row.quota_bytes,
+    quotaFiles: row.quota_files,
+    bandwidthUp: row.bandwidth_up,
+    bandwidthDown: row.bandwidth_down,
+    maxSessions: row.max_sessions,
+    usage: row.used_bytes === null || row.used_files === null ? null : { bytes: row.used_bytes, files: row.used_files },
   };
+}
+
+/** The limit columns of a patch, validated; an absent field keeps `current`'s value (or null). */
+function limitColumns(patch: AccountPatch, current: AccountRow | null): Pick<AccountRow, (typeof LIMIT_COLUMNS)[keyof typeof LIMIT_COLUMNS]> {
+  const out = {} as Record<(typeof LIMIT_COLUMNS)[keyof typeof LIMIT_COLUMNS], number | null>;
+  for (const [field, column] of Object.entries(LIMIT_COLUMNS) as [keyof typeof LIMIT_COLUMNS, (typeof LIMIT_COLUMNS)[keyof typeof LIMIT_COLUMNS]][]) {
+    const value = patch[field];
+    if (value === undefined) {
+      out[column] = current?.[column] ?? null;
+    } else if (value !== null && (!Number.isSafeInteger(value) || value < 0)) {
+      throw new AccountError("invalid", `${field} must be a whole number of 0 or more, or null for no limit`);
+    } else {
+      out[column] = value;
+    }
+  }
+  return out;
 }
 
 function isTlsPolicy(value: unknown): value is TlsPolicy {

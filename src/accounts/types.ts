@@ -22,6 +22,23 @@ export interface Account {
   tlsPolicy: TlsPolicy | null;
   /** Overrides the node's `tls.requireSessionReuse` (clients that cannot resume); null: the node's. */
   tlsSessionReuse: boolean | null;
+  /** Storage quota in bytes; null: unlimited. */
+  quotaBytes: number | null;
+  /** Quota on the number of files and directories; null: unlimited. */
+  quotaFiles: number | null;
+  /** Upload and download limits in bytes per second; null: unlimited. */
+  bandwidthUp: number | null;
+  bandwidthDown: number | null;
+  /** Logged-in sessions at once; null: the node's `limits.maxSessionsPerAccount`. */
+  maxSessions: number | null;
+  /** What the account stores, as tracked by the server; null until first measured. */
+  usage: Usage | null;
+}
+
+/** Bytes and entries (files and directories) an account stores. */
+export interface Usage {
+  bytes: number;
+  files: number;
 }
 
 /** The settings an account has besides its name and password; absent fields keep their default (or current) value. */
@@ -31,6 +48,11 @@ export interface AccountPatch {
   enabled?: boolean;
   tlsPolicy?: TlsPolicy | null;
   tlsSessionReuse?: boolean | null;
+  quotaBytes?: number | null;
+  quotaFiles?: number | null;
+  bandwidthUp?: number | null;
+  bandwidthDown?: number | null;
+  maxSessions?: number | null;
 }
 
 export interface NewAccount extends AccountPatch {
@@ -51,6 +73,10 @@ export interface AccountStore {
   update(name: string, patch: AccountPatch): Promise<Account>;
   /** Throws AccountError("not-found"). */
   remove(name: string): Promise<void>;
+  /** Replaces the tracked usage (after measuring the account's root). */
+  setUsage(name: string, usage: Usage): Promise<void>;
+  /** Adds (or, negative, removes) bytes and entries to the tracked usage, atomically; no-op while usage is unmeasured. */
+  addUsage(name: string, delta: Usage): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -63,7 +63,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     // for storage to open the file) a reset, an ABOR or the control connection closing would emit
     // 'error' with no listener: an uncaught exception that takes the whole node down.
     socket.on("error", (err) => session.log.debug({ err: err.message }, "data connection error"));
-    armStallTimeout(socket, timeoutMs);
+    armStallTimeout(socket, session.config.timeouts.stall * 1000);
     try {
       const text = await job.run(socket, signal);
       session.reply(Reply.ClosingData, text);

@@ -42,6 +42,8 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
       const bytes = await session.fs.write(path, receiveFromClient(socket, ascii, signal), {
         offset: offset || undefined,
         append: mode === "append",
+        atomic: session.config.uploads.atomic,
+        keepPartial: session.config.uploads.partial === "keep",
       });
       return `Transfer complete (${bytes} bytes).`;
     },

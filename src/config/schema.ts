@@ -29,6 +29,11 @@ const seconds = numeric(
 /** `10.0.0.0/8=10.0.0.5`: a client network and the PASV address its clients are given. */
 const CIDR_RULE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}=\d{1,3}(\.\d{1,3}){3}$/;
 
+/** An IPv4 or IPv6 network in CIDR notation. */
+const CIDR = /^([\d.]+|[\da-fA-F:]+)\/\d{1,3}$/;
+
+const count = numeric(z.number({ error: "expected a whole number" }).int("expected a whole number").min(0, "expected 0 or more"));
+
 const bool = z.preprocess(
   (v) => (v === "true" ? true : v === "false" ? false : v),
   z.boolean({ error: "expected true or false" }),
@@ -124,9 +129,10 @@ export const configSchema = z
       .prefault({}),
     timeouts: z
       .object({
-        login: seconds.default(60).describe("Seconds a connection may take to log in."),
+        login: seconds.default(60).describe("Seconds a connection may take to log in, counted from connect (a slow-loris client is cut off)."),
         idle: seconds.default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
-        data: seconds.default(30).describe("Seconds to wait for the data connection to be made, and for a stalled transfer to move."),
+        data: seconds.default(30).describe("Seconds to wait for the data connection to be made (passive accept or active connect) and its TLS handshake."),
+        stall: seconds.default(120).describe("Seconds a transfer may make no progress before it is aborted (426)."),
       })
       .strict()
       .prefault({}),
@@ -137,6 +143,43 @@ export const configSchema = z
         )
           .default(8192)
           .describe("Longest command line accepted, in bytes; longer lines get 500."),
+        maxConnections: count.default(10000).describe("Connections the node accepts at once; the next gets 421 before the greeting. 0: no limit."),
+        maxConnectionsPerIp: count.default(50).describe("Connections one client IP may hold at once (421 beyond). 0: no limit."),
+        maxSessionsPerAccount: count
+          .default(0)
+          .describe("Logged-in sessions one account may hold at once, checked at login (421 beyond); an account may override it. 0: no limit."),
+        commandsPerSecond: count
+          .default(100)
+          .describe("Commands a session may send per second (bursts of twice that); faster clients are slowed down, not disconnected. 0: no limit."),
+        maxLoginAttempts: count.default(3).describe("Failed PASS attempts per connection before it is closed with 421."),
+        loginFailureDelay: seconds
+          .default(1)
+          .describe("Delay before answering a failed PASS, growing with each failure on the connection (1×, 2×, 3×…)."),
+      })
+      .strict()
+      .prefault({}),
+    bans: z
+      .object({
+        threshold: count.default(10).describe("Failed logins from one IP within bans.window that ban it. 0: never ban."),
+        window: seconds.default(300).describe("Seconds over which failed logins are counted."),
+        duration: seconds.default(900).describe("Seconds a ban lasts; a banned IP gets 421 before the greeting."),
+        allowList: z
+          .string()
+          .default("127.0.0.0/8,::1/128")
+          .refine((s) => s === "" || s.split(",").every((c) => CIDR.test(c.trim())), { error: "expected comma-separated CIDRs, e.g. 10.0.0.0/8,::1/128" })
+          .describe("Comma-separated networks never banned (monitoring, the operator's own)."),
+      })
+      .strict()
+      .prefault({}),
+    uploads: z
+      .object({
+        atomic: bool
+          .default(true)
+          .describe("Upload to a temporary name in the same directory and rename on success, so a failed or interrupted upload never destroys the previous version of a file."),
+        partial: z
+          .enum(["keep", "delete"])
+          .default("keep")
+          .describe("What an interrupted upload of a NEW file leaves: keep (the client can resume with REST/APPE) or delete."),
       })
       .strict()
       .prefault({}),

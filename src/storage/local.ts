@@ -35,6 +35,7 @@ import {
   type StorageCapabilities,
   type StorageErrorCode,
   type StorageFactory,
+  type Usage,
   type WriteOptions,
 } from "./types.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
@@ -326,6 +327,32 @@ export class LocalStorage implements Storage {
     await chmod(real, mode & 0o777).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
+  }
+
+  /**
+   * Walks the tree below `vpath` without following symlinks (a link counts as one entry), one
+   * directory handle open at a time, with an explicit stack instead of recursion.
+   */
+  async usage(vpath: string): Promise<Usage> {
+    const total: Usage = { bytes: 0, files: 0 };
+    const pending = [await this.locate(vpath, true)];
+    while (pending.length > 0) {
+      const dir = pending.pop()!;
+      let handle: Dir;
+      try {
+        handle = await opendir(dir, { bufferSize: 256 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // removed while we walked
+        throw toStorageError(err, vpath);
+      }
+      for await (const entry of handle) {
+        const full = path.join(dir, entry.name);
+        total.files++;
+        if (entry.isDirectory()) pending.push(full);
+        else if (entry.isFile()) total.bytes += (await lstat(full).catch(() => null))?.size ?? 0;
+      }
+    }
+    return total;
   }
 
   /**

@@ -39,6 +39,20 @@ export interface WriteOptions {
   offset?: number;
   /** Append to the end of the existing file (APPE); creates it when missing. */
   append?: boolean;
+  /**
+   * Replace an existing file only once the upload has completed (write elsewhere, then rename), so
+   * a failed upload never destroys the previous version. Applies to whole-file writes (no offset,
+   * no append).
+   */
+  atomic?: boolean;
+  /** When the upload of a new file fails: keep what arrived (so the client can resume) or remove it. */
+  keepPartial?: boolean;
+}
+
+/** What a directory tree holds: bytes of its files, and its entries (files and directories). */
+export interface Usage {
+  bytes: number;
+  files: number;
 }
 
 export interface Storage {
@@ -64,6 +78,8 @@ export interface Storage {
   rename(from: string, to: string): Promise<void>;
   setModifiedTime(path: string, mtime: Date): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
+  /** Measures the tree below `path` (quotas); bounded memory, not counting `path` itself. */
+  usage(path: string): Promise<Usage>;
 }
 
 export type StorageErrorCode =

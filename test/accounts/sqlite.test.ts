@@ -55,7 +55,8 @@ test("create applies defaults, and get returns the same account", async (t) => {
   const created = await store.create({ name: "alice", password: "s3cret" });
   assert.deepEqual(
     { ...created, createdAt: undefined },
-    { name: "alice", home: null, permissions: ALL_PERMISSIONS, enabled: true, createdAt: undefined, tlsPolicy: null, tlsSessionReuse: null },
+    { name: "alice", home: null, permissions: ALL_PERMISSIONS, enabled: true, createdAt: undefined, tlsPolicy: null, tlsSessionReuse: null,
+      quotaBytes: null, quotaFiles: null, bandwidthUp: null, bandwidthDown: null, maxSessions: null, usage: null },
   );
   assert.ok(created.createdAt.getTime() >= before && created.createdAt.getTime() <= Date.now());
   assert.deepEqual(await store.get("alice"), created);
@@ -74,6 +75,24 @@ test("TLS overrides are stored, updated, reset to the node's default with null, 
   assert.deepEqual([reset.tlsPolicy, reset.tlsSessionReuse], [null, null]);
   assert.deepEqual(await store.get("cam1"), reset);
   await assert.rejects(store.update("cam1", { tlsPolicy: "always" as never }), { name: "AccountError", code: "invalid" });
+});
+
+test("limits are stored and validated; usage is unmeasured until set, then adjusted atomically and never below zero", async (t) => {
+  const store = tempDb(t).open();
+  const created = await store.create({ name: "quota", password: "pw", quotaBytes: 1000, quotaFiles: 10, bandwidthDown: 5000 });
+  assert.deepEqual([created.quotaBytes, created.quotaFiles, created.bandwidthDown, created.bandwidthUp, created.usage], [1000, 10, 5000, null, null]);
+  await store.addUsage("quota", { bytes: 5, files: 1 });
+  assert.equal((await store.get("quota"))!.usage, null, "adding to an unmeasured total invents nothing");
+  await store.setUsage("quota", { bytes: 100, files: 2 });
+  await store.addUsage("quota", { bytes: 50, files: 1 });
+  assert.deepEqual((await store.get("quota"))!.usage, { bytes: 150, files: 3 });
+  await store.addUsage("quota", { bytes: -1000, files: -10 });
+  assert.deepEqual((await store.get("quota"))!.usage, { bytes: 0, files: 0 });
+  const updated = await store.update("quota", { quotaBytes: null, maxSessions: 2 });
+  assert.deepEqual([updated.quotaBytes, updated.quotaFiles, updated.maxSessions], [null, 10, 2]);
+  await assert.rejects(store.update("quota", { quotaBytes: -1 }), { name: "AccountError", code: "invalid" });
+  await assert.rejects(store.update("quota", { bandwidthUp: 1.5 }), { name: "AccountError", code: "invalid" });
+  await assert.rejects(store.setUsage("nobody", { bytes: 0, files: 0 }), { name: "AccountError", code: "not-found" });
 });
 
 test("create stores home normalized, permissions deduplicated in canonical order, and enabled", async (t) => {
