@@ -62,7 +62,11 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     // The job's pipeline sees the socket's errors once it is attached; until then (an upload waits
     // for storage to open the file) a reset, an ABOR or the control connection closing would emit
     // 'error' with no listener: an uncaught exception that takes the whole node down.
-    socket.on("error", (err) => session.log.debug({ err: err.message }, "data connection error"));
+    let networkError: Error | null = null;
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code && NETWORK_ERRORS.has(err.code)) networkError = err;
+      session.log.debug({ err: err.message }, "data connection error");
+    });
     armStallTimeout(socket, session.config.timeouts.stall * 1000);
     try {
       const text = await job.run(socket, signal);
@@ -72,7 +76,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
         "transfer complete",
       );
     } catch (err) {
-      const failure = transferFailure(err, signal.aborted, job.label);
+      const failure = transferFailure(err, signal.aborted || networkError !== null, job.label);
       session.log.info({ transfer: job.label, reason: (err as Error).message, reply: failure.code }, "transfer failed");
       session.reply(failure.code, failure.message);
     }
@@ -105,6 +109,12 @@ async function protectData(session: Session, socket: Socket, timeoutMs: number):
   }
   return secure;
 }
+
+/**
+ * Failures of the data connection itself. Storage wraps whatever breaks its pipeline, so a reset
+ * would otherwise read as a local error (451); the client's side of the story is 426.
+ */
+const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"]);
 
 function transferFailure(err: unknown, aborted: boolean, label: string): FtpError {
   if (aborted) return new FtpError(Reply.TransferAborted, "Connection closed; transfer aborted.");

@@ -29,7 +29,7 @@ export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortS
 
 /** Makes a stalled data connection fail instead of hanging the session. */
 export function armStallTimeout(socket: Socket, timeoutMs: number): void {
-  socket.setTimeout(timeoutMs, () => socket.destroy(new Error("data connection stalled")));
+  socket.setTimeout(timeoutMs, () => socket.destroy(Object.assign(new Error("data connection stalled"), { code: "ETIMEDOUT" })));
 }
 
 /** Streams text lines (already CRLF-terminated) in large chunks, pulled at the socket's pace. */

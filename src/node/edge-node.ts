@@ -16,6 +16,7 @@ import { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
 import { TlsContextProvider } from "../tls/tls-context.js";
 import { acceptTls } from "../tls/upgrade.js";
+import { TimerWheel } from "./timer-wheel.js";
 import type { NodeServices } from "./services.js";
 
 export interface EdgeNodeDeps {
@@ -59,6 +60,7 @@ export class EdgeNode {
       passiveAddress: new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, deps.logger),
       commands: buildCommandTable(),
       tls,
+      timers: new TimerWheel(),
       homeFor: (account) => homeFor(config, account),
       onSessionClosed: (session) => {
         this.sessions.delete(session);

@@ -8,6 +8,7 @@ import type { Logger } from "../observe/logger.js";
 import type { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
 import type { TlsContextProvider } from "../tls/tls-context.js";
+import type { TimerWheel } from "./timer-wheel.js";
 
 export interface NodeServices {
   readonly config: Config;
@@ -18,6 +19,8 @@ export interface NodeServices {
   readonly passiveAddress: PassiveAddressPolicy;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly tls: TlsContextProvider;
+  /** Shared coarse timers for session deadlines. */
+  readonly timers: TimerWheel;
   /** The local directory that is this account's root. */
   homeFor(account: Account): string;
   onSessionClosed(session: Session): void;

@@ -16,6 +16,7 @@ import { MLSX_FACTS } from "../protocol/listing.js";
 import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
 import { acceptTls } from "../tls/upgrade.js";
+import type { WheelTimer } from "../node/timer-wheel.js";
 import type { Storage } from "../storage/types.js";
 import type { NodeServices } from "../node/services.js";
 
@@ -59,7 +60,7 @@ export class Session {
   private readonly queue: string[] = [];
   private running = false;
   private closed = false;
-  private timer: NodeJS.Timeout | null = null;
+  private deadline: WheelTimer | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
   /** Last reply code sent, for the per-command log line. */
   lastReply: ReplyCode = 0;
@@ -209,6 +210,7 @@ export class Session {
     this.epsvAll = false;
     this.mlstFacts = new Set(MLSX_FACTS);
     this.setDataChannel(null);
+    this.pauseTimer(); // a fresh login deadline
     this.armTimer();
   }
 
@@ -224,21 +226,30 @@ export class Session {
     this.lingerTimer = setTimeout(() => this.socket.destroy(), 2000);
   }
 
-  /** (Re)starts the login or idle timer; paused while a transfer runs. */
+  /**
+   * Arms the idle deadline (logged in, pushed back by every command) or the login deadline
+   * (counted from connect and never pushed back, so a slow-loris client is cut off). Paused while
+   * a transfer runs. Deadlines live on the node's shared timer wheel, not a timer per session.
+   */
   armTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
     if (this.closed) return;
+    if (!this.account && this.deadline) return;
     const { login, idle } = this.config.timeouts;
-    const seconds = this.account ? idle : login;
-    this.timer = setTimeout(() => {
-      this.log.info({ seconds }, this.account ? "idle timeout" : "login timeout");
-      this.close(Reply.ServiceNotAvailable, "Timeout: closing control connection.");
-    }, seconds * 1000);
+    const ms = (this.account ? idle : login) * 1000;
+    if (this.deadline) this.deadline.reschedule(ms);
+    else this.deadline = this.services.timers.schedule(ms, () => this.onDeadline());
   }
 
   pauseTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.deadline?.cancel();
+    this.deadline = null;
+  }
+
+  private onDeadline(): void {
+    this.deadline = null;
+    const kind = this.account ? "idle" : "login";
+    this.log.info({ seconds: this.config.timeouts[kind] }, `${kind} timeout`);
+    this.close(Reply.ServiceNotAvailable, "Timeout: closing control connection.");
   }
 
   private onData(chunk: Buffer): void {
@@ -290,9 +301,8 @@ export class Session {
 
   private onClose(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.pauseTimer();
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    this.timer = null;
     this.transfer?.controller.abort();
     this.setDataChannel(null);
     this.queue.length = 0;

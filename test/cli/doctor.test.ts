@@ -50,7 +50,8 @@ describe("edgeftp doctor", () => {
 
   test("ports of the passive range held by another program are named, with the option that fixes it", async () => {
     const holders: Server[] = [];
-    const base = 46000 + Math.floor(Math.random() * 100) * 10;
+    // 32000-32699: below the ephemeral range and above the test servers' passive ranges.
+    const base = 32000 + Math.floor(Math.random() * 70) * 10;
     for (let p = base; p < base + 5; p++) {
       const s = createServer();
       await new Promise<void>((r) => s.listen(p, "::", r));

@@ -10,7 +10,7 @@ test("README's configuration reference is the one the schema generates", () => {
   const end = readme.indexOf("<!-- config-reference:end -->");
   assert.ok(start >= 0 && end > start, "README has the config-reference markers");
   const embedded = readme.slice(readme.indexOf("\n", start) + 1, end);
-  assert.equal(embedded, formatConfigReference(), "run `node dist/src/cli.js config reference` and paste it into README.md");
+  assert.equal(embedded, formatConfigReference(), "run `npm run docs` to regenerate it");
 });
 
 test("README gives the two quick-start commands and the test command CI runs", () => {

@@ -28,11 +28,12 @@ export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ?
 
 /**
  * Starts a node with one read-write account `alice`/`wonderland` (and any `accounts` given).
- * Passive ports come from a range unlikely to collide across parallel test files.
+ * Passive ports come from a random 100-port range in 20000-31999, unlikely to collide across parallel test files.
  */
 export async function startServer(overrides: ConfigOverrides = {}, accounts: NewAccount[] = []): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-test-"));
-  const base = 30000 + Math.floor(Math.random() * 300) * 100;
+  // Below Linux's ephemeral range (32768+), so client sockets never hold a port a test listens on.
+  const base = 20000 + Math.floor(Math.random() * 120) * 100;
   const raw: Record<string, unknown> = {
     host: "127.0.0.1",
     port: 0,
