@@ -17,6 +17,7 @@ import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
 import { acceptTls } from "../tls/upgrade.js";
 import type { WheelTimer } from "../node/timer-wheel.js";
+import { RateLimiter } from "./rate-limiter.js";
 import type { Storage } from "../storage/types.js";
 import type { NodeServices } from "../node/services.js";
 
@@ -61,6 +62,8 @@ export class Session {
   private running = false;
   private closed = false;
   private deadline: WheelTimer | null = null;
+  /** Commands per second (limits.commandsPerSecond): a flooding client is slowed, not served faster. */
+  private readonly commandRate: RateLimiter;
   private lingerTimer: NodeJS.Timeout | null = null;
   /** Last reply code sent, for the per-command log line. */
   lastReply: ReplyCode = 0;
@@ -85,6 +88,8 @@ export class Session {
     this.log = services.logger.child({ session: this.id, peer: this.peerIp });
     this.reader = new LineReader(services.config.limits.maxLineLength);
     this.tls.control = options.implicitTls === true;
+    const rate = services.config.limits.commandsPerSecond;
+    this.commandRate = new RateLimiter(rate, rate * 2);
     socket.setNoDelay(true);
     this.attach(socket);
   }
@@ -285,6 +290,7 @@ export class Session {
           this.reply(Reply.SyntaxError, "Command line too long.");
           continue;
         }
+        await this.commandRate.take();
         await this.execute(line);
       }
     } finally {

@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { checkLeaks } from "../helpers/leaks.js";
+import { RawClient, readAll } from "../helpers/raw-client.js";
+import { PASSWORD, startServer, USER } from "../helpers/server.js";
+
+describe("timeouts and command rate", () => {
+  checkLeaks();
+
+  test("a slow-loris client (one byte every 200 ms) is cut off by the login timeout", async () => {
+    const server = await startServer({ timeouts: { login: 1 } });
+    try {
+      const socket = connect(server.port, "127.0.0.1");
+      let received = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (d) => (received += d));
+      const closed = new Promise<void>((r) => socket.on("close", () => r()));
+      const bytes = Buffer.from("USER alice\r\nPASS wonderland\r\n");
+      let sent = 0;
+      const drip = setInterval(() => {
+        if (sent < bytes.length && !socket.destroyed) socket.write(bytes.subarray(sent, ++sent));
+      }, 200);
+      await closed;
+      clearInterval(drip);
+      assert.ok(sent < bytes.length, "the server closed before the slow client finished logging in");
+      assert.match(received, /^220 /);
+      assert.match(received, /421 Timeout/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("an idle logged-in session is closed with 421", async () => {
+    const server = await startServer({ timeouts: { idle: 1 } });
+    try {
+      const client = await RawClient.connect(server.port);
+      await client.login(USER, PASSWORD);
+      const reply = await client.reply(5000);
+      assert.equal(reply.code, 421);
+      await client.closed();
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("the idle timer does not run during a long transfer; a stalled one is aborted with 426", async () => {
+    const server = await startServer({ timeouts: { idle: 1, stall: 1 } });
+    writeFileSync(join(server.home(USER), "big.bin"), randomBytes(32 * 1024 * 1024));
+    try {
+      const client = await RawClient.connect(server.port);
+      await client.login(USER, PASSWORD);
+      await client.command("TYPE I");
+      // A reader slower than the idle timeout, but never stalled for a whole second.
+      let data = await client.passive();
+      client.send("RETR big.bin");
+      assert.equal((await client.reply()).code, 150);
+      data.pause();
+      const slowRead = (async () => {
+        let total = 0;
+        const until = Date.now() + 2500;
+        while (Date.now() < until) {
+          const chunk = data.read(256 * 1024);
+          if (chunk) total += chunk.length;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        data.resume();
+        return total + (await readAll(data)).length;
+      })();
+      assert.equal(await slowRead, 32 * 1024 * 1024);
+      assert.equal((await client.reply()).code, 226, "the control connection outlived the idle timeout during the transfer");
+
+      // A reader that stops entirely: the stall timeout aborts the transfer, the session lives on.
+      data = await client.passive();
+      client.send("RETR big.bin");
+      assert.equal((await client.reply()).code, 150);
+      data.pause();
+      const aborted = await client.reply(10_000);
+      assert.equal(aborted.code, 426);
+      data.destroy();
+      assert.equal((await client.command("NOOP")).code, 200);
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a transfer whose data connection never comes gets 425 after timeouts.data", async () => {
+    const server = await startServer({ timeouts: { data: 1 } });
+    writeFileSync(join(server.home(USER), "a.txt"), "x");
+    try {
+      const client = await RawClient.connect(server.port);
+      await client.login(USER, PASSWORD);
+      assert.equal((await client.command("EPSV")).code, 229);
+      client.send("RETR a.txt");
+      assert.equal((await client.reply()).code, 150);
+      assert.equal((await client.reply(5000)).code, 425);
+      assert.equal(server.node.portPool.stats().pendingReservations, 0);
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a command flood is slowed to limits.commandsPerSecond, every command still answered in order", async () => {
+    const server = await startServer({ limits: { commandsPerSecond: 20 } });
+    try {
+      const client = await RawClient.connect(server.port);
+      const start = Date.now();
+      client.socket.write("NOOP\r\n".repeat(80));
+      for (let i = 0; i < 80; i++) assert.equal((await client.reply(10_000)).code, 200);
+      // 80 commands with a burst of 40 at 20/s take at least 2 s: a lower bound, which cannot flake.
+      assert.ok(Date.now() - start >= 1800, `took ${Date.now() - start} ms`);
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { TimerWheel } from "../../src/node/timer-wheel.js";
+
+test("deadlines fire once, never early, and the wheel holds no timer when empty", async () => {
+  const wheel = new TimerWheel(20);
+  const fired: string[] = [];
+  const start = Date.now();
+  const times: number[] = [];
+  wheel.schedule(30, () => {
+    fired.push("a");
+    times.push(Date.now() - start);
+  });
+  wheel.schedule(60, () => fired.push("b"));
+  const cancelled = wheel.schedule(40, () => fired.push("never"));
+  cancelled.cancel();
+  assert.equal(wheel.pending, 2);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.deepEqual(fired, ["a", "b"]);
+  assert.ok(times[0] >= 30, `fired after ${times[0]} ms, not before its 30 ms deadline`);
+  assert.equal(wheel.pending, 0);
+  assert.ok(!process.getActiveResourcesInfo().includes("Timeout"), "no interval left running");
+});
+
+test("rescheduling pushes a deadline back (the idle timer of a busy session never fires)", async () => {
+  const wheel = new TimerWheel(10);
+  let fired = 0;
+  const timer = wheel.schedule(40, () => fired++);
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 15));
+    timer.reschedule(40);
+  }
+  assert.equal(fired, 0);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(fired, 1);
+  timer.cancel(); // cancelling a fired timer is harmless
+  assert.equal(wheel.pending, 0);
+});
+
+test("10,000 deadlines share one interval", () => {
+  const wheel = new TimerWheel(1000);
+  const before = process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  const timers = Array.from({ length: 10_000 }, () => wheel.schedule(60_000, () => {}));
+  const during = process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  assert.equal(during - before, 1);
+  for (const t of timers) t.cancel();
+  assert.equal(wheel.pending, 0);
+  assert.equal(process.getActiveResourcesInfo().filter((r) => r === "Timeout").length, before);
+});
