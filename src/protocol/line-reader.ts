@@ -23,16 +23,17 @@ const enum TelnetState {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
+const EMPTY = Buffer.alloc(0);
 
 export class LineReader {
-  private readonly buffer: Buffer;
+  /** Grows on demand up to maxLineLength: thousands of idle sessions must not each hold the maximum. */
+  private buffer: Buffer = EMPTY;
   private length = 0;
   /** Set while the current line is over the limit: bytes are dropped until its LF. */
   private discarding = false;
   private telnet = TelnetState.Data;
 
   constructor(readonly maxLineLength: number) {
-    this.buffer = Buffer.allocUnsafe(maxLineLength);
   }
 
   /** Forgets any partial line (after AUTH TLS, bytes sent in clear must not join the first secure line). */
@@ -79,7 +80,12 @@ export class LineReader {
 
   private append(byte: number, events: LineEvent[]): void {
     if (this.discarding) return;
-    if (this.length === this.buffer.length) {
+    if (this.length === this.buffer.length && this.buffer.length < this.maxLineLength) {
+      const grown = Buffer.allocUnsafe(Math.min(this.maxLineLength, Math.max(128, this.buffer.length * 2)));
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    if (this.length === this.maxLineLength) {
       // Report once, as soon as the limit is crossed, so the client hears of it without
       // us buffering a line that may never end.
       this.discarding = true;
