@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { resolveDataPaths } from "../config/load.js";
 import type { Config } from "../config/schema.js";
@@ -18,6 +18,8 @@ const WATCH_DEBOUNCE_MS = 250;
 
 export class TlsContextProvider {
   private current: SecureContext;
+  /** The PEM bytes behind `current`, so the watcher reloads only on a real change. */
+  private loaded: Buffer[] = [];
   private readonly ticketKeys = randomBytes(48);
   private watchers: FSWatcher[] = [];
   private debounce: NodeJS.Timeout | null = null;
@@ -60,19 +62,38 @@ export class TlsContextProvider {
       }
     };
     const { tls } = this.config;
+    const [cert, key, ca] = this.readFiles(read);
     try {
-      return createSecureContext({
-        cert: read(this.files.cert, "certificate"),
-        key: read(this.files.key, "key"),
-        ...(this.files.ca ? { ca: read(this.files.ca, "CA chain") } : {}),
+      const context = createSecureContext({
+        cert,
+        key,
+        ...(ca ? { ca } : {}),
         minVersion: tls.minVersion,
         ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
         ticketKeys: this.ticketKeys,
         sessionTimeout: 3600,
       });
+      this.loaded = ca ? [cert, key, ca] : [cert, key];
+      return context;
     } catch (err) {
       if ((err as Error).message.startsWith("tls:")) throw err;
       throw new Error(`tls: certificate ${this.files.cert} and key ${this.files.key} do not load (${(err as Error).message})`);
+    }
+  }
+
+  private readFiles(read: (path: string, what: string) => Buffer): Buffer[] {
+    const files = [read(this.files.cert, "certificate"), read(this.files.key, "key")];
+    if (this.files.ca) files.push(read(this.files.ca, "CA chain"));
+    return files;
+  }
+
+  /** True when the files on disk differ from what is loaded (or cannot be read right now). */
+  private changedOnDisk(): boolean {
+    try {
+      const now = this.readFiles((path) => readFileSync(path));
+      return now.length !== this.loaded.length || now.some((b, i) => !b.equals(this.loaded[i]));
+    } catch {
+      return false; // mid-renewal: a later event will see the finished files
     }
   }
 
@@ -88,17 +109,19 @@ export class TlsContextProvider {
     }
   }
 
-  /** Reloads when the certificate or key file changes (watching their directories survives atomic renames). */
+  /**
+   * Reloads when the certificate or key changes. Any event in their directories triggers a
+   * comparison of the file contents: renewals rename files over each other, and secret mounts
+   * (Kubernetes) swap a `..data` symlink, so the event's file name cannot be trusted.
+   */
   watch(): void {
-    const names = new Set([basename(this.files.cert), basename(this.files.key)]);
     for (const dir of new Set([dirname(this.files.cert), dirname(this.files.key)])) {
       try {
-        const watcher = watch(dir, (_event, name) => {
-          if (name && !names.has(name.toString())) return;
+        const watcher = watch(dir, () => {
           if (this.debounce) clearTimeout(this.debounce);
           this.debounce = setTimeout(() => {
             this.debounce = null;
-            this.reload();
+            if (this.changedOnDisk()) this.reload();
           }, WATCH_DEBOUNCE_MS);
         });
         watcher.on("error", (err) => this.logger.warn({ err }, "certificate watcher failed; SIGHUP still reloads"));

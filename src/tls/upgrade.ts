@@ -2,20 +2,27 @@
 import type { Socket } from "node:net";
 import { TLSSocket, type SecureContext } from "node:tls";
 
-/** Wraps `socket` and resolves once the handshake completes; rejects (and destroys) on failure or timeout. */
+/** Wraps `socket` and resolves once the handshake completes; rejects (and destroys) on failure, close or timeout. */
 export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: number): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = new TLSSocket(socket, { isServer: true, secureContext: context });
     const fail = (err: Error) => {
       clearTimeout(timer);
+      secure.off("close", closed);
       secure.destroy();
       reject(err);
     };
+    // A peer that hangs up before finishing the handshake (a port probe, a plain client on the
+    // implicit port) makes a standalone TLSSocket emit only 'end' and 'close', no 'error': without
+    // this the timer and the socket would linger for the whole timeout.
+    const closed = () => fail(new Error("connection closed during the TLS handshake"));
     const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), timeoutMs);
     secure.once("error", fail);
+    secure.once("close", closed);
     secure.once("secure", () => {
       clearTimeout(timer);
       secure.off("error", fail);
+      secure.off("close", closed);
       resolve(secure);
     });
   });

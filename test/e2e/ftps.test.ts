@@ -1,0 +1,1117 @@
+/**
+ * FTPS (RFC 4217) with real clients against a real node: explicit AUTH TLS and implicit TLS with
+ * curl, lftp (passive and active), Python's ftplib.FTP_TLS (with and without resuming the control
+ * connection's TLS session on the data connection) and basic-ftp; the STARTTLS command-injection
+ * class; the TLS policies per node and per account and the RFC 4217 reply codes; certificate
+ * reload by SIGHUP's handler and by the file watcher without dropping sessions; and a stranger's
+ * connection to a pending PROT P data port.
+ *
+ * Not covered here: curl in active mode (-P) with FTPS. The installed curl (7.88.1) never starts
+ * TLS on an active data connection (curl/curl#10666, a 7.87.0 regression fixed in 8.0.0 by
+ * curl/curl#10669), so it would fail against any FTPS server. Active FTPS is covered by lftp and
+ * by Python's ftplib instead.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { connect as netConnect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import { connect as tlsConnect, TLSSocket, type ConnectionOptions } from "node:tls";
+import { Client } from "basic-ftp";
+import { generate } from "selfsigned";
+import { checkLeaks } from "../helpers/leaks.js";
+import { RawClient, type FtpReply } from "../helpers/raw-client.js";
+import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+interface RunResult {
+  /** Exit code; null when the process was killed or could not start. */
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a child process asynchronously (the server shares this event loop), killed after `timeoutMs`. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(
+      cmd,
+      args,
+      { env, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 32 * 1024 * 1024, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
+        resolve({ code, signal: error?.signal ?? null, stdout, stderr });
+      },
+    );
+  });
+}
+
+const show = (r: RunResult) => `exit ${r.code} signal ${r.signal}\nstdout:\n${r.stdout.slice(0, 3000)}\nstderr:\n${r.stderr.slice(-5000)}`;
+
+/** An environment for child processes: private HOME, no proxies, UTF-8. */
+function childEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, LC_ALL: "C.UTF-8", LANG: "C.UTF-8" };
+  for (const key of Object.keys(env)) if (/_proxy$/i.test(key) || key.startsWith("XDG_") || key === "LFTP_HOME") delete env[key];
+  return env;
+}
+
+function expectCode(reply: FtpReply, code: number, what: string): void {
+  assert.equal(reply.code, code, `${what}: expected ${code}, got ${reply.code} ${reply.lines.join(" / ")}`);
+}
+
+// -------------------------------------------------------------------------------------------------
+// A minimal FTPS control client in Node (the server's own TLS stack is not used on this side)
+// -------------------------------------------------------------------------------------------------
+
+const TLS_CLIENT: ConnectionOptions = { rejectUnauthorized: false };
+
+/** Resolves once `secure` has completed its handshake; rejects (and destroys it) on error or after 5 s. */
+function handshake(secure: TLSSocket): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      secure.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), 5000);
+    secure.once("error", fail);
+    secure.once("secureConnect", () => {
+      clearTimeout(timer);
+      secure.off("error", fail);
+      resolve(secure);
+    });
+  });
+}
+
+function tcp(port: number, localAddress?: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ port, host: "127.0.0.1", localAddress });
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** An FTP control connection over TLS: replies in order, and the latest session ticket to resume on data connections. */
+class TlsControl {
+  private buffer = "";
+  private readonly replies: FtpReply[] = [];
+  private waiter: ((r: FtpReply) => void) | null = null;
+  private readonly gone: Promise<void>;
+  /** The most recent TLS session (TLS 1.3 ticket) the server issued on this connection. */
+  ticket: Buffer | null = null;
+
+  constructor(
+    readonly socket: TLSSocket,
+    /** The TCP socket under an AUTH TLS upgrade, if any. */
+    private readonly raw: Socket | null = null,
+  ) {
+    socket.setEncoding("utf8");
+    socket.on("data", (text: string) => this.onData(text));
+    socket.on("session", (session: Buffer) => (this.ticket = session));
+    socket.on("error", () => {});
+    this.gone = new Promise((resolve) => socket.once("close", () => resolve()));
+  }
+
+  /** Explicit FTPS: plain connect, 220, AUTH TLS, 234, client-side handshake. */
+  static async explicit(port: number): Promise<TlsControl> {
+    const plain = await RawClient.connect(port);
+    const auth = await plain.command("AUTH TLS");
+    if (auth.code !== 234) {
+      await plain.close();
+      throw new Error(`AUTH TLS: ${auth.code} ${auth.text}`);
+    }
+    return new TlsControl(await handshake(tlsConnect({ socket: plain.socket, ...TLS_CLIENT })), plain.socket);
+  }
+
+  /** Implicit FTPS: TLS from the first byte, then the 220. */
+  static async implicit(port: number): Promise<TlsControl> {
+    const secure = await handshake(tlsConnect({ host: "127.0.0.1", port, ...TLS_CLIENT }));
+    const control = new TlsControl(secure);
+    const greeting = await control.reply();
+    if (greeting.code !== 220) {
+      await control.close();
+      throw new Error(`greeting ${greeting.code} ${greeting.text}`);
+    }
+    return control;
+  }
+
+  get fingerprint(): string {
+    return this.socket.getPeerCertificate().fingerprint256;
+  }
+
+  private onData(text: string): void {
+    this.buffer += text;
+    for (;;) {
+      const reply = this.parseOne();
+      if (!reply) break;
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = null;
+        w(reply);
+      } else this.replies.push(reply);
+    }
+  }
+
+  private parseOne(): FtpReply | null {
+    const lines: string[] = [];
+    let offset = 0;
+    for (;;) {
+      const end = this.buffer.indexOf("\r\n", offset);
+      if (end < 0) return null;
+      const line = this.buffer.slice(offset, end);
+      offset = end + 2;
+      lines.push(line);
+      const first = lines[0];
+      if (!/^\d{3}[ -]/.test(first)) throw new Error(`malformed reply line: ${JSON.stringify(first)}`);
+      if (first[3] === " " || (lines.length > 1 && line.startsWith(first.slice(0, 3) + " "))) {
+        this.buffer = this.buffer.slice(offset);
+        return { code: Number(first.slice(0, 3)), lines, text: line.slice(4) };
+      }
+    }
+  }
+
+  reply(timeoutMs = 10_000): Promise<FtpReply> {
+    const queued = this.replies.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        reject(new Error(`no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+    });
+  }
+
+  send(line: string): void {
+    this.socket.write(line + "\r\n");
+  }
+
+  async command(line: string): Promise<FtpReply> {
+    this.send(line);
+    return this.reply();
+  }
+
+  async login(user = USER, password = PASSWORD): Promise<void> {
+    expectCode(await this.command(`USER ${user}`), 331, "USER");
+    expectCode(await this.command(`PASS ${password}`), 230, "PASS");
+  }
+
+  /** PBSZ 0 + PROT P. */
+  async protect(): Promise<void> {
+    expectCode(await this.command("PBSZ 0"), 200, "PBSZ 0");
+    expectCode(await this.command("PROT P"), 200, "PROT P");
+  }
+
+  async epsv(): Promise<number> {
+    const r = await this.command("EPSV");
+    const m = /\(\|\|\|(\d+)\|\)/.exec(r.text);
+    if (r.code !== 229 || !m) throw new Error(`EPSV: ${r.code} ${r.text}`);
+    return Number(m[1]);
+  }
+
+  /**
+   * Connects to a passive data port and starts TLS there, resuming this control connection's
+   * session unless `resume` is false. The handshake completes once the server takes the
+   * connection (after the transfer command), so it is not awaited here.
+   */
+  async dataTls(port: number, resume = true): Promise<TLSSocket> {
+    const socket = await tcp(port);
+    const session = this.ticket ?? this.socket.getSession();
+    assert.ok(!resume || session, "the control connection has a TLS session to resume");
+    return tlsConnect({ socket, ...TLS_CLIENT, ...(resume && session ? { session } : {}) });
+  }
+
+  /** A passive transfer over PROT P that reads: the bytes, the final reply, whether the session was resumed. */
+  async retrieve(command: string): Promise<{ bytes: Buffer; end: FtpReply; reused: boolean }> {
+    const data = await this.dataTls(await this.epsv());
+    data.on("error", () => {});
+    const secured = whenSecured(data);
+    try {
+      expectCode(await this.command(command), 150, command);
+      const bytes = await readAll(data);
+      const end = await this.reply();
+      const { secured: ok, reused } = await secured;
+      assert.ok(ok, "the data connection completed its TLS handshake");
+      return { bytes, end, reused };
+    } finally {
+      data.destroy();
+    }
+  }
+
+  /** Closes both layers without QUIT and waits for the TLS socket to be gone. */
+  async close(): Promise<void> {
+    this.socket.destroy();
+    this.raw?.destroy();
+    await this.gone;
+  }
+}
+
+/** Whether `socket` completes its TLS handshake (before closing), and whether that resumed a session (read then: it is gone after close). */
+function whenSecured(socket: TLSSocket): Promise<{ secured: boolean; reused: boolean }> {
+  return new Promise((resolve) => {
+    socket.once("secureConnect", () => resolve({ secured: true, reused: socket.isSessionReused() }));
+    socket.once("close", () => resolve({ secured: false, reused: false }));
+  });
+}
+
+/** Reads a (TLS) data socket to its end, bounded by the socket closing. */
+async function readAll(socket: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of socket) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The SHA-256 fingerprint of the certificate a new TLS connection sees, explicit (AUTH TLS) or implicit. */
+async function presentedFingerprint(server: TestServer, how: "explicit" | "implicit"): Promise<string> {
+  const control = how === "explicit" ? await TlsControl.explicit(server.port) : await TlsControl.implicit(server.node.implicitPort);
+  try {
+    return control.fingerprint;
+  } finally {
+    await control.close();
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Python's ftplib.FTP_TLS
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * `python3 script.py SCENARIO PORT USER PASSWORD JSON-ARGS` prints one JSON object.
+ *  - resuming: FTP_TLS whose data connections resume the control session; STOR args.src as args.name,
+ *    RETR it back; passive, or active when args.active.
+ *  - stock: stock FTP_TLS data connections (Python does not resume): STOR and RETR, each reported as
+ *    "ok" or the reply code that refused it, then NOOP to show the control connection is in step.
+ * Every socket has a timeout and every loop a bound.
+ */
+const PY_SCRIPT = String.raw`
+import ftplib, hashlib, io, json, socket, ssl, sys
+
+scenario, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+args = json.loads(sys.argv[5])
+
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+class Recording(ftplib.FTP_TLS):
+    """FTP_TLS that listens on loopback for active mode and records whether each data connection resumed."""
+    def __init__(self):
+        super().__init__(context=ctx, timeout=10)
+        self.reused = []
+
+    def makeport(self):
+        sock = socket.create_server(("127.0.0.1", 0), family=socket.AF_INET, backlog=1)
+        sock.settimeout(10)
+        host, lport = sock.getsockname()[:2]
+        self.sendport(host, lport)
+        return sock
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = super().ntransfercmd(cmd, rest)
+        if isinstance(conn, ssl.SSLSocket):
+            self.reused.append(conn.session_reused)
+        return conn, size
+
+class Resuming(Recording):
+    """Wraps the data socket with the control connection's session, as curl, lftp and FileZilla do."""
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+            self.reused.append(conn.session_reused)
+        return conn, size
+
+def connect(cls):
+    f = cls()
+    f.connect("127.0.0.1", port)
+    f.auth()
+    f.login(user, password)
+    f.prot_p()
+    return f
+
+def outcome(f, fn):
+    """'ok' or the reply code that refused the transfer (read from the control connection if the data side failed first)."""
+    try:
+        fn()
+        return {"result": "ok"}
+    except ftplib.Error as e:
+        return {"result": str(e)[:3], "error": type(e).__name__, "text": str(e)}
+    except OSError as e:
+        try:
+            f.voidresp()
+            return {"result": "ok-after-" + type(e).__name__}
+        except ftplib.Error as e2:
+            return {"result": str(e2)[:3], "error": type(e2).__name__, "text": str(e2), "data_error": type(e).__name__}
+
+out = {}
+if scenario == "resuming":
+    f = connect(Resuming)
+    if args.get("active"):
+        f.set_pasv(False)
+    with open(args["src"], "rb") as src:
+        out["stor"] = f.storbinary("STOR " + args["name"], src)
+    h = hashlib.sha256()
+    out["retr"] = f.retrbinary("RETR " + args["name"], h.update)
+    out["sha"] = h.hexdigest()
+    out["reused"] = f.reused
+    f.quit()
+elif scenario == "stock":
+    f = connect(Recording)
+    with open(args["src"], "rb") as src:
+        out["stor"] = outcome(f, lambda: f.storbinary("STOR " + args["name"], src))
+    got = []
+    out["retr"] = outcome(f, lambda: f.retrbinary("RETR " + args["existing"], got.append))
+    h = hashlib.sha256()
+    for chunk in got:
+        h.update(chunk)
+    out["received"] = sum(len(c) for c in got)
+    out["sha"] = h.hexdigest()
+    out["noop"] = f.voidcmd("NOOP")
+    out["reused"] = f.reused
+    f.quit()
+print(json.dumps(out))
+`;
+
+interface PyOutcome {
+  result: string;
+  error?: string;
+  text?: string;
+  data_error?: string;
+}
+
+describe("FTPS: real clients, session reuse required (the default)", () => {
+  let server: TestServer;
+  let local: string;
+  let home: string;
+  let env: NodeJS.ProcessEnv;
+  let payload: Buffer;
+  let payloadFile: string;
+  let pyScript: string;
+
+  before(async () => {
+    server = await startServer({}, [{ name: "noreuse", password: "camera-pass", tlsSessionReuse: false }]);
+    home = server.home(USER);
+    local = mkdtempSync(join(tmpdir(), "edgeftp-ftps-"));
+    mkdirSync(join(local, "home"));
+    env = childEnv(join(local, "home"));
+    payload = randomBytes(3 * 1024 * 1024 + 321);
+    payloadFile = join(local, "payload.bin");
+    writeFileSync(payloadFile, payload);
+    pyScript = join(local, "ftps.py");
+    writeFileSync(pyScript, PY_SCRIPT);
+  });
+  after(async () => {
+    await server.close();
+    rmSync(local, { recursive: true, force: true });
+  });
+  checkLeaks();
+
+  // ---------------------------------------------------------------------------------------------
+  // curl
+  // ---------------------------------------------------------------------------------------------
+
+  const curl = (...args: string[]) => run("curl", ["-q", "-sS", "-v", "-k", "--noproxy", "*", "--max-time", "20", ...args], env);
+  const sent = (stderr: string) =>
+    stderr
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith("> "))
+      .map((l) => l.slice(2));
+  const received = (stderr: string) =>
+    stderr
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith("< "))
+      .map((l) => l.slice(2));
+  const explicitUrl = (path: string) => `ftp://${USER}:${PASSWORD}@127.0.0.1:${server.port}/${path}`;
+
+  for (const mode of [
+    { name: "EPSV", args: [] as string[], command: /^EPSV$/ },
+    { name: "PASV (--disable-epsv)", args: ["--disable-epsv"], command: /^PASV$/ },
+  ]) {
+    test(`curl --ssl-reqd (AUTH TLS, PROT P) uploads and downloads 3 MiB over ${mode.name} with matching sha256`, async () => {
+      const remote = `curl-${mode.name.slice(0, 4).toLowerCase()}.bin`;
+      const up = await curl("--ssl-reqd", ...mode.args, "-T", payloadFile, explicitUrl(remote));
+      assert.equal(up.code, 0, show(up));
+      const upCommands = sent(up.stderr);
+      assert.match(upCommands[0] ?? "", /^AUTH (TLS|SSL)$/, upCommands.join(" | "));
+      assert.ok(received(up.stderr).some((r) => /^234 /.test(r)), show(up));
+      assert.ok(upCommands.includes("PBSZ 0") && upCommands.includes("PROT P"), upCommands.join(" | "));
+      assert.ok(received(up.stderr).includes("200 Protection level set to P."), show(up));
+      assert.ok(upCommands.some((c) => mode.command.test(c)), upCommands.join(" | "));
+      assert.ok(upCommands.includes(`STOR ${remote}`), upCommands.join(" | "));
+      assert.ok(received(up.stderr).includes(`226 Transfer complete (${payload.length} bytes).`), show(up));
+      assert.equal(sha(readFileSync(join(home, remote))), sha(payload));
+
+      const target = join(local, `down-${remote}`);
+      const down = await curl("--ssl-reqd", ...mode.args, explicitUrl(remote), "-o", target);
+      assert.equal(down.code, 0, show(down));
+      const downCommands = sent(down.stderr);
+      assert.ok(downCommands.includes("PROT P"), downCommands.join(" | "));
+      assert.ok(downCommands.includes(`RETR ${remote}`), downCommands.join(" | "));
+      assert.ok(received(down.stderr).some((r) => r.startsWith("226 ")), show(down));
+      const got = readFileSync(target);
+      assert.equal(got.length, payload.length);
+      assert.equal(sha(got), sha(payload));
+    });
+  }
+
+  test("curl against implicit ftps://127.0.0.1:<implicitPort>/ lists and downloads", async () => {
+    const implicitPort = server.node.implicitPort;
+    assert.ok(implicitPort > 0, "the implicit FTPS listener is on");
+    assert.notEqual(implicitPort, server.port);
+    writeFileSync(join(home, "implicit.bin"), payload);
+    const base = `ftps://${USER}:${PASSWORD}@127.0.0.1:${implicitPort}/`;
+
+    const list = await curl(base);
+    assert.equal(list.code, 0, show(list));
+    const commands = sent(list.stderr);
+    assert.ok(!commands.some((c) => c.startsWith("AUTH")), `implicit TLS needs no AUTH: ${commands.join(" | ")}`);
+    assert.ok(commands.includes("PROT P"), commands.join(" | "));
+    assert.ok(commands.includes("LIST"), commands.join(" | "));
+    assert.match(list.stdout, new RegExp(String.raw`^-\S{9} +\d+ \S+ +\S+ +${payload.length} .* implicit\.bin$`, "m"), show(list));
+
+    const target = join(local, "implicit-down.bin");
+    const down = await curl(`${base}implicit.bin`, "-o", target);
+    assert.equal(down.code, 0, show(down));
+    assert.ok(sent(down.stderr).includes("RETR implicit.bin"), show(down));
+    assert.equal(sha(readFileSync(target)), sha(payload));
+
+    // The implicit port speaks TLS only: a plain FTP client gets no greeting there.
+    const plain = await curl("--max-time", "3", `ftp://${USER}:${PASSWORD}@127.0.0.1:${implicitPort}/`);
+    assert.notEqual(plain.code, 0, show(plain));
+    assert.ok(!received(plain.stderr).some((r) => r.startsWith("220")), show(plain));
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // lftp
+  // ---------------------------------------------------------------------------------------------
+
+  for (const mode of [
+    { name: "passive", settings: [] as string[], command: /^(PASV|EPSV)$/, not: /^(PORT|EPRT)\b/ },
+    { name: "active", settings: ["set ftp:passive-mode off"], command: /^(PORT|EPRT) /, not: /^(PASV|EPSV)$/ },
+  ]) {
+    test(`lftp with ftp:ssl-force and ssl-protect-data puts and gets 3 MiB in ${mode.name} mode with matching sha256`, async () => {
+      const remote = `lftp-${mode.name}.bin`;
+      const back = join(local, `lftp-back-${mode.name}.bin`);
+      const script = [
+        "set net:max-retries 1",
+        "set net:timeout 10",
+        "set net:reconnect-interval-base 1",
+        "set cmd:fail-exit yes",
+        "set xfer:clobber on",
+        "set ftp:ssl-force true",
+        "set ftp:ssl-protect-data true",
+        "set ssl:verify-certificate no",
+        ...mode.settings,
+        `put "${payloadFile}" -o ${remote}`,
+        `get ${remote} -o "${back}"`,
+        "quit",
+      ].join("; ");
+      const r = await run("lftp", ["-d", "-u", `${USER},${PASSWORD}`, "-p", String(server.port), "-e", script, "127.0.0.1"], env);
+      assert.equal(r.code, 0, show(r));
+      const commands = r.stderr
+        .split("\n")
+        .filter((l) => l.startsWith("---> "))
+        .map((l) => l.slice(5).trimEnd());
+      const authAt = commands.indexOf("AUTH TLS");
+      assert.ok(authAt >= 0, commands.join(" | "));
+      assert.ok(authAt < commands.findIndex((c) => c.startsWith("USER ")), `AUTH TLS before USER: ${commands.join(" | ")}`);
+      assert.ok(commands.includes("PROT P"), commands.join(" | "));
+      assert.ok(r.stderr.includes("<--- 200 Protection level set to P."), show(r));
+      assert.ok(commands.includes(`STOR ${remote}`) && commands.includes(`RETR ${remote}`), commands.join(" | "));
+      assert.ok(commands.filter((c) => mode.command.test(c)).length >= 2, commands.join(" | "));
+      assert.deepEqual(commands.filter((c) => mode.not.test(c)), []);
+      assert.doesNotMatch(r.stderr, /<--- 52[12] /, show(r));
+      assert.equal(sha(readFileSync(join(home, remote))), sha(payload));
+      assert.equal(sha(readFileSync(back)), sha(payload));
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Python ftplib.FTP_TLS
+  // ---------------------------------------------------------------------------------------------
+
+  async function python(scenario: string, args: Record<string, unknown>, user = USER, password = PASSWORD, port = server.port) {
+    const r = await run("python3", [pyScript, scenario, String(port), user, password, JSON.stringify(args)], env);
+    assert.equal(r.code, 0, show(r));
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  }
+
+  for (const active of [false, true]) {
+    test(`ftplib.FTP_TLS resuming the control session on ${active ? "active" : "passive"} data connections: STOR and RETR with matching sha256`, async () => {
+      const name = `py-resume-${active ? "active" : "passive"}.bin`;
+      const out = await python("resuming", { src: payloadFile, name, active });
+      assert.match(String(out.stor), /^226 /);
+      assert.match(String(out.retr), /^226 /);
+      assert.deepEqual(out.reused, [true, true], "both data connections resumed the control connection's session");
+      assert.equal(out.sha, sha(payload));
+      assert.equal(sha(readFileSync(join(home, name))), sha(payload));
+    });
+  }
+
+  test("stock ftplib.FTP_TLS (no session resumption) is refused with 522 on STOR and RETR while reuse is required", async () => {
+    writeFileSync(join(home, "py-existing.bin"), payload);
+    const out = await python("stock", { src: payloadFile, name: "py-stock-refused.bin", existing: "py-existing.bin" });
+    assert.deepEqual(out.reused, [false, false], "the stock client's data connections did not resume");
+    const stor = out.stor as PyOutcome;
+    const retr = out.retr as PyOutcome;
+    assert.equal(stor.result, "522", JSON.stringify(stor));
+    assert.equal(stor.error, "error_perm", JSON.stringify(stor));
+    assert.match(stor.text ?? "", /session/i);
+    assert.equal(retr.result, "522", JSON.stringify(retr));
+    assert.equal(retr.error, "error_perm", JSON.stringify(retr));
+    assert.equal(out.received, 0, "no file bytes reached the non-resuming data connection");
+    assert.match(String(out.noop), /^200 /, "the control connection stays usable and in step");
+    assert.equal(existsSync(join(home, "py-stock-refused.bin")), false, "the refused upload created nothing");
+  });
+
+  test("the same stock ftplib.FTP_TLS succeeds for an account with tlsSessionReuse: false", async () => {
+    mkdirSync(server.home("noreuse"), { recursive: true });
+    writeFileSync(join(server.home("noreuse"), "cam-existing.bin"), payload);
+    const out = await python("stock", { src: payloadFile, name: "cam-upload.bin", existing: "cam-existing.bin" }, "noreuse", "camera-pass");
+    assert.deepEqual(out.reused, [false, false], "the data connections really did not resume");
+    assert.deepEqual(out.stor, { result: "ok" });
+    assert.deepEqual(out.retr, { result: "ok" });
+    assert.equal(out.received, payload.length);
+    assert.equal(out.sha, sha(payload));
+    assert.equal(sha(readFileSync(join(server.home("noreuse"), "cam-upload.bin"))), sha(payload));
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // basic-ftp
+  // ---------------------------------------------------------------------------------------------
+
+  async function collect(client: Client, path: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    await client.downloadTo(sink, path);
+    return Buffer.concat(chunks);
+  }
+
+  for (const secure of [true, "implicit"] as const) {
+    test(`basic-ftp with secure: ${JSON.stringify(secure)} uploads and downloads with matching sha256`, async () => {
+      const client = new Client(10_000);
+      const log: string[] = [];
+      client.ftp.verbose = true;
+      client.ftp.log = (message: string) => log.push(message);
+      try {
+        await client.access({
+          host: "127.0.0.1",
+          port: secure === true ? server.port : server.node.implicitPort,
+          user: USER,
+          password: PASSWORD,
+          secure,
+          secureOptions: { rejectUnauthorized: false },
+        });
+        assert.ok(client.ftp.socket instanceof TLSSocket, "the control connection is TLS");
+        const name = `basic-${secure}.bin`;
+        await client.uploadFrom(Readable.from([payload]), name);
+        assert.equal(sha(readFileSync(join(home, name))), sha(payload));
+        const back = await collect(client, name);
+        assert.equal(back.length, payload.length);
+        assert.equal(sha(back), sha(payload));
+        const second = await collect(client, name); // a later data connection resumes too
+        assert.equal(sha(second), sha(payload));
+        assert.ok(log.some((l) => l.includes("> PROT P")), log.join("\n"));
+        if (secure === true) assert.ok(log.some((l) => l.includes("> AUTH TLS")), log.join("\n"));
+      } finally {
+        client.close();
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // STARTTLS injection
+  // ---------------------------------------------------------------------------------------------
+
+  test("bytes pipelined after AUTH TLS are discarded: USER sent in the same write is never executed", async () => {
+    const plain = await RawClient.connect(server.port);
+    plain.socket.write(`AUTH TLS\r\nUSER ${USER}\r\n`);
+    expectCode(await plain.reply(), 234, "AUTH TLS");
+    const control = new TlsControl(await handshake(tlsConnect({ socket: plain.socket, ...TLS_CLIENT })), plain.socket);
+    try {
+      // Had USER been executed, PASS would log in (230); it is 503 "Login with USER first".
+      expectCode(await control.command(`PASS ${PASSWORD}`), 503, "PASS after the injected USER");
+      expectCode(await control.command("PWD"), 530, "PWD while not logged in");
+      await control.login();
+      expectCode(await control.command("PWD"), 257, "PWD after a real login");
+    } finally {
+      await control.close();
+    }
+  });
+
+  test("a whole injected login (AUTH TLS, USER, PASS, DELE in one write) leaves the session logged out and the file intact", async () => {
+    writeFileSync(join(home, "keep-me.txt"), "still here");
+    const plain = await RawClient.connect(server.port);
+    plain.socket.write(`AUTH TLS\r\nUSER ${USER}\r\nPASS ${PASSWORD}\r\nDELE keep-me.txt\r\n`);
+    expectCode(await plain.reply(), 234, "AUTH TLS");
+    const control = new TlsControl(await handshake(tlsConnect({ socket: plain.socket, ...TLS_CLIENT })), plain.socket);
+    try {
+      expectCode(await control.command("PWD"), 530, "PWD: the injected login did not happen");
+      expectCode(await control.command("NOOP"), 200, "NOOP");
+      assert.equal(readFileSync(join(home, "keep-me.txt"), "utf8"), "still here");
+    } finally {
+      await control.close();
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Replies of the security commands
+  // ---------------------------------------------------------------------------------------------
+
+  test("FEAT lists AUTH TLS, PBSZ and PROT; PBSZ before AUTH 503, PROT before PBSZ 503, PROT S 536, CCC 534, AUTH KERBEROS 504", async () => {
+    const plain = await RawClient.connect(server.port);
+    try {
+      const feat = await plain.command("FEAT");
+      expectCode(feat, 211, "FEAT");
+      const features = feat.lines.slice(1, -1).map((l) => l.trim());
+      for (const f of ["AUTH TLS", "PBSZ", "PROT"]) assert.ok(features.includes(f), `FEAT has ${f}: ${features.join(" | ")}`);
+      expectCode(await plain.command("PBSZ 0"), 503, "PBSZ before AUTH");
+      expectCode(await plain.command("PROT P"), 503, "PROT before AUTH");
+      expectCode(await plain.command("AUTH KERBEROS"), 504, "AUTH KERBEROS");
+    } finally {
+      await plain.close();
+    }
+
+    const control = await TlsControl.explicit(server.port);
+    try {
+      expectCode(await control.command("AUTH TLS"), 503, "AUTH TLS twice");
+      expectCode(await control.command("PROT P"), 503, "PROT before PBSZ");
+      expectCode(await control.command("PBSZ 0"), 200, "PBSZ 0");
+      expectCode(await control.command("PROT S"), 536, "PROT S");
+      expectCode(await control.command("PROT E"), 536, "PROT E");
+      await control.login();
+      expectCode(await control.command("CCC"), 534, "CCC");
+      // After the refused CCC the control connection is still TLS and in step.
+      expectCode(await control.command("NOOP"), 200, "NOOP after CCC");
+      expectCode(await control.command("PROT P"), 200, "PROT P");
+      writeFileSync(join(home, "after-ccc.txt"), "protected");
+      const got = await control.retrieve("RETR after-ccc.txt");
+      expectCode(got.end, 226, "RETR");
+      assert.equal(got.bytes.toString(), "protected");
+      assert.equal(got.reused, true);
+    } finally {
+      await control.close();
+    }
+  });
+
+  test("PROT C after PROT P sends the data in clear again (optional policy)", async () => {
+    writeFileSync(join(home, "clear.txt"), "in clear");
+    const control = await TlsControl.explicit(server.port);
+    try {
+      await control.login();
+      await control.protect();
+      expectCode(await control.command("PROT C"), 200, "PROT C");
+      const data = await tcp(await control.epsv());
+      expectCode(await control.command("RETR clear.txt"), 150, "RETR");
+      const bytes = await readAll(data);
+      expectCode(await control.reply(), 226, "RETR done");
+      assert.equal(bytes.toString(), "in clear");
+    } finally {
+      await control.close();
+    }
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // A stranger on the pending PROT P data port
+  // ---------------------------------------------------------------------------------------------
+
+  test("a TLS connection from 127.0.0.2 to 127.0.0.1's pending PROT P port is cut at TCP level; the rightful client still gets its file", async () => {
+    writeFileSync(join(home, "secret.bin"), payload);
+    const control = await TlsControl.explicit(server.port);
+    try {
+      await control.login();
+      expectCode(await control.command("TYPE I"), 200, "TYPE I");
+      await control.protect();
+      const port = await control.epsv();
+      const before = server.node.portPool.stats().strangersRefused;
+
+      // The stranger connects first and starts TLS (it has no session of ours to resume).
+      // (tls.connect passes localAddress on to net.connect; @types/node does not list it.)
+      const strangerOptions = { host: "127.0.0.1", port, localAddress: "127.0.0.2", ...TLS_CLIENT };
+      const stranger = tlsConnect(strangerOptions);
+      const strangerChunks: Buffer[] = [];
+      stranger.on("data", (chunk: Buffer) => strangerChunks.push(chunk));
+      const strangerOutcome = await new Promise<{ secured: boolean; error: string | null }>((resolve) => {
+        let secured = false;
+        let error: string | null = null;
+        // Bounded: a stranger that is not cut off gives up (and fails the assertions below) after 5 s.
+        const timer = setTimeout(() => {
+          error = null;
+          stranger.destroy();
+        }, 5000);
+        stranger.once("secureConnect", () => (secured = true));
+        stranger.on("error", (err) => (error ??= err.message));
+        stranger.once("close", () => {
+          clearTimeout(timer);
+          resolve({ secured, error });
+        });
+      });
+      assert.equal(strangerOutcome.secured, false, "the stranger never completed a TLS handshake");
+      assert.ok(strangerOutcome.error, "the stranger's connection failed");
+      assert.equal(Buffer.concat(strangerChunks).length, 0, "the stranger got no data");
+      assert.equal(server.node.portPool.stats().strangersRefused, before + 1, "refused by its address");
+      assert.equal(server.node.portPool.stats().pendingReservations, 1, "the reservation is still pending for the rightful client");
+
+      const data = await control.dataTls(port);
+      data.on("error", () => {});
+      const secured = whenSecured(data);
+      try {
+        expectCode(await control.command("RETR secret.bin"), 150, "RETR");
+        const bytes = await readAll(data);
+        expectCode(await control.reply(), 226, "RETR done");
+        assert.deepEqual(await secured, { secured: true, reused: true });
+        assert.equal(sha(bytes), sha(payload));
+      } finally {
+        data.destroy();
+      }
+    } finally {
+      await control.close();
+    }
+  });
+
+  test("a PROT P data connection from the right address that does not resume the session gets 522 and no data", async () => {
+    writeFileSync(join(home, "secret2.txt"), "not for a fresh session");
+    const control = await TlsControl.explicit(server.port);
+    try {
+      await control.login();
+      await control.protect();
+      const data = await control.dataTls(await control.epsv(), false);
+      data.on("error", () => {});
+      const chunks: Buffer[] = [];
+      data.on("data", (c: Buffer) => chunks.push(c));
+      const closed = new Promise<void>((resolve) => data.once("close", () => resolve()));
+      const secured = whenSecured(data);
+      try {
+        expectCode(await control.command("RETR secret2.txt"), 150, "RETR");
+        const end = await control.reply();
+        expectCode(end, 522, "RETR over a fresh TLS session");
+        assert.match(end.text, /session/i);
+        await closed;
+        // The handshake itself completes (as a full one); the server then checks it and hangs up.
+        assert.deepEqual(await secured, { secured: true, reused: false });
+        assert.equal(Buffer.concat(chunks).length, 0, "no file bytes were sent");
+        // The session goes on: the next, resuming, data connection works.
+        const again = await control.retrieve("RETR secret2.txt");
+        expectCode(again.end, 226, "RETR resumed");
+        assert.equal(again.bytes.toString(), "not for a fresh session");
+      } finally {
+        data.destroy();
+      }
+    } finally {
+      await control.close();
+    }
+  });
+});
+
+describe("FTPS: node with tls.requireSessionReuse false", () => {
+  let server: TestServer;
+  let local: string;
+  let env: NodeJS.ProcessEnv;
+  let pyScript: string;
+  const payload = randomBytes(1024 * 1024 + 5);
+
+  before(async () => {
+    server = await startServer({ tls: { requireSessionReuse: false } }, [{ name: "strict", password: "strict-pass", tlsSessionReuse: true }]);
+    local = mkdtempSync(join(tmpdir(), "edgeftp-ftps-noreuse-"));
+    mkdirSync(join(local, "home"));
+    env = childEnv(join(local, "home"));
+    writeFileSync(join(local, "payload.bin"), payload);
+    pyScript = join(local, "ftps.py");
+    writeFileSync(pyScript, PY_SCRIPT);
+  });
+  after(async () => {
+    await server.close();
+    rmSync(local, { recursive: true, force: true });
+  });
+  checkLeaks();
+
+  const python = async (user: string, password: string, name: string) => {
+    const r = await run("python3", [pyScript, "stock", String(server.port), user, password, JSON.stringify({ src: join(local, "payload.bin"), name, existing: "existing.bin" })], env);
+    assert.equal(r.code, 0, show(r));
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+
+  test("stock ftplib.FTP_TLS (no resumption) transfers for any account with matching sha256", async () => {
+    writeFileSync(join(server.home(USER), "existing.bin"), payload);
+    const out = await python(USER, PASSWORD, "stock-up.bin");
+    assert.deepEqual(out.reused, [false, false]);
+    assert.deepEqual(out.stor, { result: "ok" });
+    assert.deepEqual(out.retr, { result: "ok" });
+    assert.equal(out.sha, sha(payload));
+    assert.equal(sha(readFileSync(join(server.home(USER), "stock-up.bin"))), sha(payload));
+  });
+
+  test("an account with tlsSessionReuse: true still requires resumption there (522)", async () => {
+    writeFileSync(join(server.home("strict"), "existing.bin"), payload);
+    const out = await python("strict", "strict-pass", "strict-up.bin");
+    assert.equal((out.stor as PyOutcome).result, "522", JSON.stringify(out.stor));
+    assert.equal((out.retr as PyOutcome).result, "522", JSON.stringify(out.retr));
+    assert.equal(out.received, 0);
+    assert.equal(existsSync(join(server.home("strict"), "strict-up.bin")), false);
+  });
+});
+
+describe("FTPS policy: control (TLS required to log in)", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ tls: { policy: "control" } }, [{ name: "camera", password: "cam-pass", tlsPolicy: "optional" }]);
+  });
+  after(async () => {
+    await server.close();
+  });
+  checkLeaks();
+
+  test("plain USER gets 530 saying TLS is required; after AUTH TLS the login works", async () => {
+    const plain = await RawClient.connect(server.port);
+    try {
+      const r = await plain.command(`USER ${USER}`);
+      expectCode(r, 530, "plain USER");
+      assert.match(r.text, /TLS/);
+      expectCode(await plain.command(`PASS ${PASSWORD}`), 503, "PASS after the refused USER");
+      expectCode(await plain.command("PWD"), 530, "not logged in");
+    } finally {
+      await plain.close();
+    }
+    const control = await TlsControl.explicit(server.port);
+    try {
+      await control.login();
+      expectCode(await control.command("PWD"), 257, "PWD over TLS");
+    } finally {
+      await control.close();
+    }
+    const implicit = await TlsControl.implicit(server.node.implicitPort);
+    try {
+      await implicit.login();
+    } finally {
+      await implicit.close();
+    }
+  });
+
+  test("an account with tlsPolicy: optional (an old camera) logs in and transfers in plain FTP", async () => {
+    writeFileSync(join(server.home("camera"), "snap.jpg"), "jpeg bytes");
+    const plain = await RawClient.connect(server.port);
+    try {
+      await plain.login("camera", "cam-pass");
+      const data = await plain.passive();
+      expectCode(await plain.command("RETR snap.jpg"), 150, "RETR");
+      const bytes = await readAll(data);
+      expectCode(await plain.reply(), 226, "RETR done");
+      assert.equal(bytes.toString(), "jpeg bytes");
+    } finally {
+      await plain.close();
+    }
+  });
+});
+
+describe("FTPS policy: data (TLS required for control and data)", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer({ tls: { policy: "data" } });
+    writeFileSync(join(server.home(USER), "listed.txt"), "x");
+  });
+  after(async () => {
+    await server.close();
+  });
+  checkLeaks();
+
+  test("LIST with PROT C is 521, PROT C after login is 534, with PROT P LIST works", async () => {
+    const control = await TlsControl.explicit(server.port);
+    try {
+      expectCode(await control.command("PBSZ 0"), 200, "PBSZ 0");
+      // Before login the account (and so its policy) is unknown: PROT C is accepted...
+      expectCode(await control.command("PROT C"), 200, "PROT C before login");
+      await control.login();
+      // ...but no clear data connection is opened for it.
+      await control.epsv();
+      const refused = await control.command("LIST");
+      expectCode(refused, 521, "LIST with PROT C");
+      assert.match(refused.text, /PROT P/);
+      expectCode(await control.command("PROT C"), 534, "PROT C after login");
+      expectCode(await control.command("PROT P"), 200, "PROT P");
+      const list = await control.retrieve("LIST");
+      expectCode(list.end, 226, "LIST over PROT P");
+      assert.equal(list.reused, true);
+      assert.match(list.bytes.toString(), / listed\.txt\r\n$/);
+    } finally {
+      await control.close();
+    }
+  });
+
+  test("LIST before any PROT is 521", async () => {
+    const control = await TlsControl.explicit(server.port);
+    try {
+      await control.login();
+      await control.epsv();
+      expectCode(await control.command("LIST"), 521, "LIST before PROT");
+      expectCode(await control.command("NOOP"), 200, "NOOP");
+    } finally {
+      await control.close();
+    }
+  });
+});
+
+describe("FTPS certificate reload", () => {
+  let local: string;
+  before(() => {
+    local = mkdtempSync(join(tmpdir(), "edgeftp-ftps-certs-"));
+  });
+  after(() => {
+    rmSync(local, { recursive: true, force: true });
+  });
+  checkLeaks();
+
+  /** A new self-signed EC certificate; returns its PEMs and SHA-256 fingerprint (as getPeerCertificate() writes it). */
+  async function makeCert(cn: string): Promise<{ cert: string; key: string; fingerprint: string }> {
+    const pems = await generate([{ name: "commonName", value: cn }], {
+      keyType: "ec",
+      curve: "P-256",
+      algorithm: "sha256",
+      notAfterDate: new Date(Date.now() + 7 * 24 * 3600 * 1000),
+    });
+    return { cert: pems.cert, key: pems.private, fingerprint: new X509Certificate(pems.cert).fingerprint256 };
+  }
+
+  function writeCert(dir: string, pems: { cert: string; key: string }): void {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "cert.pem"), pems.cert);
+    writeFileSync(join(dir, "key.pem"), pems.key, { mode: 0o600 });
+  }
+
+  /** A logged-in explicit session with PROT P whose LIST works, for checking it survives reloads. */
+  async function protectedSession(server: TestServer): Promise<TlsControl> {
+    const control = await TlsControl.explicit(server.port);
+    await control.login();
+    await control.protect();
+    const list = await control.retrieve("LIST");
+    expectCode(list.end, 226, "LIST before the reload");
+    assert.equal(list.reused, true);
+    return control;
+  }
+
+  async function stillWorks(control: TlsControl, fingerprint: string): Promise<void> {
+    expectCode(await control.command("NOOP"), 200, "NOOP on the existing session");
+    assert.equal(control.fingerprint, fingerprint, "the existing session keeps its certificate");
+    const list = await control.retrieve("LIST");
+    expectCode(list.end, 226, "LIST over PROT P on the existing session");
+    assert.equal(list.reused, true, "its new data connection resumed the session opened before the reload");
+    assert.match(list.bytes.toString(), / marker\.txt\r\n$/);
+  }
+
+  test("node.reload() (SIGHUP's handler) serves the new certificate to new connections; the open session keeps working", async () => {
+    const dir = join(local, "sighup");
+    const [one, two, three] = await Promise.all([makeCert("edgeftp-reload-one"), makeCert("edgeftp-reload-two"), makeCert("edgeftp-reload-three")]);
+    assert.notEqual(one.fingerprint, two.fingerprint);
+    writeCert(join(dir, "v1"), one);
+    writeCert(join(dir, "v2"), two);
+    // A deliberately broken pair: v3's certificate with v2's key.
+    writeCert(join(dir, "v3"), { cert: three.cert, key: two.key });
+    // The configured paths go through a symlinked directory, swapped atomically (as secret
+    // mounts do). The watcher watches the directory it resolved at start, so only reload() can
+    // pick the swap up: this test sees SIGHUP's path alone.
+    symlinkSync("v1", join(dir, "live"));
+    const swapTo = (version: string) => {
+      symlinkSync(version, join(dir, "live.next"));
+      renameSync(join(dir, "live.next"), join(dir, "live"));
+    };
+
+    const server = await startServer({ tls: { cert: join(dir, "live", "cert.pem"), key: join(dir, "live", "key.pem") } });
+    let control: TlsControl | null = null;
+    try {
+      writeFileSync(join(server.home(USER), "marker.txt"), "m");
+      assert.equal(await presentedFingerprint(server, "explicit"), one.fingerprint);
+      control = await protectedSession(server);
+      assert.equal(control.fingerprint, one.fingerprint);
+
+      swapTo("v2");
+      assert.equal(await presentedFingerprint(server, "explicit"), one.fingerprint, "nothing changes before the reload");
+      await server.node.reload();
+      assert.equal(await presentedFingerprint(server, "explicit"), two.fingerprint, "AUTH TLS presents the new certificate");
+      assert.equal(await presentedFingerprint(server, "implicit"), two.fingerprint, "implicit TLS presents the new certificate");
+      await stillWorks(control, one.fingerprint);
+
+      // A broken replacement is refused by the reload: the node keeps serving the previous certificate.
+      swapTo("v3");
+      await server.node.reload();
+      assert.equal(await presentedFingerprint(server, "explicit"), two.fingerprint, "a mismatched key does not replace the certificate");
+      await stillWorks(control, one.fingerprint);
+    } finally {
+      await control?.close();
+      await server.close();
+    }
+  });
+
+  test("the watcher reloads when the certificate files are replaced; the open session keeps working", async () => {
+    const dir = join(local, "watched");
+    const [one, two] = await Promise.all([makeCert("edgeftp-watch-one"), makeCert("edgeftp-watch-two")]);
+    assert.notEqual(one.fingerprint, two.fingerprint);
+    writeCert(dir, one);
+    const server = await startServer({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
+    let control: TlsControl | null = null;
+    try {
+      writeFileSync(join(server.home(USER), "marker.txt"), "m");
+      assert.equal(await presentedFingerprint(server, "explicit"), one.fingerprint);
+      control = await protectedSession(server);
+
+      // Replace both files atomically (write aside, rename over), as certificate renewals do.
+      writeFileSync(join(dir, "key.pem.new"), two.key, { mode: 0o600 });
+      writeFileSync(join(dir, "cert.pem.new"), two.cert);
+      renameSync(join(dir, "key.pem.new"), join(dir, "key.pem"));
+      renameSync(join(dir, "cert.pem.new"), join(dir, "cert.pem"));
+
+      // Bounded wait for the watcher (it debounces bursts): at most ~3 s.
+      let seen = one.fingerprint;
+      for (let i = 0; i < 30 && seen !== two.fingerprint; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = await presentedFingerprint(server, "explicit");
+      }
+      assert.equal(seen, two.fingerprint, "a new connection sees the replaced certificate without SIGHUP");
+      assert.equal(await presentedFingerprint(server, "implicit"), two.fingerprint);
+      await stillWorks(control, one.fingerprint);
+    } finally {
+      await control?.close();
+      await server.close();
+    }
+  });
+
+  test("the watcher follows a secret mount's ..data symlink swap (Kubernetes-style layout)", async () => {
+    const dir = join(local, "k8s");
+    const [one, two] = await Promise.all([makeCert("edgeftp-k8s-one"), makeCert("edgeftp-k8s-two")]);
+    writeCert(join(dir, "..v1"), one);
+    writeCert(join(dir, "..v2"), two);
+    // cert.pem -> ..data/cert.pem, ..data -> ..v1: the mount swaps ..data atomically.
+    symlinkSync("..v1", join(dir, "..data"));
+    symlinkSync(join("..data", "cert.pem"), join(dir, "cert.pem"));
+    symlinkSync(join("..data", "key.pem"), join(dir, "key.pem"));
+    const server = await startServer({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
+    try {
+      assert.equal(await presentedFingerprint(server, "explicit"), one.fingerprint);
+      symlinkSync("..v2", join(dir, "..data_tmp"));
+      renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+      let seen = one.fingerprint;
+      for (let i = 0; i < 30 && seen !== two.fingerprint; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = await presentedFingerprint(server, "explicit");
+      }
+      assert.equal(seen, two.fingerprint, "the swapped certificate is served without SIGHUP");
+    } finally {
+      await server.close();
+    }
+  });
+});
