@@ -1,10 +1,12 @@
 /**
  * `edgeftp doctor`: checks a running or configured node the way a support engineer would, from
- * the outside, and says for each problem which option fixes it. (TLS checks join when FTPS does.)
+ * the outside, and says for each problem which option fixes it.
  */
-import { existsSync } from "node:fs";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer, isIPv4 } from "node:net";
 import { networkInterfaces } from "node:os";
+import { join } from "node:path";
 import type { Config } from "../config/schema.js";
 import { resolveDataPaths } from "../config/load.js";
 import { isPublicIPv4, PassiveAddressPolicy } from "../data/passive-address.js";
@@ -178,6 +180,8 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
   const year = new Date().getUTCFullYear();
   results.push(year >= 2024 && year < 2100 ? result("clock", "ok", new Date().toISOString()) : result("clock", "fail", `system clock reads ${new Date().toISOString()}; fix NTP`));
 
+  results.push(certificateCheck(config));
+
   // Embedded data.
   const paths = resolveDataPaths(config);
   if (config.accounts.driver === "sqlite") {
@@ -188,6 +192,37 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
     );
   }
   return results;
+}
+
+/** The TLS certificate: readable, matching its key, valid now and for a while yet. */
+function certificateCheck(config: Config): CheckResult {
+  const selfSigned = !config.tls.cert;
+  const certPath = config.tls.cert || join(resolveDataPaths(config).dataDir, "tls", "self-signed-cert.pem");
+  const keyPath = config.tls.key || join(resolveDataPaths(config).dataDir, "tls", "self-signed-key.pem");
+  if (selfSigned && !existsSync(certPath)) {
+    return result("tls certificate", "warn", "none configured: a self-signed one is generated at first start; set --tls-cert and --tls-key for clients that verify");
+  }
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(readFileSync(certPath));
+    if (!cert.checkPrivateKey(createPrivateKey(readFileSync(keyPath)))) {
+      return result("tls certificate", "fail", `${keyPath} is not the key of ${certPath}; fix --tls-key`);
+    }
+  } catch (err) {
+    return result("tls certificate", "fail", `cannot load ${certPath} / ${keyPath}: ${(err as Error).message}`);
+  }
+  const now = Date.now();
+  const until = Date.parse(cert.validTo);
+  const from = Date.parse(cert.validFrom);
+  const days = Math.floor((until - now) / 86_400_000);
+  if (from > now) return result("tls certificate", "fail", `not valid before ${cert.validFrom}: is the clock right?`);
+  if (until <= now) return result("tls certificate", "fail", `expired ${cert.validTo}; renew it (the node reloads on SIGHUP or file change)`);
+  if (days < 14) return result("tls certificate", "warn", `expires in ${days} days (${cert.validTo}); renew it`);
+  return result(
+    "tls certificate",
+    selfSigned ? "warn" : "ok",
+    `${cert.subject.replace(/\n/g, ", ")}, valid until ${cert.validTo}${selfSigned ? " (self-signed: clients will warn; set --tls-cert/--tls-key)" : ""}`,
+  );
 }
 
 export function formatDoctorReport(results: CheckResult[]): string {

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generate } from "selfsigned";
 import { describe, test } from "node:test";
 import { checkLeaks } from "../helpers/leaks.js";
 import { PASSWORD, startServer, USER } from "../helpers/server.js";
@@ -31,8 +35,26 @@ describe("edgeftp doctor", () => {
       assert.match(r.stdout, /^OK\s+accounts\s+/m);
       // No public address is configured: the warning names the option that fixes it.
       assert.match(r.stdout, /^WARN\s+pasv address\s+.*--pasv-address/m);
+      // The node generated its quick-start certificate: valid, but self-signed.
+      assert.match(r.stdout, /^WARN\s+tls certificate\s+.*self-signed/m);
     } finally {
       await server.close();
+    }
+  });
+
+  test("a certificate whose key does not match fails, naming the option", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "edgeftp-doctor-"));
+    try {
+      const [a, b] = await Promise.all([1, 2].map(() => generate([{ name: "commonName", value: "x" }], { keyType: "ec" })));
+      writeFileSync(join(dir, "cert.pem"), a.cert);
+      writeFileSync(join(dir, "key.pem"), b.private);
+      const r = await doctor(["--port", "1", "--pasv-ports", "32900-32901", "--data-dir", dir, "--tls-cert", join(dir, "cert.pem"), "--tls-key", join(dir, "key.pem")]);
+      assert.match(r.stdout, /^FAIL\s+tls certificate\s+.*is not the key of.*--tls-key/m);
+      writeFileSync(join(dir, "key.pem"), a.private);
+      const ok = await doctor(["--port", "1", "--pasv-ports", "32900-32901", "--data-dir", dir, "--tls-cert", join(dir, "cert.pem"), "--tls-key", join(dir, "key.pem")]);
+      assert.match(ok.stdout, /^OK\s+tls certificate\s+CN=x, valid until/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
