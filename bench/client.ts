@@ -343,6 +343,24 @@ export class DataConn {
   }
 }
 
+/** A counting semaphore: at most `limit` holders at once, the others queue in order. */
+export class Gate {
+  private active = 0;
+  private readonly queue: Array<() => void> = [];
+  constructor(readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight. */
 export async function withConcurrency<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;

@@ -60,6 +60,28 @@ function firstLine(cmd: string, args: string[], pattern: RegExp): string {
   return pattern.exec(text)?.[1] ?? "unknown";
 }
 
+/** The `serve` flags this build of edgeftp knows (the tree under test changes as issues land). */
+const serveFlags = new Map<string, string>();
+function supports(cli: string, flag: string): boolean {
+  if (!serveFlags.has(cli)) {
+    const r = spawnSync(process.execPath, [cli, "serve", "--help"], { encoding: "utf8", timeout: 10_000 });
+    serveFlags.set(cli, r.stdout ?? "");
+  }
+  return new RegExp(`${flag}\\b`).test(serveFlags.get(cli)!);
+}
+
+/**
+ * Settings that put edgeftp on the same footing as the peers, applied when this build has them:
+ * no per-IP connection cap (the peers' are lifted too), no per-session command rate limit (no peer
+ * throttles commands; edgeftp's default of 100/s would cap the small-files row at ~25 files/s), no
+ * implicit-FTPS listener (port 990 needs root; not part of any workload).
+ */
+const EDGEFTP_BENCH_FLAGS: Array<[string, string]> = [
+  ["--limits-max-connections-per-ip", "0"],
+  ["--limits-commands-per-second", "0"],
+  ["--tls-implicit", "false"],
+];
+
 export const edgeftp: ServerSpec = {
   name: "edgeftp",
   unavailable: (ctx) => (existsSync(ctx.edgeftpCli) ? null : `${ctx.edgeftpCli} missing (npm run build)`),
@@ -83,6 +105,7 @@ export const edgeftp: ServerSpec = {
       "--host", "127.0.0.1",
       "--active-port", "0",
       "--log-level", "warn",
+      ...EDGEFTP_BENCH_FLAGS.filter(([flag]) => supports(ctx.edgeftpCli, flag)).flat(),
     ],
     asUser: true,
   }),

@@ -4,7 +4,7 @@
  */
 import { rmSync, mkdirSync, chownSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ClosedError, DataConn, FtpControl, ReplyError, TimeoutError, withConcurrency, within, type Reply } from "./client.js";
+import { ClosedError, DataConn, FtpControl, Gate, ReplyError, TimeoutError, withConcurrency, within, type Reply } from "./client.js";
 import type { BenchContext, RunningServer } from "./peers.js";
 import { treeMemory } from "./proc.js";
 
@@ -75,9 +75,17 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const is = (...codes: number[]) => (c: number) => codes.includes(c);
 const prelim = (c: number) => c === 125 || c === 150;
 
+/**
+ * New control connections are opened at most this many at a time (connect until the 220): a
+ * burst beyond a server's listen backlog (Pure-FTPd listens with a backlog of 9) is silently
+ * lost under SYN cookies, and since FTP servers speak first such a client would wait forever for
+ * its greeting. The sessions themselves all run concurrently once greeted.
+ */
+const connectGate = new Gate(8);
+
 /** Opens a control connection, logs in, TYPE I. */
 async function session(env: RunEnv, localAddress?: string, timeoutMs = 20_000): Promise<FtpControl> {
-  const c = await FtpControl.open({ port: env.server.port, localAddress, timeoutMs });
+  const c = await connectGate.run(() => FtpControl.open({ port: env.server.port, localAddress, timeoutMs }));
   try {
     await c.login(env.ctx.user, env.ctx.password);
     await c.expect("TYPE I", is(200));

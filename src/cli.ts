@@ -48,6 +48,10 @@ interface CommonOptions {
 
 const CONFIG_GROUP = "Configuration (flag > environment > --config file > default):";
 
+/** Sizes on the command line (--quota-bytes, --bandwidth-*): binary multiples, 64K is 65,536 bytes. */
+const SIZE_UNITS: Readonly<Record<string, number>> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+const SIZE = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i;
+
 /** The keys that say where accounts live: what `user` commands need to find the same data as `serve`. */
 const isDataOption = (option: ConfigOption): boolean =>
   option.path === "dataDir" || option.path.startsWith("accounts.");
@@ -83,6 +87,11 @@ withConfigOptions(user.command("add"), isDataOption)
   .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
   .addOption(tlsPolicyOption())
   .addOption(tlsSessionReuseOption())
+  .addOption(quotaBytesOption())
+  .addOption(quotaFilesOption())
+  .addOption(bandwidthOption("up"))
+  .addOption(bandwidthOption("down"))
+  .addOption(maxSessionsOption())
   .option("--if-missing", "succeed without changes when the account already exists (for setup scripts)")
   .action((name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions) => userAdd(name, options));
 
@@ -102,7 +111,7 @@ withConfigOptions(user.command("remove"), isDataOption)
   .action((name: string, options: CommonOptions) => userRemove(name, options));
 
 withConfigOptions(user.command("set"), isDataOption)
-  .description("Change an account's home, permissions or enabled state.")
+  .description("Change an account's home, permissions, enabled state, TLS overrides or limits (quotas, bandwidth, sessions).")
   .argument("<name>", "account name")
   .option("--home <dir>", "existing directory to use as the account's root")
   .addOption(permissionsOption())
@@ -111,6 +120,11 @@ withConfigOptions(user.command("set"), isDataOption)
   .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"))
   .addOption(tlsPolicyOption())
   .addOption(tlsSessionReuseOption())
+  .addOption(quotaBytesOption())
+  .addOption(quotaFilesOption())
+  .addOption(bandwidthOption("up"))
+  .addOption(bandwidthOption("down"))
+  .addOption(maxSessionsOption())
   .action((name: string, options: CommonOptions & SettingsOptions) => userSet(name, options));
 
 const configCommand = program.command("config").description("Inspect the configuration.");
@@ -189,6 +203,86 @@ function tlsSettings(options: SettingsOptions): AccountPatch {
     patch.tlsSessionReuse = options.tlsSessionReuse === "node" ? null : options.tlsSessionReuse === "true";
   }
   return patch;
+}
+
+/**
+ * A size such as `10G`, `500M`, `64K`, `1.5G`, `4096` (bytes; K/M/G/T are binary multiples, an
+ * optional `B`/`iB` suffix is accepted) as whole bytes, or null for `none`.
+ */
+function parseSize(flag: string, text: string): number | null {
+  if (text.trim().toLowerCase() === "none") return null;
+  const match = SIZE.exec(text.trim());
+  const value = match ? Math.floor(Number(match[1]) * SIZE_UNITS[match[2].toUpperCase()]) : NaN;
+  if (!Number.isSafeInteger(value)) {
+    throw new CliError(`${flag} ${JSON.stringify(text)}: expected a size such as 10G, 500M, 64K or 4096 (bytes), or none`);
+  }
+  return value;
+}
+
+/** A whole number of 0 or more, or null for `none`. */
+function parseCount(flag: string, text: string): number | null {
+  if (text.trim().toLowerCase() === "none") return null;
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(Number(text))) {
+    throw new CliError(`${flag} ${JSON.stringify(text)}: expected a whole number, or none`);
+  }
+  return Number(text);
+}
+
+function quotaBytesOption(): Option {
+  return new Option("--quota-bytes <size>", "storage quota, e.g. 10G, 500M, 64K (binary multiples) or bytes; none: unlimited");
+}
+
+function quotaFilesOption(): Option {
+  return new Option("--quota-files <n>", "quota on the number of files and directories; none: unlimited");
+}
+
+function bandwidthOption(direction: "up" | "down"): Option {
+  const what = direction === "up" ? "upload" : "download";
+  return new Option(
+    `--bandwidth-${direction} <size>`,
+    `${what} limit in bytes per second shared by all the account's sessions, e.g. 1M, 512K; none (or 0): unlimited`,
+  );
+}
+
+function maxSessionsOption(): Option {
+  return new Option(
+    "--max-sessions <n>",
+    "logged-in sessions at once; none (or 0): no limit for this account; node: the node's limits.maxSessionsPerAccount",
+  );
+}
+
+/** The account's limits from --quota-bytes, --quota-files, --bandwidth-up/-down, --max-sessions. */
+function limitSettings(options: SettingsOptions): AccountPatch {
+  const patch: AccountPatch = {};
+  if (options.quotaBytes !== undefined) patch.quotaBytes = parseSize("--quota-bytes", options.quotaBytes);
+  if (options.quotaFiles !== undefined) patch.quotaFiles = parseCount("--quota-files", options.quotaFiles);
+  // A rate of 0 would stop every transfer: like `none`, it means unlimited.
+  if (options.bandwidthUp !== undefined) patch.bandwidthUp = parseSize("--bandwidth-up", options.bandwidthUp) || null;
+  if (options.bandwidthDown !== undefined) patch.bandwidthDown = parseSize("--bandwidth-down", options.bandwidthDown) || null;
+  if (options.maxSessions !== undefined) {
+    const text = options.maxSessions.trim().toLowerCase();
+    patch.maxSessions = text === "node" ? null : text === "none" ? 0 : parseCount("--max-sessions", options.maxSessions);
+  }
+  return patch;
+}
+
+/** `, quota 10 GiB, bandwidth down 1 MiB/s` for the limits an account has; empty when it has none. */
+function describeLimits(account: Account): string {
+  const parts: string[] = [];
+  if (account.quotaBytes !== null) parts.push(`quota ${formatSize(account.quotaBytes)}`);
+  if (account.quotaFiles !== null) parts.push(`quota ${account.quotaFiles} files`);
+  if (account.bandwidthUp !== null) parts.push(`bandwidth up ${formatSize(account.bandwidthUp)}/s`);
+  if (account.bandwidthDown !== null) parts.push(`bandwidth down ${formatSize(account.bandwidthDown)}/s`);
+  if (account.maxSessions !== null) parts.push(`max sessions ${account.maxSessions === 0 ? "unlimited" : account.maxSessions}`);
+  return parts.map((p) => `, ${p}`).join("");
+}
+
+function formatSize(bytes: number): string {
+  for (const unit of ["T", "G", "M", "K"]) {
+    const size = SIZE_UNITS[unit];
+    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}iB`;
+  }
+  return `${bytes} bytes`;
 }
 
 function permissionsOption(): Option {
@@ -299,6 +393,11 @@ interface SettingsOptions {
   disable?: boolean;
   tlsPolicy?: string;
   tlsSessionReuse?: string;
+  quotaBytes?: string;
+  quotaFiles?: string;
+  bandwidthUp?: string;
+  bandwidthDown?: string;
+  maxSessions?: string;
 }
 
 interface AddOptions {
@@ -310,6 +409,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
   // Check everything we can before asking for a password, so a typo does not cost two prompts.
   const home = options.home === undefined ? null : existingDirectory(options.home);
   const permissions = requestedPermissions(options) ?? ALL_PERMISSIONS;
+  const limits = limitSettings(options);
   await withAccounts(config, { create: true }, async (accounts) => {
     if ((await accounts.get(name)) !== null) {
       if (options.ifMissing) {
@@ -319,11 +419,11 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
       throw new AccountError("exists", `account "${name}" already exists`);
     }
     const password = await readPassword(name, options);
-    const account = await accounts.create({ name, password, home, permissions, ...tlsSettings(options) });
+    const account = await accounts.create({ name, password, home, permissions, ...tlsSettings(options), ...limits });
     const root = homeFor(config, account);
     // Created only now: the store has validated the name, so it is a safe single path segment.
     if (home === null) mkdirSync(root, { recursive: true });
-    console.log(`user ${name} added (home ${root}, permissions ${account.permissions.join(",")})`);
+    console.log(`user ${name} added (home ${root}, permissions ${account.permissions.join(",")}${describeLimits(account)})`);
   });
 }
 
@@ -365,15 +465,18 @@ async function userSet(name: string, options: CommonOptions & SettingsOptions): 
   const permissions = requestedPermissions(options);
   if (permissions !== undefined) patch.permissions = permissions;
   if (options.enable || options.disable) patch.enabled = options.enable === true;
-  Object.assign(patch, tlsSettings(options));
+  Object.assign(patch, tlsSettings(options), limitSettings(options));
   if (Object.keys(patch).length === 0) {
-    throw new CliError("nothing to change: give --home, --permissions, --read-only, --enable, --disable, --tls-policy or --tls-session-reuse");
+    throw new CliError(
+      "nothing to change: give --home, --permissions, --read-only, --enable, --disable, --tls-policy, --tls-session-reuse, " +
+        "--quota-bytes, --quota-files, --bandwidth-up, --bandwidth-down or --max-sessions",
+    );
   }
   await withAccounts(config, { create: false }, async (accounts) => {
     const account = await accounts.update(name, patch);
     console.log(
       `user ${name} updated (${account.enabled ? "enabled" : "disabled"}, home ${homeFor(config, account)}, ` +
-        `permissions ${account.permissions.join(",")})`,
+        `permissions ${account.permissions.join(",")}${describeLimits(account)})`,
     );
   });
 }

@@ -1,7 +1,35 @@
-/** Access control commands (RFC 959 §4.1.1, RFC 7151 HOST). */
+/** Access control commands (RFC 959 §4.1.1, RFC 7151 HOST), with the login-failure defence. */
+import { refusalText } from "../guard/admission.js";
 import { Reply } from "../protocol/replies.js";
+import type { Session } from "../session/session.js";
 import type { CommandSpec } from "./command.js";
 import { tlsPolicyFor } from "./security.js";
+
+/**
+ * A failed PASS: counted on the connection and toward the address's ban score, answered only
+ * after a delay that grows with each failure on this connection (limits.loginFailureDelay × n).
+ * The handler awaits the delay, so the session's queue waits with it: whatever the client
+ * pipelined behind the PASS runs, and is answered, afterwards and in order. The last allowed
+ * failure (limits.maxLoginAttempts; 0: no cap), or the one that bans the address, gets 421 and
+ * the connection is closed. The per-connection count is never reset (not by REIN, not by a good
+ * login), and neither is the address's score (see BanPolicy for why).
+ */
+async function loginFailed(session: Session, user: string): Promise<void> {
+  session.loginFailures += 1;
+  const failures = session.loginFailures;
+  const { maxLoginAttempts, loginFailureDelay } = session.config.limits;
+  session.log.info({ user, failures }, "login failed");
+  const banned = await session.services.guard.bans.loginFailed(session.peerIp, user);
+  await session.wait(loginFailureDelay * 1000 * failures);
+  if (banned) {
+    session.close(Reply.ServiceNotAvailable, "Too many failed logins from your address; try again later.");
+  } else if (maxLoginAttempts > 0 && failures >= maxLoginAttempts) {
+    session.log.info({ failures }, "too many failed logins on one connection: closing");
+    session.close(Reply.ServiceNotAvailable, "Too many failed logins; closing connection.");
+  } else {
+    session.reply(Reply.NotLoggedIn, "Login incorrect.");
+  }
+}
 
 export const accessCommands: CommandSpec[] = [
   {
@@ -42,14 +70,32 @@ export const accessCommands: CommandSpec[] = [
         return;
       }
       session.pendingUser = null;
-      const { accounts, storage, homeFor } = session.services;
-      const account = await accounts.authenticate(name, arg);
-      if (!account) {
-        session.log.info({ user: name }, "login failed");
-        session.reply(Reply.NotLoggedIn, "Login incorrect.");
+      const { accounts, storage, homeFor, guard, config } = session.services;
+      // Banned since this connection was admitted (by failures on its other connections): no more guesses.
+      if (await guard.bans.isBanned(session.peerIp)) {
+        session.close(Reply.ServiceNotAvailable, refusalText("banned"));
         return;
       }
-      session.storage = await storage.forRoot(homeFor(account));
+      const account = await accounts.authenticate(name, arg);
+      if (!account) {
+        await loginFailed(session, name);
+        return;
+      }
+      // Checked only now, with the password verified: a guesser learns nothing from a 421.
+      const maxSessions = account.maxSessions ?? config.limits.maxSessionsPerAccount;
+      const registration = await guard.connections.registerSession(account.name, maxSessions);
+      if (!registration.admitted) {
+        session.log.info({ user: account.name, max: maxSessions }, "login refused: account session limit reached");
+        session.close(Reply.ServiceNotAvailable, refusalText("sessions-per-account", maxSessions));
+        return;
+      }
+      if (!session.holdAccountLease(registration.lease)) return; // closed while checking
+      try {
+        session.storage = await storage.forRoot(homeFor(account));
+      } catch (err) {
+        session.releaseAccountLease();
+        throw err;
+      }
       session.account = account;
       session.cwd = "/";
       session.log.info({ user: account.name }, "logged in");

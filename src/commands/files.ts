@@ -2,6 +2,7 @@
 import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol/errors.js";
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
+import { entryState, withQuota } from "../session/quota.js";
 import type { Session } from "../session/session.js";
 import { alias, type CommandSpec } from "./command.js";
 
@@ -19,7 +20,8 @@ const mkd: CommandSpec = {
   permission: "mkdir",
   async handler(session, arg) {
     const path = session.resolve(arg);
-    await session.fs.mkdir(path);
+    // Counted against the files quota (552 when it is reached).
+    await withQuota(session, (quota) => quota.createEntry(() => session.fs.mkdir(path)));
     session.reply(Reply.PathCreated, `${quotePath(path)} created.`);
   },
 };
@@ -32,7 +34,7 @@ const rmd: CommandSpec = {
   async handler(session, arg) {
     const path = session.resolve(arg);
     if (path === "/") throw fileUnavailable("Can't remove the root directory.");
-    await session.fs.rmdir(path);
+    await withQuota(session, (quota) => quota.removeEntry({ size: 0 }, () => session.fs.rmdir(path)));
     session.reply(Reply.FileActionOk, "Directory removed.");
   },
 };
@@ -53,7 +55,12 @@ export const fileCommands: CommandSpec[] = [
     arg: "required",
     permission: "delete",
     async handler(session, arg) {
-      await session.fs.delete(session.resolve(arg));
+      const path = session.resolve(arg);
+      await withQuota(session, async (quota) => {
+        // Its size is what the deletion frees (asked only when usage is tracked).
+        const removed = quota.tracking ? await entryState(session.fs, path) : null;
+        await quota.removeEntry(removed, () => session.fs.delete(path));
+      });
       session.reply(Reply.FileActionOk, "File deleted.");
     },
   },
@@ -79,7 +86,12 @@ export const fileCommands: CommandSpec[] = [
       const from = session.renameFrom;
       session.renameFrom = null;
       if (!from) throw badSequence("RNFR required first.");
-      await session.fs.rename(from, session.resolve(arg));
+      const to = session.resolve(arg);
+      await withQuota(session, async (quota) => {
+        // Renaming over an existing file removes that file (its bytes and its entry).
+        const replaced = quota.tracking && to !== from ? await entryState(session.fs, to) : null;
+        await quota.rename(replaced, () => session.fs.rename(from, to));
+      });
       session.reply(Reply.FileActionOk, "Rename successful.");
     },
   },

@@ -1,10 +1,12 @@
 /** File transfer commands (RFC 959 §4.1.3) and ABOR (§4.1.3, RFC 1123 §4.1.3.2). */
+import { bucketRegistry, type Throttle } from "../data/throttle.js";
 import { receiveFromClient, sendToClient } from "../data/transfer.js";
 import { fileUnavailable, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
+import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
-import { StorageError } from "../storage/types.js";
+import { StorageError, type FileInfo } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
 import { runTransfer } from "./data-transfer.js";
 
@@ -17,15 +19,34 @@ function takeRestOffset(session: Session): number {
   return offset;
 }
 
-/** Fails before the 150 when the upload cannot land: missing parent, or a directory in the way. */
-async function checkUploadTarget(session: Session, path: string): Promise<void> {
+/**
+ * The account's bandwidth throttle for one direction, shared by every transfer of the account in
+ * that direction on this node; null (no stage at all) when the account is unlimited (null or 0).
+ * The limits are the account's settings at login.
+ */
+function throttleFor(session: Session, direction: "up" | "down"): Throttle | null {
+  const account = session.account;
+  const rate = direction === "up" ? account?.bandwidthUp : account?.bandwidthDown;
+  if (!account || !rate) return null;
+  return bucketRegistry(session.services).throttle(`${direction}:${account.name}`, rate);
+}
+
+/**
+ * Fails before the 150 when the upload cannot land: missing parent, or a directory in the way.
+ * Returns the target's current state (null: a new file).
+ */
+async function checkUploadTarget(session: Session, path: string): Promise<EntryState> {
   const parent = await session.fs.stat(virtualDirname(path));
   if (parent.type !== "dir") throw fileUnavailable(`${virtualDirname(path)}: Not a directory.`);
+  let target: FileInfo;
   try {
-    if ((await session.fs.stat(path)).type === "dir") throw fileUnavailable(`${path}: Is a directory.`);
+    target = await session.fs.stat(path);
   } catch (err) {
-    if (!(err instanceof StorageError && err.code === "not-found")) throw err;
+    if (err instanceof StorageError && err.code === "not-found") return null;
+    throw err;
   }
+  if (target.type === "dir") throw fileUnavailable(`${path}: Is a directory.`);
+  return stateOf(target);
 }
 
 async function upload(session: Session, path: string, mode: "replace" | "append", announce?: string): Promise<void> {
@@ -33,20 +54,38 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
   // STOR into a write at that offset (550 for a new file).
   const rest = takeRestOffset(session);
   const offset = mode === "append" ? 0 : rest;
-  await checkUploadTarget(session, path);
+  const before = await checkUploadTarget(session, path);
   const ascii = session.type === "A";
-  await runTransfer(session, {
-    announce: announce ?? `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)}.`,
-    label: path,
-    async run(socket, signal) {
-      const bytes = await session.fs.write(path, receiveFromClient(socket, ascii, signal), {
-        offset: offset || undefined,
-        append: mode === "append",
-        atomic: session.config.uploads.atomic,
-        keepPartial: session.config.uploads.partial === "keep",
+  await withQuota(session, async (quota) => {
+    // 552 before the 150 when already at or over the quota.
+    const tracked = quota.beginUpload(session.fs, path, before, { offset, append: mode === "append" });
+    try {
+      await runTransfer(session, {
+        announce: announce ?? `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)}.`,
+        label: path,
+        async run(socket, signal) {
+          const source = receiveFromClient(socket, ascii, signal, { throttle: throttleFor(session, "up"), counter: tracked.counter });
+          try {
+            const bytes = await session.fs.write(path, source, {
+              offset: offset || undefined,
+              append: mode === "append",
+              atomic: session.config.uploads.atomic,
+              keepPartial: session.config.uploads.partial === "keep",
+            });
+            return `Transfer complete (${bytes} bytes).`;
+          } catch (err) {
+            // Storage reports the counter's refusal as a failed write; the reply says why.
+            if (tracked.exceeded) throw tracked.error();
+            throw err;
+          } finally {
+            // Before the 226/4xx/552, so what the client sees next is already counted.
+            await tracked.settle();
+          }
+        },
       });
-      return `Transfer complete (${bytes} bytes).`;
-    },
+    } finally {
+      tracked.abandon();
+    }
   });
 }
 
@@ -82,7 +121,7 @@ export const transferCommands: CommandSpec[] = [
           announce: `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)} (${info.size} bytes).`,
           label: path,
           async run(socket, signal) {
-            await sendToClient(source, socket, session.type === "A", signal);
+            await sendToClient(source, socket, session.type === "A", signal, throttleFor(session, "down"));
             return "Transfer complete.";
           },
         });

@@ -151,7 +151,7 @@ export const configSchema = z
         commandsPerSecond: count
           .default(100)
           .describe("Commands a session may send per second (bursts of twice that); faster clients are slowed down, not disconnected. 0: no limit."),
-        maxLoginAttempts: count.default(3).describe("Failed PASS attempts per connection before it is closed with 421."),
+        maxLoginAttempts: count.default(3).describe("Failed PASS attempts per connection before it is closed with 421. 0: no limit."),
         loginFailureDelay: seconds
           .default(1)
           .describe("Delay before answering a failed PASS, growing with each failure on the connection (1×, 2×, 3×…)."),

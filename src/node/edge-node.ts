@@ -1,6 +1,7 @@
 /**
- * The edge node: owns the control listeners (plain, and implicit FTPS), the passive port pool,
- * TLS credentials and the live sessions, and shuts them down in order (stop accepting, tell
+ * The edge node: owns the control listeners (plain, and implicit FTPS), admission of each new
+ * connection (ban, limits, registration: before any greeting or TLS handshake), the passive port
+ * pool, TLS credentials and the live sessions, and shuts them down in order (stop accepting, tell
  * sessions, release ports).
  */
 import { createServer, type Server, type Socket } from "node:net";
@@ -8,10 +9,14 @@ import type { AccountStore } from "../accounts/types.js";
 import { buildCommandTable } from "../commands/table.js";
 import { homeFor } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { canonicalIp } from "../data/addresses.js";
 import { PassiveAddressPolicy } from "../data/passive-address.js";
 import { PassivePortPool } from "../data/port-pool.js";
+import { admitConnection, refusalText, type Admission } from "../guard/admission.js";
+import type { Lease } from "../guard/connection-guard.js";
+import { openGuard, type NodeGuard } from "../guard/node-guard.js";
 import type { Logger } from "../observe/logger.js";
-import { Reply } from "../protocol/replies.js";
+import { formatReply, Reply } from "../protocol/replies.js";
 import { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
 import { TlsContextProvider } from "../tls/tls-context.js";
@@ -27,11 +32,18 @@ export interface EdgeNodeDeps {
 
 /** How long close() lets sessions flush their goodbye before cutting them. */
 const SHUTDOWN_GRACE_MS = 3000;
+/** How long a refused connection may take to read its 421 before it is cut. */
+const REFUSAL_LINGER_MS = 2000;
 
 export class EdgeNode {
   readonly sessions = new Set<Session>();
   readonly portPool: PassivePortPool;
+  /** Connection and session limits, login-failure bans. */
+  readonly guard: NodeGuard;
   private readonly services: NodeServices;
+  /** Sockets no session owns: being admitted, in the implicit TLS handshake, or refused and saying 421. */
+  private readonly unattached = new Set<Socket>();
+  private closing = false;
   private readonly server: Server;
   private readonly implicitServer: Server;
   private implicitListening = false;
@@ -51,11 +63,13 @@ export class EdgeNode {
       collisionWaitMs: config.pasv.collisionWait * 1000,
       logger: deps.logger,
     });
+    this.guard = openGuard(config, deps.logger);
     this.services = {
       config,
       logger: deps.logger,
       accounts: deps.accounts,
       storage: deps.storage,
+      guard: this.guard,
       portPool: this.portPool,
       passiveAddress: new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, deps.logger),
       commands: buildCommandTable(),
@@ -67,7 +81,7 @@ export class EdgeNode {
         if (this.sessions.size === 0) this.onIdle?.();
       },
     };
-    this.server = createServer({ noDelay: true }, (socket) => this.admit(socket, false));
+    this.server = createServer({ noDelay: true }, (socket) => void this.admitPlain(socket));
     this.implicitServer = createServer({ noDelay: true }, (socket) => void this.admitImplicit(socket));
   }
 
@@ -112,22 +126,96 @@ export class EdgeNode {
     return this.implicitListening ? portOf(this.implicitServer) : 0;
   }
 
-  private admit(socket: Socket, implicitTls: boolean): void {
-    const session = new Session(socket, this.services, { implicitTls });
-    this.sessions.add(session);
-    session.start();
+  /** Plain control connection (port 21): admission (conventions §8), then the session and its 220. */
+  private async admitPlain(socket: Socket): Promise<void> {
+    const admission = await this.screen(socket);
+    if (!admission) return;
+    if (!admission.admitted) {
+      this.refuse(socket, admission.text);
+      return;
+    }
+    this.startSession(socket, admission.lease, false);
   }
 
-  /** Implicit FTPS (port 990): TLS from the first byte, then the same session as on port 21. */
+  /**
+   * Implicit FTPS (port 990): the same admission, before the handshake, so a refused client costs
+   * no TLS work. It is closed without a reply: a client speaking TLS could not read a clear 421.
+   * Then TLS from the first byte, and the same session as on port 21.
+   */
   private async admitImplicit(socket: Socket): Promise<void> {
-    socket.on("error", () => socket.destroy());
+    const admission = await this.screen(socket);
+    if (!admission) return;
+    if (!admission.admitted) {
+      socket.destroy();
+      return;
+    }
+    this.unattached.add(socket);
+    let secure: Socket;
     try {
-      const secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000);
-      this.admit(secure, true);
+      secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000);
     } catch (err) {
+      admission.lease.release();
       this.deps.logger.debug({ err: (err as Error).message, peer: socket.remoteAddress }, "implicit TLS handshake failed");
       socket.destroy();
+      return;
+    } finally {
+      this.unattached.delete(socket);
     }
+    if (this.closing || secure.destroyed) {
+      admission.lease.release();
+      secure.destroy();
+      return;
+    }
+    this.startSession(secure, admission.lease, true);
+  }
+
+  /**
+   * Admission of a new socket: banned address, then limits, then registration (src/guard/admission.ts).
+   * Resolves null when the socket went away meanwhile, with nothing left registered.
+   */
+  private async screen(socket: Socket): Promise<Admission | null> {
+    const ip = canonicalIp(socket.remoteAddress);
+    // A reset before any session exists must not become an uncaught error.
+    socket.on("error", () => socket.destroy());
+    this.unattached.add(socket);
+    let admission: Admission;
+    try {
+      admission = this.closing ? shuttingDown() : await admitConnection(ip, this.guard);
+    } catch (err) {
+      // A guard that cannot answer (a shared store down) refuses: better a retry than an unguarded edge.
+      this.deps.logger.error({ err, peer: ip }, "admission failed; connection refused");
+      admission = { admitted: false, reason: "unavailable", text: refusalText("unavailable") };
+    }
+    this.unattached.delete(socket);
+    if (admission.admitted && (this.closing || socket.destroyed)) {
+      admission.lease.release();
+      admission = shuttingDown();
+    }
+    if (socket.destroyed) return null;
+    if (!admission.admitted) {
+      // The ban itself was logged when it was set; a banned client retrying is routine.
+      const level = admission.reason === "banned" ? "debug" : "info";
+      this.deps.logger[level]({ peer: ip, reason: admission.reason }, "connection refused before greeting");
+    }
+    return admission;
+  }
+
+  /** 421 before any greeting (RFC 959 §4.2), then close; the client's bytes are read and dropped so its FIN is seen at once. */
+  private refuse(socket: Socket, text: string): void {
+    this.unattached.add(socket);
+    const linger = this.services.timers.schedule(REFUSAL_LINGER_MS, () => socket.destroy());
+    socket.once("close", () => {
+      linger.cancel();
+      this.unattached.delete(socket);
+    });
+    socket.resume();
+    socket.end(formatReply(Reply.ServiceNotAvailable, text));
+  }
+
+  private startSession(socket: Socket, lease: Lease, implicitTls: boolean): void {
+    const session = new Session(socket, this.services, { implicitTls, connectionLease: lease });
+    this.sessions.add(session);
+    session.start();
   }
 
   /** Re-reads what can change without a restart: TLS certificates, the resolved PASV address. */
@@ -138,8 +226,10 @@ export class EdgeNode {
 
   /** Stops accepting, says 421 to every session, releases every port; resolves when all are closed. */
   async close(): Promise<void> {
+    this.closing = true;
     const closed = Promise.all([closeServer(this.server), this.implicitListening ? closeServer(this.implicitServer) : undefined]);
     this.services.tls.close();
+    for (const socket of this.unattached) socket.destroy();
     for (const session of this.sessions) session.close(Reply.ServiceNotAvailable, "Server shutting down.");
     this.portPool.close();
     if (this.sessions.size > 0) {
@@ -155,7 +245,12 @@ export class EdgeNode {
       for (const session of this.sessions) session.socket.destroy();
     }
     await closed;
+    await this.guard.close();
   }
+}
+
+function shuttingDown(): Admission {
+  return { admitted: false, reason: "shutting-down", text: refusalText("shutting-down") };
 }
 
 /** Listens and resolves with the host actually bound. */

@@ -1,9 +1,10 @@
-/** What a node hands to each session: configuration, stores, the port pool, the command table. */
+/** What a node hands to each session: configuration, stores, the guard, the port pool, the command table. */
 import type { Account, AccountStore } from "../accounts/types.js";
 import type { CommandSpec } from "../commands/command.js";
 import type { Config } from "../config/schema.js";
 import type { PassiveAddressPolicy } from "../data/passive-address.js";
 import type { PassivePortPool } from "../data/port-pool.js";
+import type { NodeGuard } from "../guard/node-guard.js";
 import type { Logger } from "../observe/logger.js";
 import type { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
@@ -15,6 +16,8 @@ export interface NodeServices {
   readonly logger: Logger;
   readonly accounts: AccountStore;
   readonly storage: StorageFactory;
+  /** Connection and session limits, login-failure bans. */
+  readonly guard: NodeGuard;
   readonly portPool: PassivePortPool;
   readonly passiveAddress: PassiveAddressPolicy;
   readonly commands: ReadonlyMap<string, CommandSpec>;

@@ -10,6 +10,7 @@ import type { Account, Permission } from "../accounts/types.js";
 import { dispatch } from "../commands/dispatcher.js";
 import type { DataChannel } from "../data/data-channel.js";
 import { canonicalIp } from "../data/addresses.js";
+import type { Lease } from "../guard/connection-guard.js";
 import type { Logger } from "../observe/logger.js";
 import { LineReader } from "../protocol/line-reader.js";
 import { MLSX_FACTS } from "../protocol/listing.js";
@@ -57,6 +58,14 @@ export class Session {
   /** RFC 3659 §7.9: facts the client selected with OPTS MLST. */
   mlstFacts: ReadonlySet<string> = new Set(MLSX_FACTS);
 
+  /** Failed PASS attempts on this connection; never reset, so neither a REIN nor a good login buys more guesses. */
+  loginFailures = 0;
+  /** Guard registrations (this connection; the logged-in account's session), released on every close path. */
+  private connectionLease: Lease | null;
+  private accountLease: Lease | null = null;
+  /** Pending {@link wait}s, cut short when the session closes. */
+  private readonly waits = new Set<() => void>();
+
   private readonly reader: LineReader;
   private readonly queue: string[] = [];
   private running = false;
@@ -80,9 +89,10 @@ export class Session {
   constructor(
     socket: Socket,
     readonly services: NodeServices,
-    options: { implicitTls?: boolean } = {},
+    options: { implicitTls?: boolean; connectionLease?: Lease } = {},
   ) {
     this.socket = socket;
+    this.connectionLease = options.connectionLease ?? null;
     this.peerIp = canonicalIp(socket.remoteAddress);
     this.localIp = canonicalIp(socket.localAddress);
     this.log = services.logger.child({ session: this.id, peer: this.peerIp });
@@ -197,6 +207,55 @@ export class Session {
     });
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Keeps the registration of this logged-in session until logout or close. Returns false, with
+   * the lease released, when the session closed while the login was being checked.
+   */
+  holdAccountLease(lease: Lease): boolean {
+    if (this.closed) {
+      lease.release();
+      return false;
+    }
+    this.accountLease?.release();
+    this.accountLease = lease;
+    return true;
+  }
+
+  releaseAccountLease(): void {
+    this.accountLease?.release();
+    this.accountLease = null;
+  }
+
+  /**
+   * Waits `ms`, or less when the session closes first. A handler that awaits it holds the command
+   * queue, so the commands behind it still run, and are answered, in order. (A plain timer, not
+   * the wheel: these are short, rare and need sub-second precision.)
+   */
+  wait(ms: number): Promise<void> {
+    if (this.closed || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waits.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waits.add(done);
+    });
+  }
+
+  /** Gives back the guard registrations (a closing session no longer counts) and ends pending waits. */
+  private releaseGuard(): void {
+    this.releaseAccountLease();
+    this.connectionLease?.release();
+    this.connectionLease = null;
+    for (const done of [...this.waits]) done();
+  }
+
   /** Replaces the pending data channel, releasing what the old one held (one reservation per session). */
   setDataChannel(channel: DataChannel | null): void {
     this.dataChannel?.release();
@@ -214,6 +273,7 @@ export class Session {
     this.renameFrom = null;
     this.epsvAll = false;
     this.mlstFacts = new Set(MLSX_FACTS);
+    this.releaseAccountLease();
     this.setDataChannel(null);
     this.pauseTimer(); // a fresh login deadline
     this.armTimer();
@@ -224,6 +284,7 @@ export class Session {
     if (this.closed) return;
     this.reply(code, text);
     this.closed = true;
+    this.releaseGuard();
     this.transfer?.controller.abort();
     this.setDataChannel(null);
     this.socket.end();
@@ -307,6 +368,7 @@ export class Session {
 
   private onClose(): void {
     this.closed = true;
+    this.releaseGuard();
     this.pauseTimer();
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.transfer?.controller.abort();

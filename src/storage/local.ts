@@ -8,10 +8,13 @@
  * the whole listing. FTP clients cannot create symlinks, so the remaining check-then-use race needs a
  * local user who can already write inside the root; it is accepted.
  */
-import type { Dir, Dirent, Stats } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { constants as fsConstants, type Dir, type Dirent, type Stats } from "node:fs";
 import {
   type FileHandle,
+  access,
   chmod,
+  link,
   lstat,
   mkdir,
   open,
@@ -27,6 +30,7 @@ import {
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { Logger } from "../observe/logger.js";
 import {
   StorageError,
   type EntryType,
@@ -46,6 +50,54 @@ const LIST_BUFFER_SIZE = 256;
 const STREAM_CHUNK_SIZE = 256 * 1024;
 /** The kernel's own limit (Linux MAXSYMLINKS), so our resolution gives up where open() would. */
 const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * Names starting with this belong to the server: the temporary files of atomic uploads in progress
+ * (`.edgeftp-upload-<random>-<name>`). They are hidden from listings and stat, and a client path with
+ * a segment starting with it is refused (`invalid-path`), so a client can neither see, create, read
+ * nor clobber one. Leftovers of a killed process are removed by {@link removeLeftoverUploads}.
+ */
+export const RESERVED_PREFIX = ".edgeftp-upload-";
+const RESERVED_PREFIX_BYTES = Buffer.from(RESERVED_PREFIX);
+/** Linux NAME_MAX: the temporary name keeps only as much of the target's name as fits. */
+const NAME_MAX_BYTES = 255;
+/** The real paths of this process's uploads in progress: a leftover cleanup never touches them. */
+const liveUploads = new Set<string>();
+
+/** True when a segment of the (normalised) virtual path is a reserved name. */
+export function isReservedPath(vpath: string): boolean {
+  return vpath.split("/").some((segment) => segment.startsWith(RESERVED_PREFIX));
+}
+
+function isReservedName(raw: Buffer): boolean {
+  return raw.length >= RESERVED_PREFIX_BYTES.length && raw.subarray(0, RESERVED_PREFIX_BYTES.length).equals(RESERVED_PREFIX_BYTES);
+}
+
+/** `.edgeftp-upload-<12 hex>-<as much of name as fits in NAME_MAX bytes>`. */
+function temporaryName(name: string): string {
+  const head = `${RESERVED_PREFIX}${randomBytes(6).toString("hex")}-`;
+  let room = NAME_MAX_BYTES - Buffer.byteLength(head);
+  let kept = "";
+  for (const char of name) {
+    room -= Buffer.byteLength(char);
+    if (room < 0) break;
+    kept += char;
+  }
+  return head + kept;
+}
+
+/** fsync of a directory, so a rename in it survives a power loss. Best effort: not every file system allows it. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, "r");
+    await handle.sync();
+  } catch {
+    // EINVAL/EISDIR on file systems without directory fsync: the rename is done, durability is the medium's.
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
 
 const CODE_BY_ERRNO: ReadonlyMap<string, StorageErrorCode> = new Map([
   ["ENOENT", "not-found"],
@@ -113,6 +165,16 @@ function isMissing(err: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+/** Whether anything is at `p` (not following a final symlink); an error other than absence counts as yes. */
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (err) {
+    return !isMissing(err);
+  }
+}
+
 /**
  * The real path the kernel would act on for `p`: symlinks followed (dangling ones too, since writing
  * through one creates its target), components that do not exist yet appended as they are.
@@ -159,8 +221,9 @@ export class LocalStorage implements Storage {
     this.rootPrefix = root.endsWith(path.sep) ? root : root + path.sep;
   }
 
-  /** {@inheritDoc Storage.stat} */
+  /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
   async stat(vpath: string): Promise<FileInfo> {
+    this.hideReserved(vpath);
     const real = await this.locate(vpath, true);
     try {
       return toFileInfo(virtualBasename(vpath), await stat(real));
@@ -175,9 +238,11 @@ export class LocalStorage implements Storage {
    * Entries are read {@link LIST_BUFFER_SIZE} at a time; each batch is stat'ed concurrently (following
    * symlinks that stay inside the root) and yielded before the next is read, so memory stays bounded by
    * one batch. Names are read as raw bytes and stat'ed by those bytes, so a name that is not valid UTF-8
-   * is listed (lossily decoded) rather than breaking the listing.
+   * is listed (lossily decoded) rather than breaking the listing. Reserved names (uploads in progress,
+   * {@link RESERVED_PREFIX}) are left out.
    */
   async *list(vpath: string): AsyncIterable<FileInfo> {
+    this.hideReserved(vpath);
     const real = await this.locate(vpath, true);
     let dir: Dir;
     try {
@@ -198,7 +263,7 @@ export class LocalStorage implements Storage {
             done = true;
             break;
           }
-          batch.push(entry);
+          if (!isReservedName(entry.name)) batch.push(entry);
         }
         const infos = await Promise.all(
           batch.map((entry) => this.entryInfo(Buffer.concat([dirPrefix, entry.name]), entry.name)),
@@ -233,18 +298,35 @@ export class LocalStorage implements Storage {
   /**
    * {@inheritDoc Storage.write}
    *
-   * A plain write truncates; `append` appends (and wins over `offset`); an `offset` above 0 writes into
-   * the existing file from there, keeping the bytes before and after the written range (the file must
-   * exist). `offset: 0` is a plain write (REST 0 resets the restart point). The data is fsync'ed before
-   * the promise resolves. On failure the partial file is left in place so a client can resume it; the
-   * rejection is what marks it incomplete. `source` is destroyed on every failure.
+   * A plain write replaces the file; `append` appends (and wins over `offset`); an `offset` above 0
+   * writes into the existing file from there, keeping the bytes before and after the written range
+   * (the file must exist). `offset: 0` is a plain write (REST 0 resets the restart point). The data
+   * is fsync'ed before the promise resolves. `source` is destroyed on every failure.
+   *
+   * With `atomic`, a plain write goes to a temporary file in the target's directory (a reserved name,
+   * created with the old file's permission bits) and is renamed over the target only once complete, so
+   * a failure leaves the previous version untouched. A symlink target is followed (the link survives).
+   * A read-only existing file is refused with `permission`, as an in-place overwrite would be.
+   * Offset and append writes always act in place (they resume what is there).
+   *
+   * On failure, what arrived for a file that did not exist before is kept under its name (so the
+   * client can resume with REST/APPE) unless `keepPartial` is false (the default is to keep); the
+   * rejection is what marks it incomplete. A failed atomic overwrite keeps the previous version.
    */
   async write(vpath: string, source: Readable, options: WriteOptions = {}): Promise<number> {
     const offset = options.offset ?? 0;
+    const keepPartial = options.keepPartial !== false;
+    if (options.atomic && !options.append && offset <= 0) return this.writeAtomic(vpath, source, keepPartial);
     const flags = options.append ? "a" : offset > 0 ? "r+" : "w";
     let handle: FileHandle;
+    // Only needed to remove a failed new file: the real file (through a symlink) and whether it was there.
+    let created: string | null = null;
     try {
       const real = await this.locate(vpath, true);
+      if (!keepPartial && flags !== "r+") {
+        const target = await resolveReal(real);
+        created = (await exists(target)) ? null : target;
+      }
       handle = await open(real, flags);
     } catch (err) {
       source.destroy();
@@ -261,6 +343,8 @@ export class LocalStorage implements Storage {
       await pipeline(source, sink);
       return sink.bytesWritten;
     } catch (err) {
+      await handle.close().catch(() => undefined);
+      if (created !== null) await unlink(created).catch(() => undefined);
       throw toStorageError(err, vpath);
     } finally {
       // The stream closes the handle itself, but on failure pipeline may settle first; this waits for
@@ -268,6 +352,82 @@ export class LocalStorage implements Storage {
       // A failure to close after a failed transfer adds nothing worth reporting over the first error.
       await handle.close().catch(() => undefined);
     }
+  }
+
+  /** The atomic whole-file write of {@link write}: temporary file, fsync, rename, fsync of the directory. */
+  private async writeAtomic(vpath: string, source: Readable, keepPartial: boolean): Promise<number> {
+    let target: string;
+    let existed: boolean;
+    let temp: string;
+    let handle: FileHandle;
+    try {
+      // The final file, through a symlink if the name is one: the link is kept, its target replaced.
+      target = await resolveReal(await this.locate(vpath, true));
+      if (!this.isInside(target)) throw refuse("permission", vpath);
+      const previous = await stat(target).catch((err: unknown) => {
+        if (isMissing(err)) return null;
+        throw err;
+      });
+      if (previous?.isDirectory()) throw refuse("is-dir", vpath);
+      // rename(2) would replace a read-only file; an in-place overwrite (open O_TRUNC) would not.
+      if (previous) await access(target, fsConstants.W_OK);
+      existed = previous !== null;
+      temp = path.join(path.dirname(target), temporaryName(path.basename(target)));
+      liveUploads.add(temp);
+      try {
+        handle = await open(temp, "wx");
+      } catch (err) {
+        liveUploads.delete(temp);
+        throw err;
+      }
+      if (previous) {
+        try {
+          await handle.chmod(previous.mode & 0o777);
+        } catch (err) {
+          await handle.close().catch(() => undefined);
+          await this.discardUpload(temp);
+          throw err;
+        }
+      }
+    } catch (err) {
+      source.destroy();
+      throw toStorageError(err, vpath);
+    }
+    try {
+      const sink = handle.createWriteStream({ highWaterMark: STREAM_CHUNK_SIZE, flush: true });
+      await pipeline(source, sink);
+      await handle.close(); // already closed by the stream: waits for it
+      await rename(temp, target);
+      liveUploads.delete(temp);
+      await syncDirectory(path.dirname(target));
+      return sink.bytesWritten;
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      if (!existed && keepPartial) await this.keepPartialUpload(temp, target);
+      else await this.discardUpload(temp);
+      throw toStorageError(err, vpath);
+    }
+  }
+
+  /** Removes a failed upload's temporary file (a leftover is removed at the next start anyway). */
+  private async discardUpload(temp: string): Promise<void> {
+    await unlink(temp).catch(() => undefined);
+    liveUploads.delete(temp);
+  }
+
+  /**
+   * Moves what arrived of a failed new file to its name, so the client can resume it; never over a file
+   * that appeared there meanwhile (a concurrent upload that completed wins), in which case it is dropped.
+   */
+  private async keepPartialUpload(temp: string, target: string): Promise<void> {
+    try {
+      await link(temp, target); // EEXIST if the name was taken meanwhile
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A file system without hard links: rename, after checking the name is still free.
+      if (code !== "EEXIST" && !(await exists(target))) await rename(temp, target).catch(() => undefined);
+    }
+    await this.discardUpload(temp);
   }
 
   /** {@inheritDoc Storage.mkdir} */
@@ -359,11 +519,12 @@ export class LocalStorage implements Storage {
    * Maps a virtual path to `root + path` after checking that what the kernel will touch is inside the
    * root. With `follow`, the target itself is resolved (operations that go through a final symlink);
    * without, only its parent is (operations on the directory entry itself: a symlink is renamed or
-   * removed, never its target).
+   * removed, never its target). A path through a reserved name is refused with `invalid-path`.
    */
   private async locate(vpath: string, follow: boolean): Promise<string> {
     // Re-normalising is idempotent for well-formed input and keeps a careless caller inside the root.
     const virtual = resolveVirtualPath("/", vpath);
+    if (isReservedPath(virtual)) throw refuse("invalid-path", vpath);
     // path.join would leave a trailing separator for "/", and the root is compared by equality.
     const real = virtual === "/" ? this.root : path.join(this.root, virtual);
     const checked = follow || virtual === "/" ? real : path.dirname(real);
@@ -375,6 +536,11 @@ export class LocalStorage implements Storage {
     }
     if (!this.isInside(resolved)) throw refuse("permission", vpath);
     return real;
+  }
+
+  /** Reserved names do not exist for a client's stat or listing. */
+  private hideReserved(vpath: string): void {
+    if (isReservedPath(resolveVirtualPath("/", vpath))) throw refuse("not-found", vpath);
   }
 
   private isInside(real: string): boolean {
@@ -405,21 +571,147 @@ export class LocalStorage implements Storage {
   }
 }
 
+/** Bounds of the leftover-upload cleanup: it never walks more than this, whatever the tree. */
+export interface CleanupLimits {
+  /** Directory entries examined at most (default 100,000). */
+  maxEntries?: number;
+  /** Directory levels below the root walked at most (default 64). */
+  maxDepth?: number;
+}
+
+export interface CleanupResult {
+  /** Leftover temporary files removed. */
+  removed: number;
+  /** Directory entries examined. */
+  scanned: number;
+  /** False when a limit stopped the walk, or a directory or file could not be read or removed. */
+  complete: boolean;
+}
+
+const DEFAULT_CLEANUP_LIMITS: Required<CleanupLimits> = { maxEntries: 100_000, maxDepth: 64 };
+
+/**
+ * Removes the temporary files of uploads that a killed process left below `root` (regular files with
+ * the {@link RESERVED_PREFIX}), except those of this process's uploads in progress.
+ *
+ * The walk is iterative (an explicit stack, one directory handle open at a time), never follows
+ * symlinks, and stops at `maxEntries` entries or `maxDepth` levels. Names are handled as raw bytes, so
+ * a directory whose name is not UTF-8 is walked too. Never throws: what it could not do shows as
+ * `complete: false`.
+ */
+export async function removeLeftoverUploads(root: string, limits: CleanupLimits = {}): Promise<CleanupResult> {
+  const { maxEntries, maxDepth } = { ...DEFAULT_CLEANUP_LIMITS, ...limits };
+  const result: CleanupResult = { removed: 0, scanned: 0, complete: true };
+  const separator = Buffer.from(path.sep);
+  const pending: Array<{ dir: Buffer; depth: number }> = [{ dir: Buffer.from(root), depth: 0 }];
+  while (pending.length > 0) {
+    const { dir, depth } = pending.pop()!;
+    let handle: Dir;
+    try {
+      handle = await opendir(dir as unknown as string, { bufferSize: LIST_BUFFER_SIZE, encoding: "buffer" as BufferEncoding });
+    } catch (err) {
+      if (!isMissing(err)) result.complete = false; // removed while we walked is fine; unreadable is not
+      continue;
+    }
+    try {
+      for (;;) {
+        const entry = (await handle.read()) as unknown as Dirent<Buffer> | null;
+        if (entry === null) break;
+        if (result.scanned >= maxEntries) {
+          result.complete = false;
+          pending.length = 0;
+          break;
+        }
+        result.scanned++;
+        const full = Buffer.concat([dir, separator, entry.name]);
+        if (entry.isDirectory()) {
+          if (depth < maxDepth) pending.push({ dir: full, depth: depth + 1 });
+          else result.complete = false;
+        } else if (entry.isFile() && isReservedName(entry.name) && !liveUploads.has(full.toString())) {
+          try {
+            await unlink(full);
+            result.removed++;
+          } catch (err) {
+            if (!isMissing(err)) result.complete = false;
+          }
+        }
+      }
+    } catch {
+      result.complete = false;
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+  return result;
+}
+
+export interface LocalStorageFactoryOptions {
+  /** Where the leftover-upload cleanup reports; without one, failures become a process warning. */
+  logger?: Pick<Logger, "info" | "warn">;
+  /** Bounds of the leftover-upload cleanup, or false to skip it. */
+  cleanup?: CleanupLimits | false;
+}
+
 /** Creates {@link LocalStorage} instances, one per login. */
 export class LocalStorageFactory implements StorageFactory {
+  /** One cleanup per real root for the life of this factory (that is, of the process serving it). */
+  private readonly cleanups = new Map<string, Promise<CleanupResult | null>>();
+
+  constructor(private readonly options: LocalStorageFactoryOptions = {}) {}
+
   /**
    * Creates `root` (recursively) when missing, resolves it to its real path and returns a storage
-   * confined to it.
+   * confined to it. The first time a root is served, the temporary files a killed process left in it
+   * are removed first (see {@link removeLeftoverUploads}); concurrent logins wait for the same
+   * cleanup, later ones do not wait at all. A failed cleanup is logged and does not fail the login.
    *
    * @throws StorageError when the directory cannot be created or resolved; the message does not reveal
    *   the real path, which stays in `cause`.
    */
   async forRoot(root: string): Promise<Storage> {
+    let real: string;
     try {
       await mkdir(root, { recursive: true });
-      return new LocalStorage(await realpath(path.resolve(root)));
+      real = await realpath(path.resolve(root));
     } catch (err) {
       throw toStorageError(err, "home directory");
     }
+    await this.cleanupOnce(real);
+    return new LocalStorage(real);
+  }
+
+  /**
+   * The leftover-upload cleanup of a real root path: started on the first call, the same promise after.
+   * Resolves with what was done (null when cleanup is disabled); never rejects.
+   */
+  cleanupOnce(realRoot: string): Promise<CleanupResult | null> {
+    let cleaning = this.cleanups.get(realRoot);
+    if (!cleaning) {
+      const limits = this.options.cleanup;
+      cleaning =
+        limits === false
+          ? Promise.resolve(null)
+          : removeLeftoverUploads(realRoot, limits).then(
+              (result) => this.report(realRoot, result),
+              (err: unknown) => {
+                // Not expected (the walk reports rather than throws), and never a reason to refuse a login.
+                this.report(realRoot, { removed: 0, scanned: 0, complete: false }, err);
+                return null;
+              },
+            );
+      this.cleanups.set(realRoot, cleaning);
+    }
+    return cleaning;
+  }
+
+  private report(root: string, result: CleanupResult, err?: unknown): CleanupResult {
+    const { logger } = this.options;
+    if (result.removed > 0) logger?.info({ root, ...result }, "removed temporary files left by interrupted uploads");
+    if (!result.complete) {
+      const message = "cleanup of temporary upload files incomplete (entry or depth limit, or unreadable entries)";
+      if (logger) logger.warn({ root, ...result, ...(err === undefined ? {} : { err }) }, message);
+      else process.emitWarning(`${message}: ${root}`, { code: "EDGEFTP_UPLOAD_CLEANUP" });
+    }
+    return result;
   }
 }

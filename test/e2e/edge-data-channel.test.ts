@@ -34,7 +34,7 @@ describe("passive range at edge scale", () => {
   let last: number;
   const payload = randomBytes(64 * 1024);
   before(async () => {
-    server = await startServer({ timeouts: { login: 120, idle: 120, data: 60 } });
+    server = await startServer({ timeouts: { login: 120, idle: 120, data: 60 }, limits: { maxConnectionsPerIp: 0 } });
     [first, last] = server.config.pasv.ports.split("-").map(Number);
     writeFileSync(join(server.home(USER), "file.bin"), payload);
   });

@@ -9,6 +9,7 @@ import { configSchema, type Config } from "../../src/config/schema.js";
 import { EdgeNode } from "../../src/node/edge-node.js";
 import { createLogger } from "../../src/observe/logger.js";
 import { LocalStorageFactory } from "../../src/storage/local.js";
+import type { StorageFactory } from "../../src/storage/types.js";
 
 export interface TestServer {
   node: EdgeNode;
@@ -24,13 +25,22 @@ export interface TestServer {
 export const USER = "alice";
 export const PASSWORD = "wonderland";
 
+export interface ServerOptions {
+  /** The storage factory the node uses (default: a LocalStorageFactory), e.g. a fault-injecting one. */
+  storage?: StorageFactory;
+}
+
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K] };
 
 /**
  * Starts a node with one read-write account `alice`/`wonderland` (and any `accounts` given).
  * Passive ports come from a random 100-port range in 20000-31999, unlikely to collide across parallel test files.
  */
-export async function startServer(overrides: ConfigOverrides = {}, accounts: NewAccount[] = []): Promise<TestServer> {
+export async function startServer(
+  overrides: ConfigOverrides = {},
+  accounts: NewAccount[] = [],
+  options: ServerOptions = {},
+): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-test-"));
   // Below Linux's ephemeral range (32768+), so client sockets never hold a port a test listens on.
   const base = 20000 + Math.floor(Math.random() * 120) * 100;
@@ -55,7 +65,7 @@ export async function startServer(overrides: ConfigOverrides = {}, accounts: New
   const node = await EdgeNode.start(config, {
     logger: createLogger(config.log.level, process.stderr),
     accounts: store,
-    storage: new LocalStorageFactory(),
+    storage: options.storage ?? new LocalStorageFactory(),
   });
   return {
     node,

@@ -1,0 +1,160 @@
+/**
+ * kill -9 during an overwrite: the real CLI server is killed while a large upload replaces a file.
+ * The previous version must be intact byte for byte; the temporary file it leaves is never visible
+ * to a client, and the restarted server removes it at the first login that serves that home.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { test, type TestContext } from "node:test";
+import { fileURLToPath } from "node:url";
+import { RESERVED_PREFIX } from "../../src/storage/local.js";
+import { checkLeaks } from "../helpers/leaks.js";
+import { RawClient, readAll } from "../helpers/raw-client.js";
+
+/** The built CLI: this file runs as dist/test/e2e/crash.test.js. */
+const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
+const USER = "alice";
+const PASSWORD = "wonderland";
+
+/** The environment without EDGEFTP_* variables, so only the flags apply. */
+const ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("EDGEFTP_")));
+
+interface RunningServer {
+  child: ChildProcess;
+  port: number;
+  /** Settles with the exit signal (or code) once the process is gone and its pipes are closed. */
+  exited: Promise<NodeJS.Signals | number | null>;
+}
+
+/**
+ * Runs `edgeftp serve` on loopback with a kernel-chosen port, read back from its log line
+ * `edgeftp listening on port N`. The process is killed when the test ends if it still runs.
+ */
+async function startCli(t: TestContext, dataDir: string): Promise<RunningServer> {
+  const pasv = 20000 + Math.floor(Math.random() * 120) * 100;
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      "serve",
+      "--host", "127.0.0.1",
+      "--port", "0",
+      "--data-dir", dataDir,
+      "--tls-implicit", "false",
+      "--active-port", "0",
+      "--pasv-ports", `${pasv}-${pasv + 99}`,
+      "--log-level", "info",
+    ],
+    { env: ENV, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("close", (code, signal) => resolve(signal ?? code)));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const port = await new Promise<number>((resolve, reject) => {
+    lines.on("line", (line) => {
+      const m = /edgeftp listening on port (\d+)/.exec(line);
+      if (m) resolve(Number(m[1]));
+    });
+    void exited.then((how) => reject(new Error(`server exited (${how}) before listening: ${stderr}`)));
+  });
+  // Keep draining its log so the pipe never fills.
+  return { child, port, exited };
+}
+
+function tempFiles(dir: string): string[] {
+  return readdirSync(dir).filter((name) => name.startsWith(RESERVED_PREFIX));
+}
+
+/** Waits for something the server does on its own schedule (bounded; no assertion on time). */
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 5000; i++) {
+    if (condition()) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+async function openData(c: RawClient): Promise<Socket> {
+  const data = await c.passive();
+  data.on("error", () => undefined);
+  return data;
+}
+
+checkLeaks();
+
+test("kill -9 mid-overwrite: the old file is intact, the temporary file is invisible and removed at restart", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-crash-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const add = spawnSync(process.execPath, [CLI, "user", "add", USER, "--password", PASSWORD, "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
+  assert.equal(add.status, 0, add.stderr);
+  const home = join(dataDir, "homes", USER);
+
+  // 1. A complete upload: the version that must survive.
+  const original = randomBytes(3 * 1024 * 1024 + 11);
+  const first = await startCli(t, dataDir);
+  const c = await RawClient.connect(first.port);
+  await c.login(USER, PASSWORD);
+  assert.equal((await c.command("TYPE I")).code, 200);
+  let data = await openData(c);
+  c.send("STOR precious.bin");
+  assert.equal((await c.reply()).code, 150);
+  data.end(original);
+  assert.equal((await c.reply()).code, 226);
+  data.destroy();
+  assert.ok(readFileSync(join(home, "precious.bin")).equals(original));
+
+  // 2. An overwrite that never finishes: part of a much larger file, then the server is killed.
+  data = await openData(c);
+  const dataClosed = new Promise((resolve) => data.once("close", resolve));
+  c.send("STOR precious.bin");
+  assert.equal((await c.reply()).code, 150);
+  data.write(randomBytes(2 * 1024 * 1024));
+  await waitFor(() => tempFiles(home).some((name) => statSync(join(home, name)).size > 0), "the upload's bytes to reach its temporary file");
+  first.child.kill("SIGKILL");
+  assert.equal(await first.exited, "SIGKILL");
+  data.destroy();
+  await dataClosed;
+  await c.close();
+
+  assert.ok(readFileSync(join(home, "precious.bin")).equals(original), "the previous version is byte-identical");
+  const leftovers = tempFiles(home);
+  assert.equal(leftovers.length, 1, "the killed upload left its temporary file");
+
+  // 3. Restart: the leftover is removed when the home is first served, and is never listed.
+  const second = await startCli(t, dataDir);
+  assert.deepEqual(tempFiles(home), leftovers, "nothing is touched before a login serves this home");
+  const again = await RawClient.connect(second.port);
+  await again.login(USER, PASSWORD);
+  assert.deepEqual(tempFiles(home), [], "gone from disk after the first login");
+  assert.equal((await again.command("TYPE I")).code, 200);
+  data = await openData(again);
+  again.send("LIST -a");
+  const listing = (await readAll(data)).toString();
+  assert.equal((await again.reply()).code, 150);
+  assert.equal((await again.reply()).code, 226);
+  assert.match(listing, /precious\.bin/);
+  assert.ok(!listing.includes(RESERVED_PREFIX), listing);
+  data = await openData(again);
+  again.send("RETR precious.bin");
+  const downloaded = await readAll(data);
+  assert.equal((await again.reply()).code, 150);
+  assert.equal((await again.reply()).code, 226);
+  assert.ok(downloaded.equals(original));
+  assert.equal((await again.command("QUIT")).code, 221);
+  await again.closed();
+
+  // A graceful stop this time.
+  second.child.kill("SIGTERM");
+  assert.equal(await second.exited, 0);
+});

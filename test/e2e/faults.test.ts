@@ -1,0 +1,371 @@
+/**
+ * Storage faults seen from an FTP client: ENOSPC, EIO and EACCES injected into every storage
+ * operation (at once, and mid-stream for transfers and listings) must each end in the right reply
+ * (452 / 451 / 550; 426 or 451 for a download cut mid-way), keep the session usable, leak nothing,
+ * and never destroy the previous version of a file being overwritten.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+import type { Socket } from "node:net";
+import { join } from "node:path";
+import { after, before, beforeEach, describe, test } from "node:test";
+import { RESERVED_PREFIX } from "../../src/storage/local.js";
+import { FaultyStorageFactory, type Fault, type FaultError } from "../helpers/faulty-storage.js";
+import { checkLeaks } from "../helpers/leaks.js";
+import { RawClient } from "../helpers/raw-client.js";
+import { PASSWORD, startServer, USER, type ConfigOverrides, type TestServer } from "../helpers/server.js";
+
+const ERRORS: FaultError[] = ["no-space", "permission", "io"];
+/** The reply each injected error must produce (protocol/errors.ts: replyForStorageError). */
+const REPLY: Record<FaultError, number> = { "no-space": 452, permission: 550, io: 451 };
+
+const SEED = randomBytes(10_000);
+const BIG = randomBytes(1024 * 1024 + 7);
+/** What an overwrite tries to store: bigger than any fault threshold, so the fault always fires mid-way. */
+const PAYLOAD = randomBytes(2 * 1024 * 1024 + 3);
+
+interface Fixture {
+  server: TestServer;
+  faults: FaultyStorageFactory;
+  home: string;
+}
+
+function fixture(overrides: ConfigOverrides = {}): Fixture {
+  const f = {} as Fixture;
+  before(async () => {
+    f.faults = new FaultyStorageFactory();
+    f.server = await startServer(overrides, [], { storage: f.faults });
+    f.home = f.server.home(USER);
+  });
+  after(async () => {
+    await f.server.close();
+  });
+  beforeEach(() => {
+    // Every test starts from the same home: seed.txt, big.bin, an empty directory; no faults.
+    f.faults.plan.clear();
+    rmSync(f.home, { recursive: true, force: true });
+    mkdirSync(join(f.home, "emptydir"), { recursive: true });
+    writeFileSync(join(f.home, "seed.txt"), SEED);
+    writeFileSync(join(f.home, "big.bin"), BIG);
+  });
+  return f;
+}
+
+async function session(f: Fixture): Promise<RawClient> {
+  const c = await RawClient.connect(f.server.port);
+  await c.login(USER, PASSWORD);
+  assert.equal((await c.command("TYPE I")).code, 200);
+  return c;
+}
+
+async function quit(c: RawClient): Promise<void> {
+  assert.equal((await c.command("QUIT")).code, 221);
+  await c.closed();
+}
+
+/** NOOP and a plain command still answer: the session survived the fault. */
+async function assertUsable(c: RawClient): Promise<void> {
+  assert.equal((await c.command("NOOP")).code, 200);
+  assert.equal((await c.command("PWD")).code, 257);
+}
+
+async function openData(c: RawClient): Promise<Socket> {
+  const data = await c.passive();
+  // The server may reset it when the transfer fails: that is an expected end, not a test failure.
+  data.on("error", () => undefined);
+  return data;
+}
+
+/** Everything the socket delivers until it closes, however it closes. */
+function drain(socket: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve) => socket.once("close", () => resolve(Buffer.concat(chunks))));
+}
+
+/** A download or listing: the reply codes (preliminary and final) and the bytes received. */
+async function download(c: RawClient, line: string): Promise<{ codes: number[]; data: Buffer }> {
+  const data = await openData(c);
+  const received = drain(data);
+  c.send(line);
+  const first = await c.reply();
+  if (first.code !== 150) {
+    data.destroy();
+    await received;
+    return { codes: [first.code], data: Buffer.alloc(0) };
+  }
+  const bytes = await received;
+  return { codes: [150, (await c.reply()).code], data: bytes };
+}
+
+/** An upload of `payload`: the reply codes (preliminary and final). */
+async function upload(c: RawClient, line: string, payload: Buffer): Promise<number[]> {
+  const data = await openData(c);
+  const closed = drain(data);
+  c.send(line);
+  const first = await c.reply();
+  if (first.code !== 150) {
+    data.destroy();
+    await closed;
+    return [first.code];
+  }
+  data.end(payload);
+  const final = await c.reply();
+  data.destroy();
+  await closed;
+  return [150, final.code];
+}
+
+/** Files below `dir` whose name carries the reserved temporary prefix. */
+function tempFiles(dir: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.name.startsWith(RESERVED_PREFIX)) found.push(join(entry.parentPath, entry.name));
+  }
+  return found;
+}
+
+/** Waits for a condition the server brings about asynchronously (bounded; asserts nothing about time). */
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 5000; i++) {
+    if (condition()) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+interface Case {
+  name: string;
+  fault: Omit<Fault, "error">;
+  /** Runs the command under the fault and asserts its reply for `error`. */
+  failing(c: RawClient, error: FaultError, f: Fixture): Promise<void>;
+  /** The same command once the fault is gone: it works. */
+  working(c: RawClient, f: Fixture): Promise<void>;
+}
+
+const simple = (line: string, ok: number, prelude?: [string, number]) => ({
+  async failing(c: RawClient, error: FaultError) {
+    if (prelude) assert.equal((await c.command(prelude[0])).code, prelude[1]);
+    assert.equal((await c.command(line)).code, REPLY[error], line);
+  },
+  async working(c: RawClient) {
+    if (prelude) assert.equal((await c.command(prelude[0])).code, prelude[1]);
+    assert.equal((await c.command(line)).code, ok, line);
+  },
+});
+
+const listingWorks = async (c: RawClient) => {
+  const { codes, data } = await download(c, "NLST");
+  assert.deepEqual(codes, [150, 226]);
+  assert.deepEqual(data.toString().trim().split("\r\n").sort(), ["big.bin", "emptydir", "seed.txt"]);
+};
+
+const CASES: Case[] = [
+  { name: "stat (SIZE)", fault: { op: "stat", path: "/seed.txt" }, ...simple("SIZE seed.txt", 213) },
+  {
+    name: "list, at once (NLST)",
+    fault: { op: "list" },
+    async failing(c, error) {
+      // A listing fails before its 150 when nothing can be read at all.
+      assert.deepEqual((await download(c, "NLST")).codes, [REPLY[error]]);
+    },
+    working: listingWorks,
+  },
+  {
+    name: "list, after one entry (LIST)",
+    fault: { op: "list", after: 1 },
+    async failing(c, error) {
+      assert.deepEqual((await download(c, "LIST")).codes, [150, REPLY[error]]);
+    },
+    working: listingWorks,
+  },
+  {
+    name: "read, at open (RETR)",
+    fault: { op: "read" },
+    async failing(c, error) {
+      assert.deepEqual((await download(c, "RETR seed.txt")).codes, [REPLY[error]]);
+    },
+    async working(c) {
+      const { codes, data } = await download(c, "RETR seed.txt");
+      assert.deepEqual(codes, [150, 226]);
+      assert.ok(data.equals(SEED));
+    },
+  },
+  {
+    name: "read, mid-stream (RETR)",
+    fault: { op: "read", after: 200_000 },
+    async failing(c) {
+      const { codes, data } = await download(c, "RETR big.bin");
+      assert.equal(codes[0], 150);
+      assert.ok(codes[1] === 426 || codes[1] === 451, `final reply ${codes[1]}`);
+      assert.ok(data.length <= 200_000, `${data.length} bytes received`);
+      assert.ok(data.equals(BIG.subarray(0, data.length)));
+    },
+    async working(c) {
+      const { codes, data } = await download(c, "RETR big.bin");
+      assert.deepEqual(codes, [150, 226]);
+      assert.ok(data.equals(BIG));
+    },
+  },
+  {
+    name: "write, at open, over an existing file (STOR)",
+    fault: { op: "write" },
+    async failing(c, error, f) {
+      assert.deepEqual(await upload(c, "STOR seed.txt", PAYLOAD), [150, REPLY[error]]);
+      assert.ok(readFileSync(join(f.home, "seed.txt")).equals(SEED), "previous version intact");
+    },
+    async working(c, f) {
+      assert.deepEqual(await upload(c, "STOR seed.txt", PAYLOAD), [150, 226]);
+      assert.ok(readFileSync(join(f.home, "seed.txt")).equals(PAYLOAD));
+    },
+  },
+  {
+    name: "write, mid-stream, over an existing file (STOR)",
+    fault: { op: "write", after: 300_000 },
+    async failing(c, error, f) {
+      assert.deepEqual(await upload(c, "STOR big.bin", PAYLOAD), [150, REPLY[error]]);
+      assert.ok(readFileSync(join(f.home, "big.bin")).equals(BIG), "previous version intact, byte for byte");
+    },
+    async working(c, f) {
+      assert.deepEqual(await upload(c, "STOR big.bin", PAYLOAD), [150, 226]);
+      assert.ok(readFileSync(join(f.home, "big.bin")).equals(PAYLOAD));
+    },
+  },
+  {
+    name: "write, mid-stream, of a new file (STOR), then resumed (REST + STOR)",
+    fault: { op: "write", after: 300_000 },
+    async failing(c, error, f) {
+      assert.deepEqual(await upload(c, "STOR fresh.bin", PAYLOAD), [150, REPLY[error]]);
+      // partial: keep (the default): what arrived is there, a prefix of the upload.
+      const kept = readFileSync(join(f.home, "fresh.bin"));
+      assert.ok(kept.length <= 300_000, `${kept.length} bytes kept`);
+      assert.ok(kept.equals(PAYLOAD.subarray(0, kept.length)));
+    },
+    async working(c, f) {
+      const size = statSync(join(f.home, "fresh.bin")).size;
+      assert.equal((await c.command(`REST ${size}`)).code, 350);
+      assert.deepEqual(await upload(c, "STOR fresh.bin", PAYLOAD.subarray(size)), [150, 226]);
+      assert.ok(readFileSync(join(f.home, "fresh.bin")).equals(PAYLOAD));
+    },
+  },
+  {
+    name: "write, mid-stream, appending (APPE)",
+    fault: { op: "write", after: 1000 },
+    async failing(c, error, f) {
+      assert.deepEqual(await upload(c, "APPE seed.txt", PAYLOAD), [150, REPLY[error]]);
+      const now = readFileSync(join(f.home, "seed.txt"));
+      assert.ok(now.subarray(0, SEED.length).equals(SEED), "what was there is kept");
+      assert.ok(now.length <= SEED.length + 1000);
+    },
+    async working(c, f) {
+      const before = readFileSync(join(f.home, "seed.txt"));
+      assert.deepEqual(await upload(c, "APPE seed.txt", SEED), [150, 226]);
+      assert.ok(readFileSync(join(f.home, "seed.txt")).equals(Buffer.concat([before, SEED])));
+    },
+  },
+  { name: "mkdir (MKD)", fault: { op: "mkdir" }, ...simple("MKD newdir", 257) },
+  { name: "rmdir (RMD)", fault: { op: "rmdir" }, ...simple("RMD emptydir", 250) },
+  { name: "delete (DELE)", fault: { op: "delete" }, ...simple("DELE seed.txt", 250) },
+  { name: "rename (RNFR + RNTO)", fault: { op: "rename" }, ...simple("RNTO renamed.txt", 250, ["RNFR seed.txt", 350]) },
+  { name: "setModifiedTime (MFMT)", fault: { op: "setModifiedTime" }, ...simple("MFMT 20200102030405 seed.txt", 213) },
+  { name: "chmod (SITE CHMOD)", fault: { op: "chmod" }, ...simple("SITE CHMOD 600 seed.txt", 200) },
+];
+
+describe("every storage fault maps to its reply and leaves the session usable", () => {
+  const f = fixture();
+  checkLeaks();
+
+  for (const kase of CASES) {
+    for (const error of ERRORS) {
+      test(`${kase.name}: ${error}`, async () => {
+        const c = await session(f);
+        f.faults.plan.inject({ ...kase.fault, error });
+        const fired = f.faults.plan.fired;
+        await kase.failing(c, error, f);
+        assert.equal(f.faults.plan.fired, fired + 1, "the fault fired once");
+        await assertUsable(c);
+        f.faults.plan.clear();
+        await kase.working(c, f);
+        await assertUsable(c);
+        await quit(c);
+        assert.deepEqual(tempFiles(f.home), []);
+      });
+    }
+  }
+
+  test("a client that vanishes mid-overwrite leaves the previous version intact", async () => {
+    const c = await session(f);
+    const data = await openData(c);
+    const closed = drain(data);
+    c.send("STOR big.bin");
+    assert.equal((await c.reply()).code, 150);
+    data.write(PAYLOAD.subarray(0, 500_000));
+    await waitFor(() => tempFiles(f.home).length === 1, "the upload to reach its temporary file");
+    // The control connection goes: the session ends and aborts its transfer.
+    await c.close();
+    await closed;
+    await waitFor(() => tempFiles(f.home).length === 0, "the aborted upload's temporary file to be removed");
+    assert.ok(readFileSync(join(f.home, "big.bin")).equals(BIG));
+    const again = await session(f);
+    assert.deepEqual((await download(again, "RETR big.bin")).data.equals(BIG), true);
+    await quit(again);
+  });
+
+  test("ABOR during an overwrite leaves the previous version intact", async () => {
+    const c = await session(f);
+    const data = await openData(c);
+    const closed = drain(data);
+    c.send("STOR seed.txt");
+    assert.equal((await c.reply()).code, 150);
+    data.write(PAYLOAD.subarray(0, 100_000));
+    c.send("ABOR");
+    assert.equal((await c.reply()).code, 426);
+    assert.equal((await c.reply()).code, 226);
+    await closed;
+    assert.ok(readFileSync(join(f.home, "seed.txt")).equals(SEED));
+    assert.deepEqual(tempFiles(f.home), []);
+    await assertUsable(c);
+    await quit(c);
+  });
+
+  test("reserved temporary names are invisible and refused over FTP", async () => {
+    const planted = `${RESERVED_PREFIX}0123-planted`;
+    writeFileSync(join(f.home, planted), "server's own");
+    const c = await session(f);
+    const { codes, data } = await download(c, "LIST -a");
+    assert.deepEqual(codes, [150, 226]);
+    assert.ok(!data.toString().includes(RESERVED_PREFIX));
+    assert.equal((await c.command(`SIZE ${planted}`)).code, 550);
+    assert.equal((await c.command(`MDTM ${planted}`)).code, 550);
+    assert.equal((await c.command(`DELE ${planted}`)).code, 553);
+    assert.equal((await c.command(`MKD ${RESERVED_PREFIX}dir`)).code, 553);
+    assert.equal((await c.command(`RNFR seed.txt`)).code, 350);
+    assert.equal((await c.command(`RNTO ${RESERVED_PREFIX}x`)).code, 553);
+    assert.deepEqual((await download(c, `RETR ${planted}`)).codes, [550]);
+    assert.deepEqual(await upload(c, `STOR ${RESERVED_PREFIX}new`, SEED), [150, 553]);
+    assert.equal(readFileSync(join(f.home, planted), "utf8"), "server's own");
+    assert.ok(!existsSync(join(f.home, `${RESERVED_PREFIX}new`)));
+    await assertUsable(c);
+    await quit(c);
+  });
+});
+
+describe("with uploads.partial = delete", () => {
+  const f = fixture({ uploads: { partial: "delete" } });
+  checkLeaks();
+
+  for (const error of ERRORS) {
+    test(`a failed new file is removed, a failed overwrite keeps the previous version: ${error}`, async () => {
+      const c = await session(f);
+      f.faults.plan.inject({ op: "write", error, after: 300_000 });
+      assert.deepEqual(await upload(c, "STOR fresh.bin", PAYLOAD), [150, REPLY[error]]);
+      assert.ok(!existsSync(join(f.home, "fresh.bin")));
+      assert.deepEqual(await upload(c, "STOR big.bin", PAYLOAD), [150, REPLY[error]]);
+      assert.ok(readFileSync(join(f.home, "big.bin")).equals(BIG));
+      assert.deepEqual(tempFiles(f.home), []);
+      await assertUsable(c);
+      await quit(c);
+    });
+  }
+});
