@@ -155,7 +155,7 @@ function machineFacts(ctx: BenchContext, specs: ServerSpec[]): string[] {
   return [
     `- CPU: ${model}, ${cpus().length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `- Kernel: Linux ${release()}; ${sh(". /etc/os-release && echo $PRETTY_NAME")}`,
-    `- Node ${process.version} (client and the Node servers)`,
+    `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(repo)} describe --always --dirty`)}`,
     `- Servers: ${versions}`,
     `- Files: ${ctx.root} on ${fsTypeOf(ctx.root)}; loopback (127.0.0.1, clients also from 127.0.0.2-13); passive range ${ctx.pasvFirst}-${ctx.pasvLast} for every server`,
   ];
@@ -184,7 +184,8 @@ function addCell(results: Results, row: string, server: string, cell: Cell): voi
 async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], workloads: Workload[]): Promise<Results> {
   const results: Results = { cells: new Map(), problems: new Map() };
   const startedAt = Date.now();
-  let port = 29100;
+  // Control ports: a fresh one for each server start (no TIME_WAIT left by the previous one).
+  let port = 18100;
   const problem = (server: string, text: string) => {
     const list = results.problems.get(server) ?? [];
     if (!list.includes(text)) list.push(text);
@@ -215,7 +216,7 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
         ...ctx,
         edgeftpNodeArgs: options.profile && spec.name === "edgeftp" ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
       };
-      port = port >= 29990 ? 29100 : port + 1;
+      port = port >= 18990 ? 18100 : port + 1;
       let server: RunningServer;
       try {
         server = await startServer(spec, runCtx, port);
@@ -226,7 +227,7 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
         for (const row of workload.rows) addCell(results, row.id, spec.name, errorCell("did not start"));
         continue;
       }
-      const runs = options.quick ? 1 : workload.runs > 1 && options.runs ? options.runs : workload.runs;
+      const runs = options.quick ? 1 : (options.runs ?? workload.runs);
       try {
         for (let r = 0; r < runs; r++) {
           const t0 = Date.now();
@@ -351,8 +352,10 @@ async function main(): Promise<void> {
     root: process.env.BENCH_ROOT || env.BENCH_ROOT_DEFAULT,
     user,
     password: env.BENCH_PASSWORD,
-    pasvFirst: 30000,
-    pasvLast: 30099,
+    // Below Linux's ephemeral range (32768+), so no client socket holds a port a server listens on,
+    // and clear of 20000-31999, where the test suite picks its random ranges.
+    pasvFirst: 18000,
+    pasvLast: 18099,
     runDir: join(repo, ".bench", "run"),
     edgeftpCli: options.edgeftpCli,
     edgeftpDataDir: join(repo, ".bench", "edgeftp-data"),

@@ -194,7 +194,12 @@ async function concurrentRetr(env: RunEnv, n: number, spread: boolean): Promise<
     const reserve = async (i: number): Promise<{ i: number; c: FtpControl; port: number } | null> => {
       const c = clients[i]!;
       try {
-        const { host, port } = await c.pasv();
+        // 15 s: well past any server's own wait for a free port (edgeftp's pasv.collisionWait is 3 s).
+        const r = await c.command("PASV", 15_000);
+        const m = /(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)/.exec(r.text);
+        if (r.code !== 227 || !m) throw new ReplyError("PASV", r);
+        const host = `${m[1]}.${m[2]}.${m[3]}.${m[4]}`;
+        const port = Number(m[5]) * 256 + Number(m[6]);
         if (port < pasvFirst || port > pasvLast) result.portsOutside++;
         if (host !== "127.0.0.1") result.wrongAddress++;
         return { i, c, port };

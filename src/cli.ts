@@ -289,8 +289,14 @@ function permissionsOption(): Option {
   return new Option("--permissions <list>", `comma-separated, from ${PERMISSIONS.join(",")} (default: all)`);
 }
 
-function configFrom(options: CommonOptions): Config {
-  return loadConfig({ file: options.config, env: process.env, flags: options });
+/**
+ * The configuration from the file, the environment and the flags of the config keys `include`
+ * selects: a command's own options (`user add --tls-policy`, the account's) never pass for the
+ * node's keys of the same name.
+ */
+function configFrom(options: CommonOptions, include: (option: ConfigOption) => boolean = () => true): Config {
+  const flags = Object.fromEntries(configOptions.filter(include).map((o) => [o.attribute, (options as Record<string, unknown>)[o.attribute]]));
+  return loadConfig({ file: options.config, env: process.env, flags });
 }
 
 async function serve(options: CommonOptions): Promise<void> {
@@ -405,7 +411,7 @@ interface AddOptions {
 }
 
 async function userAdd(name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions): Promise<void> {
-  const config = configFrom(options);
+  const config = configFrom(options, isDataOption);
   // Check everything we can before asking for a password, so a typo does not cost two prompts.
   const home = options.home === undefined ? null : existingDirectory(options.home);
   const permissions = requestedPermissions(options) ?? ALL_PERMISSIONS;
@@ -428,7 +434,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
 }
 
 async function userPasswd(name: string, options: CommonOptions & PasswordOptions): Promise<void> {
-  const config = configFrom(options);
+  const config = configFrom(options, isDataOption);
   await withAccounts(config, { create: false }, async (accounts) => {
     await existingAccount(accounts, name);
     await accounts.setPassword(name, await readPassword(name, options));
@@ -437,7 +443,7 @@ async function userPasswd(name: string, options: CommonOptions & PasswordOptions
 }
 
 async function userList(options: CommonOptions): Promise<void> {
-  const config = configFrom(options);
+  const config = configFrom(options, isDataOption);
   await withAccounts(config, { create: false }, async (accounts) => {
     const list = await accounts.list();
     if (list.length === 0) {
@@ -450,7 +456,7 @@ async function userList(options: CommonOptions): Promise<void> {
 }
 
 async function userRemove(name: string, options: CommonOptions): Promise<void> {
-  const config = configFrom(options);
+  const config = configFrom(options, isDataOption);
   await withAccounts(config, { create: false }, async (accounts) => {
     const account = await existingAccount(accounts, name);
     await accounts.remove(name);
@@ -459,7 +465,7 @@ async function userRemove(name: string, options: CommonOptions): Promise<void> {
 }
 
 async function userSet(name: string, options: CommonOptions & SettingsOptions): Promise<void> {
-  const config = configFrom(options);
+  const config = configFrom(options, isDataOption);
   const patch: AccountPatch = {};
   if (options.home !== undefined) patch.home = existingDirectory(options.home);
   const permissions = requestedPermissions(options);

@@ -3,6 +3,7 @@ import { refusalText } from "../guard/admission.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import type { CommandSpec } from "./command.js";
+import { measureUsageAtLogin } from "../session/quota.js";
 import { tlsPolicyFor } from "./security.js";
 
 /**
@@ -100,6 +101,9 @@ export const accessCommands: CommandSpec[] = [
       session.cwd = "/";
       session.log.info({ user: account.name }, "logged in");
       session.reply(Reply.LoggedIn, "Login successful.");
+      // Accounts with a quota whose usage was never measured are measured now, in the background;
+      // commands that change usage wait for it.
+      void measureUsageAtLogin(session);
     },
   },
   {

@@ -9,6 +9,7 @@ import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import { StorageError, type FileInfo } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
 import { runTransfer } from "./data-transfer.js";
+import { throttleFor } from "./transfer.js";
 
 /** `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore. */
 function stripListOptions(arg: string): string {
@@ -66,7 +67,7 @@ async function sendListing(session: Session, label: string, lines: AsyncIterable
       announce: `Opening ASCII mode data connection for ${label}.`,
       label,
       async run(socket, signal) {
-        await sendToClient(linesToStream(all()), socket, false, signal);
+        await sendToClient(linesToStream(all()), socket, false, signal, throttleFor(session, "down"));
         return "Transfer complete.";
       },
     });

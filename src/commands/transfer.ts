@@ -22,9 +22,9 @@ function takeRestOffset(session: Session): number {
 /**
  * The account's bandwidth throttle for one direction, shared by every transfer of the account in
  * that direction on this node; null (no stage at all) when the account is unlimited (null or 0).
- * The limits are the account's settings at login.
+ * The limits are the account's settings at login. (LIST/NLST/MLSD could pass it to sendToClient too.)
  */
-function throttleFor(session: Session, direction: "up" | "down"): Throttle | null {
+export function throttleFor(session: Session, direction: "up" | "down"): Throttle | null {
   const account = session.account;
   const rate = direction === "up" ? account?.bandwidthUp : account?.bandwidthDown;
   if (!account || !rate) return null;

@@ -207,3 +207,34 @@ test("unknown options and commands are one-line errors too", async (t) => {
   assertFailure(await edgeftp(dir, ["user", "list", "--port", "21"]), /unknown option '--port'/);
   assertFailure(await edgeftp(dir, ["user", "lst"]), /unknown command 'lst'/);
 });
+
+test("user add/set take limits with size suffixes and TLS overrides; `none`/`node` reset them", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(
+    await edgeftp(dir, [
+      "user", "add", "cam1", "--password", "pw", "--data-dir", dataDir,
+      "--quota-bytes", "10G", "--quota-files", "1000", "--bandwidth-down", "2M", "--bandwidth-up", "64K", "--max-sessions", "3",
+      "--tls-policy", "optional", "--tls-session-reuse", "false",
+    ]),
+  );
+  const read = async () => {
+    const accounts = openAccountStore({ driver: "sqlite", sqlitePath: join(dataDir, "accounts.db") });
+    try {
+      return (await accounts.get("cam1"))!;
+    } finally {
+      await accounts.close();
+    }
+  };
+  let account = await read();
+  assert.deepEqual(
+    [account.quotaBytes, account.quotaFiles, account.bandwidthDown, account.bandwidthUp, account.maxSessions, account.tlsPolicy, account.tlsSessionReuse],
+    [10 * 1024 ** 3, 1000, 2 * 1024 ** 2, 64 * 1024, 3, "optional", false],
+  );
+  assertSuccess(
+    await edgeftp(dir, ["user", "set", "cam1", "--data-dir", dataDir, "--quota-bytes", "none", "--bandwidth-down", "none", "--tls-policy", "node", "--tls-session-reuse", "node"]),
+  );
+  account = await read();
+  assert.deepEqual([account.quotaBytes, account.bandwidthDown, account.tlsPolicy, account.tlsSessionReuse, account.quotaFiles], [null, null, null, null, 1000]);
+  assertFailure(await edgeftp(dir, ["user", "set", "cam1", "--data-dir", dataDir, "--quota-bytes", "lots"]), /quota-bytes/);
+  assertFailure(await edgeftp(dir, ["user", "set", "cam1", "--data-dir", dataDir, "--tls-policy", "always"]), /tls-policy/);
+});
