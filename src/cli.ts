@@ -313,7 +313,7 @@ async function serve(options: CommonOptions): Promise<void> {
         "no accounts yet, so nobody can log in: add one with `edgeftp user add NAME` (with this server's --data-dir or --config)",
       );
     }
-    node = await EdgeNode.start(config, { logger, accounts, storage: new LocalStorageFactory() });
+    node = await EdgeNode.start(config, { logger, accounts, storage: new LocalStorageFactory({ logger }) });
   } catch (err) {
     await accounts.close();
     throw bindFailure(err, config) ?? err;

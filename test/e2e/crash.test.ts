@@ -28,6 +28,8 @@ const ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !n
 interface RunningServer {
   child: ChildProcess;
   port: number;
+  /** Its output so far (JSON log lines on stdout, anything on stderr), for failure messages. */
+  output: string[];
   /** Settles with the exit signal (or code) once the process is gone and its pipes are closed. */
   exited: Promise<NodeJS.Signals | number | null>;
 }
@@ -53,8 +55,9 @@ async function startCli(t: TestContext, dataDir: string): Promise<RunningServer>
     ],
     { env: ENV, stdio: ["ignore", "pipe", "pipe"] },
   );
-  let stderr = "";
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const output: string[] = [];
+  servers.push(output);
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => output.push(chunk));
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("close", (code, signal) => resolve(signal ?? code)));
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
@@ -63,13 +66,14 @@ async function startCli(t: TestContext, dataDir: string): Promise<RunningServer>
   const lines = createInterface({ input: child.stdout! });
   const port = await new Promise<number>((resolve, reject) => {
     lines.on("line", (line) => {
+      output.push(line);
       const m = /edgeftp listening on port (\d+)/.exec(line);
       if (m) resolve(Number(m[1]));
     });
-    void exited.then((how) => reject(new Error(`server exited (${how}) before listening: ${stderr}`)));
+    void exited.then((how) => reject(new Error(`server exited (${how}) before listening: ${output.join("\n")}`)));
   });
-  // Keep draining its log so the pipe never fills.
-  return { child, port, exited };
+  // The line listener keeps draining its log, so the pipe never fills.
+  return { child, port, output, exited };
 }
 
 function tempFiles(dir: string): string[] {
@@ -91,9 +95,21 @@ async function openData(c: RawClient): Promise<Socket> {
   return data;
 }
 
+/** Output of every server this file started, shown when the test fails. */
+const servers: string[][] = [];
+
 checkLeaks();
 
 test("kill -9 mid-overwrite: the old file is intact, the temporary file is invisible and removed at restart", async (t) => {
+  try {
+    await killDuringOverwrite(t);
+  } catch (err) {
+    const logs = servers.map((lines, i) => `--- server ${i + 1}:\n${lines.join("\n")}`).join("\n");
+    throw Object.assign(err as Error, { message: `${(err as Error).message}\n${logs}` });
+  }
+});
+
+async function killDuringOverwrite(t: TestContext): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-crash-"));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const add = spawnSync(process.execPath, [CLI, "user", "add", USER, "--password", PASSWORD, "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
@@ -157,4 +173,4 @@ test("kill -9 mid-overwrite: the old file is intact, the temporary file is invis
   // A graceful stop this time.
   second.child.kill("SIGTERM");
   assert.equal(await second.exited, 0);
-});
+}
