@@ -48,6 +48,36 @@ async function siteChmod(session: Session, rest: string): Promise<void> {
   session.reply(Reply.CommandOk, "SITE CHMOD command ok.");
 }
 
+/**
+ * SITE UTIME in both forms clients send: `UTIME YYYYMMDDhhmm[ss] <path>` (ProFTPD mod_site_misc)
+ * and `UTIME <path> <atime> <mtime> <ctime> UTC` (the 5-argument form); times are UTC.
+ */
+async function siteUtime(session: Session, rest: string): Promise<void> {
+  let when: Date | null = null;
+  let name = "";
+  const five = /^(.+) (\d{14}) (\d{14}) (\d{14}) UTC$/i.exec(rest.trim());
+  if (five) {
+    name = five[1];
+    when = parseTimeVal(five[3]);
+  } else {
+    const [timeText, path] = splitFirst(rest);
+    name = path;
+    when = parseTimeVal(/^\d{12}$/.test(timeText) ? `${timeText}00` : timeText);
+  }
+  if (!when || !name) throw syntaxError("Usage: SITE UTIME YYYYMMDDhhmm[ss] <path>");
+  await setModifiedTime(session, name, when);
+  session.reply(Reply.CommandOk, "SITE UTIME command ok.");
+}
+
+/** MFMT and SITE UTIME: same permission and capability checks, one place. */
+async function setModifiedTime(session: Session, name: string, when: Date): Promise<string> {
+  if (!session.hasPermission("write")) throw fileUnavailable("Permission denied.");
+  if (!session.fs.capabilities.setModifiedTime) throw new FtpError(Reply.NotImplemented, "Setting times is not supported by this storage.");
+  const path = session.resolve(name);
+  await session.fs.setModifiedTime(path, when);
+  return path;
+}
+
 export const fileCommands: CommandSpec[] = [
   {
     verb: "DELE",
@@ -149,10 +179,12 @@ export const fileCommands: CommandSpec[] = [
       const [sub, rest] = splitFirst(arg);
       switch (sub.toUpperCase()) {
         case "HELP":
-          session.reply(Reply.Help, ["SITE commands:", "CHMOD <octal mode> <path>", "HELP", "End."]);
+          session.reply(Reply.Help, ["SITE commands:", "CHMOD <octal mode> <path>", "UTIME YYYYMMDDhhmm[ss] <path>", "HELP", "End."]);
           return;
         case "CHMOD":
           return siteChmod(session, rest);
+        case "UTIME":
+          return siteUtime(session, rest);
         default:
           session.reply(Reply.SyntaxError, "Unknown SITE command.");
       }
