@@ -74,7 +74,7 @@ withConfigOptions(program.command("serve"), () => true)
 
 const user = program.command("user").description("Manage the accounts that may log in.");
 
-withConfigOptions(user.command("add"), isDataOption)
+const userAddCommand = withConfigOptions(user.command("add"), isDataOption)
   .description("Add an account. Prompts for the password on a terminal unless --password-stdin or --password is given.")
   .argument("<name>", "account name: 1-64 of A-Z a-z 0-9 . _ @ -, not starting with . or -")
   .option("--password-stdin", "read the password from the first line of standard input")
@@ -82,16 +82,8 @@ withConfigOptions(user.command("add"), isDataOption)
     new Option("--password <password>", "the password (discouraged: visible to other local users and kept in shell history)")
       .conflicts("passwordStdin"),
   )
-  .option("--home <dir>", "existing directory to use as the account's root (default: <dataDir>/homes/NAME, created)")
-  .addOption(permissionsOption())
-  .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
-  .addOption(tlsPolicyOption())
-  .addOption(tlsSessionReuseOption())
-  .addOption(quotaBytesOption())
-  .addOption(quotaFilesOption())
-  .addOption(bandwidthOption("up"))
-  .addOption(bandwidthOption("down"))
-  .addOption(maxSessionsOption())
+  .option("--home <dir>", "existing directory to use as the account's root (default: <dataDir>/homes/NAME, created)");
+withAccountSettings(userAddCommand)
   .option("--if-missing", "succeed without changes when the account already exists (for setup scripts)")
   .action((name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions) => userAdd(name, options));
 
@@ -110,21 +102,13 @@ withConfigOptions(user.command("remove"), isDataOption)
   .argument("<name>", "account name")
   .action((name: string, options: CommonOptions) => userRemove(name, options));
 
-withConfigOptions(user.command("set"), isDataOption)
+const userSetCommand = withConfigOptions(user.command("set"), isDataOption)
   .description("Change an account's home, permissions, enabled state, TLS overrides or limits (quotas, bandwidth, sessions).")
   .argument("<name>", "account name")
   .option("--home <dir>", "existing directory to use as the account's root")
-  .addOption(permissionsOption())
-  .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
   .option("--enable", "allow the account to log in")
-  .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"))
-  .addOption(tlsPolicyOption())
-  .addOption(tlsSessionReuseOption())
-  .addOption(quotaBytesOption())
-  .addOption(quotaFilesOption())
-  .addOption(bandwidthOption("up"))
-  .addOption(bandwidthOption("down"))
-  .addOption(maxSessionsOption())
+  .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"));
+withAccountSettings(userSetCommand)
   .action((name: string, options: CommonOptions & SettingsOptions) => userSet(name, options));
 
 const configCommand = program.command("config").description("Inspect the configuration.");
@@ -182,6 +166,20 @@ function withConfigOptions(command: Command, include: (option: ConfigOption) => 
     );
   }
   return command;
+}
+
+/** The settings `user add` and `user set` share: permissions, TLS overrides and limits. */
+function withAccountSettings(command: Command): Command {
+  return command
+    .addOption(permissionsOption())
+    .addOption(new Option("--read-only", `grant only ${READ_ONLY_PERMISSIONS.join(",")}`).conflicts("permissions"))
+    .addOption(tlsPolicyOption())
+    .addOption(tlsSessionReuseOption())
+    .addOption(quotaBytesOption())
+    .addOption(quotaFilesOption())
+    .addOption(bandwidthOption("up"))
+    .addOption(bandwidthOption("down"))
+    .addOption(maxSessionsOption());
 }
 
 function tlsPolicyOption(): Option {
