@@ -106,3 +106,47 @@ export async function stopTree(pid: number, graceMs = 5000): Promise<void> {
   signal(-pid, "SIGKILL");
   await waitGone(pid, 2000);
 }
+
+/** CPU time (user + system, ms) of every live thread of `pid`'s tree, summed by thread name. */
+export function threadCpu(pid: number): Map<string, number> {
+  const ticksMs = 10; // USER_HZ is 100 on Linux
+  const out = new Map<string, number>();
+  try {
+    // Session processes that ended and were reaped (forking servers) count in the root's cutime/cstime.
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    out.set("exited children", (Number(f[13]) + Number(f[14])) * ticksMs);
+  } catch {
+    // gone
+  }
+  for (const p of processTree(pid)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${p}/task/${tid}/stat`, "latin1");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the comm.
+        const ms = (Number(f[11]) + Number(f[12])) * ticksMs;
+        const key = p === pid ? (tid === String(pid) ? `${name} main thread` : `${name} other threads`) : `${name} session processes`;
+        out.set(key, (out.get(key) ?? 0) + ms);
+      } catch {
+        // thread gone
+      }
+    }
+  }
+  return out;
+}
+
+/** `after - before`, by thread name, largest first, as "name 1.2 s, …". */
+export function formatCpuDelta(before: Map<string, number>, after: Map<string, number>): string {
+  const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0);
+  delta.sort((a, b) => b[1] - a[1]);
+  const total = delta.reduce((sum, [, v]) => sum + v, 0);
+  return `${(total / 1000).toFixed(2)} s CPU: ` + delta.slice(0, 6).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(", ");
+}

@@ -2,14 +2,15 @@
  * Summarises V8 CPU profiles (`node --cpu-prof`): self time by function and by module, as
  * Markdown. Usable alone: `node dist/bench/profile.js FILE.cpuprofile... [--top N]`.
  */
-import { readFileSync } from "node:fs";
-import { relative } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 interface CallFrame {
   functionName: string;
   url: string;
   lineNumber: number;
+  columnNumber: number;
 }
 interface ProfileNode {
   id: number;
@@ -24,6 +25,64 @@ interface CpuProfile {
 }
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Decoded `mappings` of a source map: per generated line, [generated column, source, original line] segments. */
+type LineMap = Array<Array<[number, number, number]>>;
+const sourceMaps = new Map<string, { sources: string[]; lines: LineMap } | null>();
+
+function loadSourceMap(jsPath: string): { sources: string[]; lines: LineMap } | null {
+  if (sourceMaps.has(jsPath)) return sourceMaps.get(jsPath)!;
+  let result: { sources: string[]; lines: LineMap } | null = null;
+  const mapPath = `${jsPath}.map`;
+  if (existsSync(mapPath)) {
+    const map = JSON.parse(readFileSync(mapPath, "utf8")) as { sources: string[]; mappings: string };
+    const lines: LineMap = [];
+    let source = 0;
+    let origLine = 0;
+    for (const lineText of map.mappings.split(";")) {
+      const segments: Array<[number, number, number]> = [];
+      let column = 0;
+      for (const seg of lineText.split(",")) {
+        if (!seg) continue;
+        const values: number[] = [];
+        let value = 0;
+        let shift = 0;
+        for (const ch of seg) {
+          const digit = BASE64.indexOf(ch);
+          value += (digit & 31) << shift;
+          if (digit & 32) shift += 5;
+          else {
+            values.push(value & 1 ? -(value >>> 1) : value >>> 1);
+            value = 0;
+            shift = 0;
+          }
+        }
+        column += values[0];
+        if (values.length >= 4) {
+          source += values[1];
+          origLine += values[2];
+          segments.push([column, source, origLine]);
+        }
+      }
+      lines.push(segments);
+    }
+    result = { sources: map.sources.map((s) => resolve(dirname(jsPath), s)), lines };
+  }
+  sourceMaps.set(jsPath, result);
+  return result;
+}
+
+/** A compiled project file's position mapped back to its TypeScript source (through its .map), 1-based line. */
+function originalPosition(jsPath: string, line: number, column: number): { path: string; line: number } | null {
+  const map = loadSourceMap(jsPath);
+  const segments = map?.lines[line];
+  if (!map || !segments || segments.length === 0) return null;
+  let best = segments[0];
+  for (const s of segments) if (s[0] <= column) best = s;
+  return { path: map.sources[best[1]], line: best[2] + 1 };
+}
 
 /** Where a frame's code lives: a project file, a package, Node's internals, or V8's pseudo-frames. */
 function moduleOf(url: string, functionName: string): string {
@@ -60,14 +119,18 @@ export function summarizeProfile(file: string): ProfileSummary {
   let totalUs = 0;
   let idleUs = 0;
   for (const [id, us] of selfUs) {
-    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const { functionName, url, lineNumber, columnNumber } = byId.get(id)!.callFrame;
     totalUs += us;
     if (functionName === "(idle)") {
       idleUs += us;
       continue;
     }
     const module = moduleOf(url, functionName);
-    const where = url ? `${module}:${lineNumber + 1}` : module;
+    let where = url ? `${module}:${lineNumber + 1}` : module;
+    if (url.startsWith("file://") && !module.startsWith("npm:")) {
+      const original = originalPosition(fileURLToPath(url), lineNumber, columnNumber);
+      if (original) where = `${relative(repoRoot, original.path)}:${original.line}`;
+    }
     const name = functionName || "(anonymous)";
     const key = `${name}@${where}`;
     const entry = fn.get(key) ?? { name, where, us: 0 };

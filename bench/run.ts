@@ -4,11 +4,12 @@
  * server's figure, edgeftp's ratio to the best peer, and the machine's facts.
  *
  *   node dist/bench/run.js [--quick] [--only big,small,...] [--servers edgeftp,vsftpd,...]
- *                          [--runs N] [--profile] [--edgeftp-cli PATH] [--budget-minutes M]
+ *                          [--runs N] [--profile] [--cpu] [--edgeftp-cli PATH] [--budget-minutes M]
  *
  * --quick: one run of smaller sizes. --only: workload names or groups (pasv, big, small, list,
  * sessions, idle). --profile: edgeftp runs under `node --cpu-prof`, one profile per workload,
- * summarised into .bench/profiles/summary.md. Loopback only; every server is stopped by PID.
+ * summarised into .bench/profiles/summary.md. --cpu: logs each run's server CPU time by thread
+ * (threads alive at the end of the run). Loopback only; every server is stopped by PID.
  */
 import { execSync } from "node:child_process";
 import {
@@ -30,7 +31,7 @@ import { fileURLToPath } from "node:url";
 import { within } from "./client.js";
 import { ALL_SERVERS, live, startServer, type BenchContext, type RunningServer, type ServerSpec } from "./peers.js";
 import { formatProfileSummary, summarizeProfile } from "./profile.js";
-import { stopTree } from "./proc.js";
+import { formatCpuDelta, stopTree, threadCpu } from "./proc.js";
 import { bigSize, FILES, mediumHead, selectWorkloads, type Cell, type RowDef, type Workload } from "./workloads.js";
 
 const repo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -44,6 +45,7 @@ interface Options {
   servers: string[] | null;
   runs: number | null;
   profile: boolean;
+  cpu: boolean;
   edgeftpCli: string;
   budgetMs: number;
 }
@@ -55,6 +57,7 @@ function parseArgs(argv: string[]): Options {
     servers: null,
     runs: null,
     profile: false,
+    cpu: false,
     edgeftpCli: join(repo, "dist", "src", "cli.js"),
     budgetMs: 15 * 60_000,
   };
@@ -67,6 +70,7 @@ function parseArgs(argv: string[]): Options {
     };
     if (a === "--quick") o.quick = true;
     else if (a === "--profile") o.profile = true;
+    else if (a === "--cpu") o.cpu = true;
     else if (a === "--only") o.only = value().split(",").map((s) => s.trim()).filter(Boolean);
     else if (a === "--servers") o.servers = value().split(",").map((s) => s.trim()).filter(Boolean);
     else if (a === "--runs") o.runs = Math.max(1, Math.min(20, Number(value()) || 1));
@@ -232,8 +236,10 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
         for (let r = 0; r < runs; r++) {
           const t0 = Date.now();
           const env = { ctx: runCtx, server, quick: options.quick, deadline: t0 + timeoutMs - 2000 };
+          const cpuBefore = options.cpu ? threadCpu(server.pid) : null;
           try {
             const cells = await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name}`);
+            if (cpuBefore) log(`${workload.name} on ${spec.name}: server ${formatCpuDelta(cpuBefore, threadCpu(server.pid))}`);
             for (const row of workload.rows) addCell(results, row.id, spec.name, cells[row.id] ?? errorCell("no value"));
             log(`${workload.name} on ${spec.name} run ${r + 1}/${runs}: ${workload.rows.map((row) => describe(cells[row.id], row)).join(", ")} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
           } catch (err) {
@@ -324,7 +330,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
   const out = [
     `## edgeftp benchmark${options.quick ? " (--quick)" : ""}`,
     "",
-    `Figures: median of the runs (min–max when several runs); ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's). MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range.`,
+    `Figures: median of the runs (min–max when several runs); ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's). MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range; their ratio compares the transfers completed through a port inside the range (a firewall that opens only the range stops the others).`,
     "",
     ...lines,
     "",

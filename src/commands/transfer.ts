@@ -71,6 +71,7 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
               append: mode === "append",
               atomic: session.config.uploads.atomic,
               keepPartial: session.config.uploads.partial === "keep",
+        durable: session.config.uploads.fsync,
             });
             return `Transfer complete (${bytes} bytes).`;
           } catch (err) {

@@ -176,6 +176,9 @@ export const configSchema = z
         atomic: bool
           .default(true)
           .describe("Upload to a temporary name in the same directory and rename on success, so a failed or interrupted upload never destroys the previous version of a file."),
+        fsync: bool
+          .default(false)
+          .describe("fsync every upload (and the directory of an atomic replace) before the 226, so it survives a power loss, at a cost in throughput. A killed process loses nothing either way."),
         partial: z
           .enum(["keep", "delete"])
           .default("keep")

@@ -14,7 +14,6 @@ import {
   type FileHandle,
   access,
   chmod,
-  link,
   lstat,
   mkdir,
   open,
@@ -316,7 +315,12 @@ export class LocalStorage implements Storage {
   async write(vpath: string, source: Readable, options: WriteOptions = {}): Promise<number> {
     const offset = options.offset ?? 0;
     const keepPartial = options.keepPartial !== false;
-    if (options.atomic && !options.append && offset <= 0) return this.writeAtomic(vpath, source, keepPartial);
+    const durable = options.durable === true;
+    if (options.atomic && !options.append && offset <= 0) {
+      const replaced = await this.writeAtomic(vpath, source, durable);
+      if (replaced !== null) return replaced;
+      // Nothing to protect: a new file is written in place below.
+    }
     const flags = options.append ? "a" : offset > 0 ? "r+" : "w";
     let handle: FileHandle;
     // Only needed to remove a failed new file: the real file (through a symlink) and whether it was there.
@@ -336,8 +340,8 @@ export class LocalStorage implements Storage {
       const sink = handle.createWriteStream({
         start: flags === "r+" ? offset : undefined,
         highWaterMark: STREAM_CHUNK_SIZE,
-        // fsync before the stream closes the handle: resolving promises durable data (Node >= 20.10).
-        flush: true,
+        // fsync before the stream closes the handle (Node >= 20.10): resolving promises durable data.
+        flush: durable,
       });
       // On success pipeline settles after the stream has flushed and closed the handle.
       await pipeline(source, sink);
@@ -354,10 +358,12 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** The atomic whole-file write of {@link write}: temporary file, fsync, rename, fsync of the directory. */
-  private async writeAtomic(vpath: string, source: Readable, keepPartial: boolean): Promise<number> {
+  /**
+   * The atomic replace of {@link write}: temporary file, (fsync,) rename, (fsync of the directory).
+   * Resolves null, having consumed nothing, when there is no previous version to protect.
+   */
+  private async writeAtomic(vpath: string, source: Readable, durable: boolean): Promise<number | null> {
     let target: string;
-    let existed: boolean;
     let temp: string;
     let handle: FileHandle;
     try {
@@ -368,10 +374,10 @@ export class LocalStorage implements Storage {
         if (isMissing(err)) return null;
         throw err;
       });
-      if (previous?.isDirectory()) throw refuse("is-dir", vpath);
+      if (previous === null) return null;
+      if (previous.isDirectory()) throw refuse("is-dir", vpath);
       // rename(2) would replace a read-only file; an in-place overwrite (open O_TRUNC) would not.
-      if (previous) await access(target, fsConstants.W_OK);
-      existed = previous !== null;
+      await access(target, fsConstants.W_OK);
       temp = path.join(path.dirname(target), temporaryName(path.basename(target)));
       liveUploads.add(temp);
       try {
@@ -380,31 +386,29 @@ export class LocalStorage implements Storage {
         liveUploads.delete(temp);
         throw err;
       }
-      if (previous) {
-        try {
-          await handle.chmod(previous.mode & 0o777);
-        } catch (err) {
-          await handle.close().catch(() => undefined);
-          await this.discardUpload(temp);
-          throw err;
-        }
+      try {
+        await handle.chmod(previous.mode & 0o777);
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        await this.discardUpload(temp);
+        throw err;
       }
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
     }
     try {
-      const sink = handle.createWriteStream({ highWaterMark: STREAM_CHUNK_SIZE, flush: true });
+      const sink = handle.createWriteStream({ highWaterMark: STREAM_CHUNK_SIZE, flush: durable });
       await pipeline(source, sink);
       await handle.close(); // already closed by the stream: waits for it
       await rename(temp, target);
       liveUploads.delete(temp);
-      await syncDirectory(path.dirname(target));
+      if (durable) await syncDirectory(path.dirname(target));
       return sink.bytesWritten;
     } catch (err) {
+      // A failed replace keeps the previous version, whatever the partial-upload policy.
       await handle.close().catch(() => undefined);
-      if (!existed && keepPartial) await this.keepPartialUpload(temp, target);
-      else await this.discardUpload(temp);
+      await this.discardUpload(temp);
       throw toStorageError(err, vpath);
     }
   }
@@ -413,21 +417,6 @@ export class LocalStorage implements Storage {
   private async discardUpload(temp: string): Promise<void> {
     await unlink(temp).catch(() => undefined);
     liveUploads.delete(temp);
-  }
-
-  /**
-   * Moves what arrived of a failed new file to its name, so the client can resume it; never over a file
-   * that appeared there meanwhile (a concurrent upload that completed wins), in which case it is dropped.
-   */
-  private async keepPartialUpload(temp: string, target: string): Promise<void> {
-    try {
-      await link(temp, target); // EEXIST if the name was taken meanwhile
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // A file system without hard links: rename, after checking the name is still free.
-      if (code !== "EEXIST" && !(await exists(target))) await rename(temp, target).catch(() => undefined);
-    }
-    await this.discardUpload(temp);
   }
 
   /** {@inheritDoc Storage.mkdir} */

@@ -47,6 +47,8 @@ export interface WriteOptions {
   atomic?: boolean;
   /** When the upload of a new file fails: keep what arrived (so the client can resume) or remove it. */
   keepPartial?: boolean;
+  /** fsync the data (and, for an atomic replace, the directory) before resolving: survives a power loss. */
+  durable?: boolean;
 }
 
 /** What a directory tree holds: bytes of its files, and its entries (files and directories). */
