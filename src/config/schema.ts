@@ -149,8 +149,10 @@ export const configSchema = z
           .default(0)
           .describe("Logged-in sessions one account may hold at once, checked at login (421 beyond); an account may override it. 0: no limit."),
         commandsPerSecond: count
-          .default(100)
-          .describe("Commands a session may send per second (bursts of twice that); faster clients are slowed down, not disconnected. 0: no limit."),
+          .default(5000)
+          .describe(
+            "Commands a session may send per second (bursts of twice that); faster clients are slowed down, not disconnected. High enough for small-file bursts (3-4 commands a file). 0: no limit.",
+          ),
         maxLoginAttempts: count.default(3).describe("Failed PASS attempts per connection before it is closed with 421. 0: no limit."),
         loginFailureDelay: seconds
           .default(1)
