@@ -239,6 +239,8 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
           const cpuBefore = options.cpu ? threadCpu(server.pid) : null;
           try {
             const cells = await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name}`);
+            // Forking servers' session processes count once reaped: give the listener a moment.
+            if (cpuBefore) await new Promise((res) => setTimeout(res, 300));
             if (cpuBefore) log(`${workload.name} on ${spec.name}: server ${formatCpuDelta(cpuBefore, threadCpu(server.pid))}`);
             for (const row of workload.rows) addCell(results, row.id, spec.name, cells[row.id] ?? errorCell("no value"));
             log(`${workload.name} on ${spec.name} run ${r + 1}/${runs}: ${workload.rows.map((row) => describe(cells[row.id], row)).join(", ")} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
@@ -292,7 +294,7 @@ function summarize(cells: Cell[] | undefined, row: RowDef, footnote: (text: stri
   } else if (values.length > 1) {
     text += ` (n=${values.length})`;
   }
-  if (valued.length < cells.length) text += ` (${cells.length - valued.length} run(s) failed)`;
+  if (valued.length < cells.length) text += ` (${cells.length - valued.length} of ${cells.length} runs without a figure)`;
   return { text: text + mark, value: med };
 }
 

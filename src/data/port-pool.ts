@@ -2,8 +2,10 @@
  * The passive port pool: the heart of an edge's data channel.
  *
  * A small firewall range must not cap a node at one transfer per port, so:
- * - a reservation is *pending* only until its client connects; then it leaves the listener, and a
- *   listener with nothing pending is closed: established transfers hold no port of the range;
+ * - a reservation is *pending* only until its client connects; then it leaves the listener:
+ *   established transfers hold no port of the range. A listener with nothing pending stays open,
+ *   idle, for `idleLingerMs` so the next reservation reuses it without a rebind (under load a port
+ *   is re-reserved within milliseconds), then closes;
  * - while some port has no listener, a reservation gets a port of its own;
  * - when every port already listens, a port is shared by reservations whose client IPs differ,
  *   and each accepted connection is routed to its reservation by peer IP;
@@ -26,6 +28,8 @@ export interface PortPoolOptions {
   collisionWaitMs: number;
   /** How long a port that failed to bind (used by another process) is skipped. */
   bindCooldownMs?: number;
+  /** How long a listener with nothing pending stays open for reuse (0: closed at once). */
+  idleLingerMs?: number;
   logger: Logger;
 }
 
@@ -33,6 +37,8 @@ export interface PortPoolOptions {
 export interface PortPoolStats {
   pendingReservations: number;
   listeningPorts: number;
+  /** Listening ports with nothing pending, kept open for reuse. */
+  idlePorts: number;
   sharedPorts: number;
   refusals: number;
   strangersRefused: number;
@@ -58,6 +64,11 @@ export class PassiveReservation {
 
   get port(): number {
     return this.listener.port;
+  }
+
+  /** Settles when the port is listening (rejects if it could not be bound). */
+  get ready(): Promise<void> {
+    return this.listener.ready;
   }
 
   /** Called by the listener when the expected client connects. */
@@ -128,27 +139,40 @@ class SharedListener {
   readonly ready: Promise<void>;
   private readonly server: Server;
   private closed = false;
+  private idleTimer: NodeJS.Timeout | null = null;
 
+  /** `previous`: the close of this port's last listener, which must finish before we bind. */
   constructor(
     private readonly pool: PassivePortPool,
     readonly host: string,
     readonly port: number,
+    previous: Promise<void>,
   ) {
     // Paused on connect: nothing is read until the transfer decides how (plain, or TLS whose
     // ClientHello a client like curl sends before its RETR and must reach the TLS layer intact).
     this.server = createServer({ pauseOnConnect: true }, (socket) => this.route(socket));
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off("error", reject);
-        this.server.on("error", (err) => pool.logger.warn({ err, port }, "passive listener error"));
-        resolve();
-      });
-    });
+    this.ready = previous.then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          this.server.once("error", reject);
+          this.server.listen({ host, port }, () => {
+            this.server.off("error", reject);
+            this.server.on("error", (err) => pool.logger.warn({ err, port }, "passive listener error"));
+            resolve();
+          });
+        }),
+    );
     this.ready.catch(() => this.close());
   }
 
+  get idle(): boolean {
+    return this.pending.size === 0;
+  }
+
   add(clientIp: string): PassiveReservation {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.server.ref();
     const reservation = new PassiveReservation(this, clientIp);
     this.pending.set(clientIp, reservation);
     return reservation;
@@ -157,8 +181,26 @@ class SharedListener {
   remove(reservation: PassiveReservation): void {
     if (this.pending.get(reservation.clientIp) !== reservation) return;
     this.pending.delete(reservation.clientIp);
-    if (this.pending.size === 0) this.close();
-    this.pool.slotFreed();
+    this.becameFree();
+  }
+
+  /** A reservation left: offer the room to a waiting reserve(), and linger (or close) once idle. */
+  private becameFree(): void {
+    if (this.pool.handOver(this)) return;
+    if (this.pending.size > 0) return;
+    const linger = this.pool.options.idleLingerMs ?? 0;
+    if (linger > 0) {
+      // An idle listener is spare capacity, not work: it must not keep the process alive.
+      this.idleTimer = setTimeout(() => this.close(), linger).unref();
+      this.server.unref();
+      return;
+    }
+    this.close();
+    this.pool.portFreed();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   private route(socket: Socket): void {
@@ -178,24 +220,34 @@ class SharedListener {
       return;
     }
     this.pending.delete(reservation.clientIp);
-    if (this.pending.size === 0) this.close();
-    this.pool.slotFreed();
     reservation.deliver(socket);
+    this.becameFree();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pool.forget(this);
-    this.server.close();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.pool.forget(this, new Promise<void>((resolve) => this.server.close(() => resolve())));
   }
+}
+
+interface Waiter {
+  host: string;
+  clientIp: string;
+  resolve(outcome: PassiveReservation | "retry" | null): void;
+  timer: NodeJS.Timeout;
 }
 
 export class PassivePortPool {
   /** Listeners by `host|port`. */
   private readonly listeners = new Map<string, SharedListener>();
+  /** Listeners still closing, by `host|port`: a new bind of that port waits for the close. */
+  private readonly closing = new Map<string, Promise<void>>();
   private readonly coolingUntil = new Map<number, number>();
-  private waiters: Array<() => void> = [];
+  /** reserve() calls waiting for room, oldest first. */
+  private readonly waiters: Waiter[] = [];
   private cursor = 0;
   refusals = 0;
   strangersRefused = 0;
@@ -220,87 +272,124 @@ export class PassivePortPool {
     const deadline = Date.now() + this.options.collisionWaitMs;
     // Each failed bind cools a port down, so this loop ends within range-size bind attempts.
     for (let attempt = 0; attempt <= this.size; ) {
+      let reservation: PassiveReservation;
       const listener = this.pick(host, clientIp);
       if (listener) {
-        const reservation = listener.add(clientIp);
-        try {
-          await listener.ready;
-          return reservation;
-        } catch (err) {
-          attempt++;
-          this.coolingUntil.set(listener.port, Date.now() + (this.options.bindCooldownMs ?? 10_000));
-          this.logger.warn({ err, port: listener.port }, "passive port could not be bound; skipping it for a while");
-          continue;
-        }
+        reservation = listener.add(clientIp);
+      } else {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) break;
+        const outcome = await this.waitForRoom(host, clientIp, remaining);
+        if (outcome === null) break;
+        if (outcome === "retry") continue;
+        reservation = outcome;
       }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      await this.waitForSlot(remaining);
+      try {
+        await reservation.ready;
+        return reservation;
+      } catch (err) {
+        attempt++;
+        this.coolingUntil.set(reservation.port, Date.now() + (this.options.bindCooldownMs ?? 10_000));
+        this.logger.warn({ err, port: reservation.port }, "passive port could not be bound; skipping it for a while");
+      }
     }
     this.refusals++;
     throw new PortPoolExhaustedError();
   }
 
-  /** A port with no listener on `host` if any, else the least-shared listener without `clientIp`. */
+  /**
+   * An idle listener on `host` if any (no bind needed), else a port with no listener, else the
+   * least-shared listener that has nothing pending for `clientIp`.
+   */
   private pick(host: string, clientIp: string): SharedListener | null {
+    let best: SharedListener | null = null;
+    for (const listener of this.listeners.values()) {
+      if (listener.host !== host || listener.pending.has(clientIp)) continue;
+      if (listener.idle) return listener;
+      if (!best || listener.pending.size < best.pending.size) best = listener;
+    }
     const now = Date.now();
     const { first } = this.options;
     for (let i = 0; i < this.size; i++) {
       const port = first + ((this.cursor + i) % this.size);
-      if (this.listeners.has(`${host}|${port}`)) continue;
+      const key = `${host}|${port}`;
+      if (this.listeners.has(key)) continue;
       const cool = this.coolingUntil.get(port);
       if (cool !== undefined) {
         if (cool > now) continue;
         this.coolingUntil.delete(port);
       }
       this.cursor = (this.cursor + i + 1) % this.size;
-      const listener = new SharedListener(this, host, port);
-      this.listeners.set(`${host}|${port}`, listener);
+      const listener = new SharedListener(this, host, port, this.closing.get(key) ?? Promise.resolve());
+      this.listeners.set(key, listener);
       return listener;
-    }
-    let best: SharedListener | null = null;
-    for (const listener of this.listeners.values()) {
-      if (listener.host !== host || listener.pending.has(clientIp)) continue;
-      if (!best || listener.pending.size < best.pending.size) best = listener;
     }
     return best;
   }
 
-  private waitForSlot(ms: number): Promise<void> {
+  /** Queues a reserve() that found no room; resolves with a reservation, "retry" or null (timed out). */
+  private waitForRoom(host: string, clientIp: string, ms: number): Promise<PassiveReservation | "retry" | null> {
     return new Promise((resolve) => {
-      const timer = setTimeout(wake, ms);
-      function wake() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.waiters.push(wake);
+      const waiter: Waiter = {
+        host,
+        clientIp,
+        resolve: (outcome) => {
+          clearTimeout(waiter.timer);
+          resolve(outcome);
+        },
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          resolve(null);
+        }, ms),
+      };
+      this.waiters.push(waiter);
     });
   }
 
-  /** @internal A reservation left a listener: wake reserve() calls waiting for one. */
-  slotFreed(): void {
-    if (this.waiters.length === 0) return;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
+  /**
+   * @internal A reservation left `listener`: hand the room straight to the first waiter that can
+   * use it (FIFO, one waiter per freed place: no herd of wake-ups re-scanning the range).
+   */
+  handOver(listener: SharedListener): boolean {
+    if (listener.isClosed) return false;
+    for (let i = 0; i < this.waiters.length; i++) {
+      const waiter = this.waiters[i];
+      if (waiter.host !== listener.host || listener.pending.has(waiter.clientIp)) continue;
+      this.waiters.splice(i, 1);
+      waiter.resolve(listener.add(waiter.clientIp));
+      return true;
+    }
+    return false;
   }
 
-  /** @internal */
-  forget(listener: SharedListener): void {
+  /** @internal A port left the range's listeners: the first waiter looks again. */
+  portFreed(): void {
+    this.waiters.shift()?.resolve("retry");
+  }
+
+  /** @internal A listener is closing; `closed` settles when its port may be bound again. */
+  forget(listener: SharedListener, closed: Promise<void>): void {
     const key = `${listener.host}|${listener.port}`;
     if (this.listeners.get(key) === listener) this.listeners.delete(key);
+    this.closing.set(key, closed);
+    void closed.then(() => {
+      if (this.closing.get(key) === closed) this.closing.delete(key);
+    });
   }
 
   stats(): PortPoolStats {
     let pendingReservations = 0;
     let sharedPorts = 0;
+    let idlePorts = 0;
     for (const l of this.listeners.values()) {
       pendingReservations += l.pending.size;
       if (l.pending.size > 1) sharedPorts++;
+      if (l.idle) idlePorts++;
     }
     return {
       pendingReservations,
       listeningPorts: this.listeners.size,
+      idlePorts,
       sharedPorts,
       refusals: this.refusals,
       strangersRefused: this.strangersRefused,
@@ -309,10 +398,10 @@ export class PassivePortPool {
 
   /** Releases every pending reservation and closes every listener (node shutdown). */
   close(): void {
+    for (const waiter of this.waiters.splice(0)) waiter.resolve(null);
     for (const listener of [...this.listeners.values()]) {
       for (const reservation of [...listener.pending.values()]) reservation.release();
       listener.close();
     }
-    this.slotFreed();
   }
 }

@@ -30,6 +30,9 @@ export interface EdgeNodeDeps {
   storage: StorageFactory;
 }
 
+/** How long a passive listener with nothing pending stays open for the next reservation. */
+const PASV_IDLE_LINGER_MS = 10_000;
+
 /** How long close() lets sessions flush their goodbye before cutting them. */
 const SHUTDOWN_GRACE_MS = 3000;
 /** How long a refused connection may take to read its 421 before it is cut. */
@@ -61,6 +64,7 @@ export class EdgeNode {
       last,
       allowForeignAddress: config.pasv.allowForeignAddress,
       collisionWaitMs: config.pasv.collisionWait * 1000,
+      idleLingerMs: PASV_IDLE_LINGER_MS,
       logger: deps.logger,
     });
     this.guard = openGuard(config, deps.logger);

@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Readable, type Transform } from "node:stream";
 import { AsciiDecoder, AsciiEncoder } from "../../src/data/ascii.js";
+import { prng } from "../helpers/prng.js";
 
 /** Runs `chunks` through a fresh transform and returns the output. */
 async function run(transform: Transform, chunks: (string | Buffer)[]): Promise<string> {
@@ -23,18 +24,6 @@ const decode = (...chunks: string[]) => run(new AsciiDecoder(), chunks);
 /** Reference semantics. */
 const refEncode = (s: string) => s.replace(/(?<!\r)\n/g, "\r\n");
 const refDecode = (s: string) => s.replace(/\r\n/g, "\n");
-
-/** Small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomSplit(s: string, rand: () => number): string[] {
   const parts: string[] = [];

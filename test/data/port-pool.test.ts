@@ -1,9 +1,11 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { connect, createServer, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { PassivePortPool, PortPoolExhaustedError, type PassiveReservation } from "../../src/data/port-pool.js";
 import { createLogger } from "../../src/observe/logger.js";
 import { checkLeaks } from "../helpers/leaks.js";
+import { connectData, drainToClose } from "../helpers/raw-client.js";
+import { within } from "../helpers/wait.js";
 
 const HOST = "127.0.0.1";
 const A = "127.0.0.1";
@@ -32,39 +34,6 @@ async function pickRange(): Promise<number> {
     if (await rangeIsFree(first)) return first;
   }
   throw new Error("no free 5-port range found in 39000-39999");
-}
-
-/** Rejects after `ms` unless `p` settles first; the timer never outlives the call. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function connectFrom(localAddress: string, port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: HOST, port, localAddress });
-    s.once("connect", () => resolve(s));
-    s.once("error", reject);
-  });
-}
-
-/** Resolves with what the peer sent once it closes (errors count as a close). */
-function drainToClose(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  return new Promise((resolve) => {
-    socket.on("data", (c: Buffer) => chunks.push(c));
-    socket.on("error", () => {});
-    socket.once("close", () => resolve(Buffer.concat(chunks)));
-  });
 }
 
 /** Reads exactly `n` bytes from `socket`. */
@@ -150,11 +119,11 @@ describe("PassivePortPool", () => {
       assert.equal(new Set(ports).size, SIZE, "one client IP never shares a port with itself");
       assert.deepEqual(
         { ...p.stats() },
-        { pendingReservations: SIZE, listeningPorts: SIZE, sharedPorts: 0, refusals: 0, strangersRefused: 0 },
+        { pendingReservations: SIZE, listeningPorts: SIZE, idlePorts: 0, sharedPorts: 0, refusals: 0, strangersRefused: 0 },
       );
       // Every reserved port is really listening.
       for (const port of ports) {
-        const s = track(await connectFrom(C, port));
+        const s = track(await connectData(port, C));
         await within(drainToClose(s), 2000, "stranger close");
       }
       held[0].release();
@@ -165,7 +134,7 @@ describe("PassivePortPool", () => {
       assert.equal(p.stats().pendingReservations, 0);
       assert.equal(p.stats().listeningPorts, 0);
       // The port really stopped listening.
-      await assert.rejects(connectFrom(A, ports[0]), /ECONNREFUSED/);
+      await assert.rejects(connectData(ports[0], A), /ECONNREFUSED/);
     }));
 
   test("a connection from the client's IP is delivered, whether it comes before or after connection()", () =>
@@ -174,7 +143,7 @@ describe("PassivePortPool", () => {
       // Waiting first, then the client connects.
       const r1 = await p.reserve(HOST, A);
       const waiting = r1.connection(2000);
-      const c1 = track(await connectFrom(A, r1.port));
+      const c1 = track(await connectData(r1.port, A));
       const s1 = track(await within(waiting, 3000, "delivery"));
       // Nothing is read before the transfer decides how (plain or TLS): the socket comes paused.
       assert.equal(s1.readableFlowing, false);
@@ -186,7 +155,7 @@ describe("PassivePortPool", () => {
 
       // The client connects before the transfer command: the socket is held for connection().
       const r2 = await p.reserve(HOST, A);
-      const c2 = track(await connectFrom(A, r2.port));
+      const c2 = track(await connectData(r2.port, A));
       // Bytes the client sends before the transfer command (a TLS ClientHello) must not be lost.
       c2.write("early");
       await until(() => p.stats().pendingReservations === 0);
@@ -207,7 +176,7 @@ describe("PassivePortPool", () => {
       let delivered = false;
       void waiting.then(() => (delivered = true), () => {});
 
-      const thief = track(await connectFrom(B, r.port));
+      const thief = track(await connectData(r.port, B));
       const stolen = await within(drainToClose(thief), 3000, "thief closed");
       assert.equal(stolen.length, 0, "nothing was sent to the stranger");
       assert.equal(p.stats().strangersRefused, 1);
@@ -215,7 +184,7 @@ describe("PassivePortPool", () => {
       assert.equal(p.stats().listeningPorts, 1);
       assert.equal(delivered, false);
 
-      const good = track(await connectFrom(A, r.port));
+      const good = track(await connectData(r.port, A));
       const server = track(await within(waiting, 3000, "right client delivered"));
       assert.equal(server.remoteAddress, A);
       await assertPaired(server, good, "mine");
@@ -238,7 +207,7 @@ describe("PassivePortPool", () => {
       const waitB = rB.connection(5000);
 
       // B connects first: it must get B's reservation, and A's must stay pending.
-      const cB = track(await connectFrom(B, rB.port));
+      const cB = track(await connectData(rB.port, B));
       const sB = track(await within(waitB, 3000, "B delivered"));
       assert.equal(sB.remoteAddress, B);
       assert.equal(sB.remotePort, cB.localPort);
@@ -246,7 +215,7 @@ describe("PassivePortPool", () => {
       assert.equal(p.stats().sharedPorts, 0);
       assert.equal(p.stats().listeningPorts, SIZE, "A is still pending on the shared port");
 
-      const cA = track(await connectFrom(A, rA.port));
+      const cA = track(await connectData(rA.port, A));
       const sA = track(await within(waitA, 3000, "A delivered"));
       assert.equal(sA.remoteAddress, A);
       assert.equal(sA.remotePort, cA.localPort);
@@ -255,7 +224,7 @@ describe("PassivePortPool", () => {
 
       // A third IP on a port with A pending is a stranger.
       const other = forA.find((r) => r !== rA)!;
-      const cC = track(await connectFrom(C, other.port));
+      const cC = track(await connectData(other.port, C));
       await within(drainToClose(cC), 3000, "C refused");
       assert.equal(p.stats().strangersRefused, 1);
       for (const r of forA) r.release();
@@ -308,7 +277,7 @@ describe("PassivePortPool", () => {
       const waiting = p.reserve(HOST, A);
       const used = held[2];
       const delivered = used.connection(5000);
-      const client = track(await connectFrom(A, used.port));
+      const client = track(await connectData(used.port, A));
       track(await within(delivered, 3000, "delivered"));
       const got = await within(waiting, 5000, "reserve after connect");
       assert.equal(got.port, used.port, "the freed port is reused while its transfer connection lives on");
@@ -339,14 +308,14 @@ describe("PassivePortPool", () => {
       assert.deepEqual([p.stats().pendingReservations, p.stats().listeningPorts], [0, 0]);
 
       // A client connecting after the release finds nothing listening.
-      await assert.rejects(connectFrom(A, r3.port), /ECONNREFUSED/);
+      await assert.rejects(connectData(r3.port, A), /ECONNREFUSED/);
     }));
 
   test("a connection held for a reservation that is then released is closed", () =>
     clean(async () => {
       const p = pool();
       const r = await p.reserve(HOST, A);
-      const c = track(await connectFrom(A, r.port));
+      const c = track(await connectData(r.port, A));
       const closed = drainToClose(c);
       await until(() => p.stats().pendingReservations === 0);
       r.release();

@@ -12,10 +12,9 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { checkLeaks } from "../helpers/leaks.js";
-import { RawClient, type FtpReply } from "../helpers/raw-client.js";
+import { expectCode, RawClient, type FtpReply } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep, within } from "../helpers/wait.js";
 
 /** What a bare connection got first: the first reply line, or "" when the server closed without a byte. */
 interface FirstContact {
@@ -59,21 +58,8 @@ async function expectRefused(port: number, localAddress: string, pattern: RegExp
   const contact = await firstContact(port, localAddress);
   assert.match(contact.line, /^421 /, `${localAddress}: expected 421 before any greeting, got ${JSON.stringify(contact.line)}`);
   assert.match(contact.line, pattern);
-  await withTimeout(contact.closed, 5000, `${localAddress}: the refused connection is closed by the server`);
+  await within(contact.closed, 5000, `${localAddress}: the refused connection is closed by the server`);
   return contact.line;
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function expectCode(r: FtpReply, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: got ${r.code} ${r.lines.join(" | ")}`);
 }
 
 async function failLogin(client: RawClient, user = USER): Promise<FtpReply> {
@@ -142,7 +128,7 @@ describe("admission before the greeting, and the login-failure defence", () => {
       expectCode(await other.command("PWD"), 257, "PWD from an unaffected address");
       const secure = tlsConnect({ port: server.node.implicitPort, host: "127.0.0.1", rejectUnauthorized: false });
       secure.on("error", () => {});
-      const greeting = await withTimeout(
+      const greeting = await within(
         new Promise<string>((resolve) => secure.once("data", (d: Buffer) => resolve(d.toString("utf8")))),
         5000,
         "implicit TLS greeting",

@@ -9,51 +9,11 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { checkLeaks } from "../helpers/leaks.js";
-import { RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
+import { prng } from "../helpers/prng.js";
+import { expectCode, RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-
-function expectCode(r: FtpReply, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: got ${r.code} ${r.lines.join(" | ")}`);
-}
-
-/** Small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `cond` every 10 ms for at most `ms`; returns whether it became true. */
-async function eventually(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(10);
-  }
-  return true;
-}
-
-/** Rejects after `ms` unless `p` settles first; the timer never outlives the call. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { TestConnections } from "../helpers/test-connections.js";
+import { eventually, sleep, within } from "../helpers/wait.js";
 
 /**
  * A socket that collects the raw reply text, for inputs after which the reply stream itself is
@@ -109,9 +69,8 @@ class RawSocket {
 
 describe("bad input", () => {
   let server: TestServer;
-  const clients: RawClient[] = [];
+  const connections = new TestConnections();
   const raws: RawSocket[] = [];
-  const sockets: Socket[] = [];
 
   before(async () => {
     // Several failed PASS on one connection are the point of one test: no cap, no delay worth waiting for.
@@ -123,10 +82,8 @@ describe("bad input", () => {
   checkLeaks();
 
   async function cleanup(): Promise<void> {
-    for (const s of sockets.splice(0)) s.destroy();
     for (const r of raws.splice(0)) r.socket.destroy();
-    for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-    await eventually(() => server.node.sessions.size === 0, 3000);
+    await connections.closeAll(server);
   }
   /** Runs a test body and always closes what it opened, before the leak check looks. */
   async function clean(body: () => Promise<void>): Promise<void> {
@@ -136,16 +93,8 @@ describe("bad input", () => {
       await cleanup();
     }
   }
-  function track(s: Socket): Socket {
-    s.on("error", () => {});
-    sockets.push(s);
-    return s;
-  }
-  async function open(): Promise<RawClient> {
-    const c = await RawClient.connect(server.port);
-    clients.push(c);
-    return c;
-  }
+  const track = (s: Socket): Socket => connections.track(s);
+  const open = (): Promise<RawClient> => connections.open(server.port);
   async function raw(): Promise<RawSocket> {
     const r = await RawSocket.open(server.port);
     raws.push(r);
@@ -178,7 +127,7 @@ describe("bad input", () => {
     const stats = server.node.portPool.stats();
     assert.equal(server.node.sessions.size, 0, "sessions left");
     assert.equal(stats.pendingReservations, 0, "pending reservations left");
-    assert.equal(stats.listeningPorts, 0, "listening ports left");
+    assert.equal(stats.idlePorts, stats.listeningPorts, "every listener left is idle, free for the next reservation");
   }
 
   test("a 100 KB line without CRLF gets one 500; the connection and the server keep working", () =>

@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { Client } from "basic-ftp";
+import { downloadToBuffer } from "../helpers/basic-ftp.js";
+import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-async function collect(client: Client, path: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      chunks.push(chunk);
-      done();
-    },
-  });
-  await client.downloadTo(sink, path);
-  return Buffer.concat(chunks);
-}
 
 describe("basic-ftp client", () => {
   let server: TestServer;
@@ -43,9 +31,9 @@ describe("basic-ftp client", () => {
     try {
       const data = randomBytes(5 * 1024 * 1024);
       await client.uploadFrom(Readable.from([data]), "big.bin");
-      assert.equal(sha(readFileSync(join(server.home(USER), "big.bin"))), sha(data));
-      const back = await collect(client, "big.bin");
-      assert.equal(sha(back), sha(data));
+      assert.equal(sha256(readFileSync(join(server.home(USER), "big.bin"))), sha256(data));
+      const back = await downloadToBuffer(client, "big.bin");
+      assert.equal(sha256(back), sha256(data));
       assert.equal(await client.size("big.bin"), data.length);
     } finally {
       client.close();

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { RESERVED_PREFIX } from "../../src/storage/local.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { RawClient, readAll } from "../helpers/raw-client.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** The built CLI: this file runs as dist/test/e2e/crash.test.js. */
 const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
@@ -78,15 +79,6 @@ async function startCli(t: TestContext, dataDir: string): Promise<RunningServer>
 
 function tempFiles(dir: string): string[] {
   return readdirSync(dir).filter((name) => name.startsWith(RESERVED_PREFIX));
-}
-
-/** Waits for something the server does on its own schedule (bounded; no assertion on time). */
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 5000; i++) {
-    if (condition()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 async function openData(c: RawClient): Promise<Socket> {

@@ -4,57 +4,15 @@
  * TYPE A line-end conversion and curl's exit codes for server refusals.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
+import { curlCommands, curlReplies, run, show, type RunResult } from "../helpers/run-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-interface RunResult {
-  /** Exit code; null when the process was killed or could not start. */
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a child process asynchronously (the server shares this event loop), killed after `timeoutMs`. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      { env, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 * 1024 * 1024, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-        resolve({ code, signal: error?.signal ?? null, stdout, stderr });
-      },
-    );
-  });
-}
-
-const show = (r: RunResult) => `exit ${r.code} signal ${r.signal}\nstdout:\n${r.stdout.slice(0, 2000)}\nstderr:\n${r.stderr.slice(-4000)}`;
-
-/** The FTP commands curl sent, from its -v output (`> VERB arg`). */
-function sentCommands(stderr: string): string[] {
-  return stderr
-    .split(/\r?\n/)
-    .filter((l) => l.startsWith("> "))
-    .map((l) => l.slice(2));
-}
-
-/** The replies curl received, from its -v output (`< 226 text`). */
-function receivedReplies(stderr: string): string[] {
-  return stderr
-    .split(/\r?\n/)
-    .filter((l) => l.startsWith("< "))
-    .map((l) => l.slice(2));
-}
 
 /**
  * The bytes of one kind of section of a `curl --trace` file, as on the wire: "Send data" / "Recv data"
@@ -105,7 +63,7 @@ describe("curl client", () => {
 
   const url = (path: string, password = PASSWORD) => `ftp://${USER}:${password}@127.0.0.1:${server.port}/${path}`;
   /** curl with no config file, errors shown, verbose protocol log, bounded run time. */
-  const curl = (...args: string[]) => run("curl", ["-q", "-sS", "-v", "--noproxy", "*", "--max-time", "15", ...args], env);
+  const curl = (...args: string[]) => run("curl", ["-q", "-sS", "-v", "--noproxy", "*", "--max-time", "15", ...args], env, 20_000);
 
   // `other`: data-setup commands that must not appear (curl falls back, e.g. EPRT → PORT, when one is refused).
   const modes: Array<{ name: string; args: string[]; command: RegExp; reply: RegExp; other: RegExp }> = [
@@ -120,26 +78,26 @@ describe("curl client", () => {
       const remote = `mode-${i}.bin`;
       const up = await curl(...mode.args, "-T", payloadFile, url(remote));
       assert.equal(up.code, 0, show(up));
-      const upCommands = sentCommands(up.stderr);
+      const upCommands = curlCommands(up.stderr);
       assert.ok(upCommands.some((c) => mode.command.test(c)), `expected ${mode.command} in ${upCommands.join(" | ")}`);
-      assert.ok(receivedReplies(up.stderr).some((r) => mode.reply.test(r)), show(up));
+      assert.ok(curlReplies(up.stderr).some((r) => mode.reply.test(r)), show(up));
       assert.deepEqual(upCommands.filter((c) => mode.other.test(c)), []);
       assert.ok(upCommands.includes(`STOR ${remote}`), upCommands.join(" | "));
       assert.match(up.stderr, new RegExp(`< 226 Transfer complete \\(${payload.length} bytes\\)`));
       const stored = readFileSync(join(home, remote));
       assert.equal(stored.length, payload.length);
-      assert.equal(sha(stored), sha(payload));
+      assert.equal(sha256(stored), sha256(payload));
 
       const target = join(local, `down-${i}.bin`);
       const down = await curl(...mode.args, url(remote), "-o", target);
       assert.equal(down.code, 0, show(down));
-      const downCommands = sentCommands(down.stderr);
+      const downCommands = curlCommands(down.stderr);
       assert.ok(downCommands.some((c) => mode.command.test(c)), downCommands.join(" | "));
       assert.deepEqual(downCommands.filter((c) => mode.other.test(c)), []);
       assert.ok(downCommands.includes(`RETR ${remote}`), downCommands.join(" | "));
       const got = readFileSync(target);
       assert.equal(got.length, payload.length);
-      assert.equal(sha(got), sha(payload));
+      assert.equal(sha256(got), sha256(payload));
     });
   }
 
@@ -163,13 +121,13 @@ describe("curl client", () => {
     const remote = "%C3%BCn%C3%AF%20dir/caf%C3%A9%20%C3%BC.txt"; // "ünï dir/café ü.txt"
     const up = await curl("--ftp-method", "nocwd", "-T", src, url(remote));
     assert.equal(up.code, 0, show(up));
-    assert.ok(sentCommands(up.stderr).includes("STOR ünï dir/café ü.txt"), up.stderr);
+    assert.ok(curlCommands(up.stderr).includes("STOR ünï dir/café ü.txt"), up.stderr);
     assert.equal(readFileSync(join(home, "ünï dir", "café ü.txt"), "utf8"), "naïve content\n");
 
     const target = join(local, "utf8-down.txt");
     const down = await curl("--ftp-method", "singlecwd", url(remote), "-o", target);
     assert.equal(down.code, 0, show(down));
-    const commands = sentCommands(down.stderr);
+    const commands = curlCommands(down.stderr);
     assert.ok(commands.includes("CWD ünï dir"), commands.join(" | "));
     assert.ok(commands.includes("RETR café ü.txt"), commands.join(" | "));
     assert.equal(readFileSync(target, "utf8"), "naïve content\n");
@@ -211,14 +169,14 @@ describe("curl client", () => {
     writeFileSync(part, payload.subarray(0, offset));
     const r = await curl("-C", "-", url("resume-down.bin"), "-o", part);
     assert.equal(r.code, 0, show(r));
-    const commands = sentCommands(r.stderr);
+    const commands = curlCommands(r.stderr);
     assert.ok(commands.includes(`REST ${offset}`), commands.join(" | "));
-    assert.ok(receivedReplies(r.stderr).some((l) => l.startsWith("350 ")), r.stderr);
+    assert.ok(curlReplies(r.stderr).some((l) => l.startsWith("350 ")), r.stderr);
     assert.ok(commands.includes("RETR resume-down.bin"), commands.join(" | "));
     const got = readFileSync(part);
     // A server that ignored REST would have sent the whole file: the result would be too long.
     assert.equal(got.length, payload.length);
-    assert.equal(sha(got), sha(payload));
+    assert.equal(sha256(got), sha256(payload));
   });
 
   test("resumes an upload with -C - -T (curl asks SIZE, then APPEs the rest)", async () => {
@@ -226,15 +184,15 @@ describe("curl client", () => {
     writeFileSync(join(home, "resume-up.bin"), payload.subarray(0, offset));
     const r = await curl("-C", "-", "-T", payloadFile, url("resume-up.bin"));
     assert.equal(r.code, 0, show(r));
-    const commands = sentCommands(r.stderr);
+    const commands = curlCommands(r.stderr);
     assert.ok(commands.includes("SIZE resume-up.bin"), commands.join(" | "));
-    assert.ok(receivedReplies(r.stderr).includes(`213 ${offset}`), r.stderr);
+    assert.ok(curlReplies(r.stderr).includes(`213 ${offset}`), r.stderr);
     assert.ok(commands.includes("APPE resume-up.bin"), commands.join(" | "));
     // 226 reports the bytes written by this transfer: only the missing tail.
     assert.match(r.stderr, new RegExp(`< 226 Transfer complete \\(${payload.length - offset} bytes\\)`));
     const stored = readFileSync(join(home, "resume-up.bin"));
     assert.equal(stored.length, payload.length);
-    assert.equal(sha(stored), sha(payload));
+    assert.equal(sha256(stored), sha256(payload));
   });
 
   test("--append appends to an existing file (APPE) and creates a missing one", async () => {
@@ -243,7 +201,7 @@ describe("curl client", () => {
     writeFileSync(more, "second line\n");
     const r = await curl("--append", "-T", more, url("log.txt"));
     assert.equal(r.code, 0, show(r));
-    assert.ok(sentCommands(r.stderr).includes("APPE log.txt"), r.stderr);
+    assert.ok(curlCommands(r.stderr).includes("APPE log.txt"), r.stderr);
     assert.equal(readFileSync(join(home, "log.txt"), "utf8"), "first line\nsecond line\n");
 
     const fresh = await curl("--append", "-T", more, url("fresh-append.txt"));
@@ -256,14 +214,14 @@ describe("curl client", () => {
     writeFileSync(small, "deep content\n");
     const refused = await curl("-T", small, url("made/by/curl/f.txt"));
     assert.equal(refused.code, 9, show(refused)); // CURLE_REMOTE_ACCESS_DENIED: CWD failed
-    assert.ok(receivedReplies(refused.stderr).some((l) => l.startsWith("550 ")), refused.stderr);
+    assert.ok(curlReplies(refused.stderr).some((l) => l.startsWith("550 ")), refused.stderr);
     assert.equal(existsSync(join(home, "made")), false);
 
     const r = await curl("--ftp-create-dirs", "-T", small, url("made/by/curl/f.txt"));
     assert.equal(r.code, 0, show(r));
-    const commands = sentCommands(r.stderr);
+    const commands = curlCommands(r.stderr);
     for (const dir of ["made", "by", "curl"]) assert.ok(commands.includes(`MKD ${dir}`), commands.join(" | "));
-    assert.ok(receivedReplies(r.stderr).includes(`257 "/made/by/curl" created.`), r.stderr);
+    assert.ok(curlReplies(r.stderr).includes(`257 "/made/by/curl" created.`), r.stderr);
     assert.equal(readFileSync(join(home, "made", "by", "curl", "f.txt"), "utf8"), "deep content\n");
   });
 
@@ -272,7 +230,7 @@ describe("curl client", () => {
     writeFileSync(join(home, "old-name.txt"), "keep me");
     const r = await curl("-Q", "DELE doomed.txt", "-Q", "RNFR old-name.txt", "-Q", "RNTO new-name.txt", url(""), "-o", join(local, "quote-list.txt"));
     assert.equal(r.code, 0, show(r));
-    const replies = receivedReplies(r.stderr);
+    const replies = curlReplies(r.stderr);
     assert.ok(replies.includes("250 File deleted."), r.stderr);
     assert.ok(replies.includes("350 Ready for RNTO."), r.stderr);
     assert.ok(replies.includes("250 Rename successful."), r.stderr);
@@ -286,7 +244,7 @@ describe("curl client", () => {
 
     const failing = await curl("-Q", "DELE no-such-file.txt", url(""), "-o", join(local, "quote-list2.txt"));
     assert.equal(failing.code, 21, show(failing)); // CURLE_QUOTE_ERROR
-    assert.ok(receivedReplies(failing.stderr).some((l) => l.startsWith("550 ")), failing.stderr);
+    assert.ok(curlReplies(failing.stderr).some((l) => l.startsWith("550 ")), failing.stderr);
   });
 
   test("--use-ascii (TYPE A): CRLF on the wire, LF on disk, in both directions", async () => {
@@ -333,7 +291,7 @@ describe("curl client", () => {
       "f.quit()",
       "print(json.dumps(out))",
     ].join("\n");
-    const py = await run("python3", ["-c", script, String(server.port), USER, PASSWORD], env);
+    const py = await run("python3", ["-c", script, String(server.port), USER, PASSWORD], env, 20_000);
     assert.equal(py.code, 0, show(py));
     const wire = JSON.parse(py.stdout) as { A: string; I: string };
     assert.equal(Buffer.from(wire.A, "hex").toString("latin1"), text.replace(/\n/g, "\r\n"));
@@ -343,11 +301,11 @@ describe("curl client", () => {
   test("refusals map to curl's exit codes: wrong password 67, missing file 78, missing directory 9", async () => {
     const wrong = await curl(url("", "not-the-password"));
     assert.equal(wrong.code, 67, show(wrong)); // CURLE_LOGIN_DENIED
-    assert.ok(receivedReplies(wrong.stderr).some((l) => l.startsWith("530 ")), wrong.stderr);
+    assert.ok(curlReplies(wrong.stderr).some((l) => l.startsWith("530 ")), wrong.stderr);
 
     const missing = await curl(url("no-such-file.bin"), "-o", join(local, "never.bin"));
     assert.equal(missing.code, 78, show(missing)); // CURLE_REMOTE_FILE_NOT_FOUND
-    assert.ok(receivedReplies(missing.stderr).some((l) => /^550 /.test(l)), missing.stderr);
+    assert.ok(curlReplies(missing.stderr).some((l) => /^550 /.test(l)), missing.stderr);
 
     const missingDir = await curl(url("no-such-dir/"));
     assert.equal(missingDir.code, 9, show(missingDir));

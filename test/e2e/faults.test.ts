@@ -13,8 +13,9 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import { RESERVED_PREFIX } from "../../src/storage/local.js";
 import { FaultyStorageFactory, type Fault, type FaultError } from "../helpers/faulty-storage.js";
 import { checkLeaks } from "../helpers/leaks.js";
-import { RawClient } from "../helpers/raw-client.js";
+import { drainToClose, RawClient } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type ConfigOverrides, type TestServer } from "../helpers/server.js";
+import { waitFor } from "../helpers/wait.js";
 
 const ERRORS: FaultError[] = ["no-space", "permission", "io"];
 /** The reply each injected error must produce (protocol/errors.ts: replyForStorageError). */
@@ -77,17 +78,10 @@ async function openData(c: RawClient): Promise<Socket> {
   return data;
 }
 
-/** Everything the socket delivers until it closes, however it closes. */
-function drain(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-  return new Promise((resolve) => socket.once("close", () => resolve(Buffer.concat(chunks))));
-}
-
 /** A download or listing: the reply codes (preliminary and final) and the bytes received. */
 async function download(c: RawClient, line: string): Promise<{ codes: number[]; data: Buffer }> {
   const data = await openData(c);
-  const received = drain(data);
+  const received = drainToClose(data);
   c.send(line);
   const first = await c.reply();
   if (first.code !== 150) {
@@ -102,7 +96,7 @@ async function download(c: RawClient, line: string): Promise<{ codes: number[]; 
 /** An upload of `payload`: the reply codes (preliminary and final). */
 async function upload(c: RawClient, line: string, payload: Buffer): Promise<number[]> {
   const data = await openData(c);
-  const closed = drain(data);
+  const closed = drainToClose(data);
   c.send(line);
   const first = await c.reply();
   if (first.code !== 150) {
@@ -124,15 +118,6 @@ function tempFiles(dir: string): string[] {
     if (entry.name.startsWith(RESERVED_PREFIX)) found.push(join(entry.parentPath, entry.name));
   }
   return found;
-}
-
-/** Waits for a condition the server brings about asynchronously (bounded; asserts nothing about time). */
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 5000; i++) {
-    if (condition()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 interface Case {
@@ -297,7 +282,7 @@ describe("every storage fault maps to its reply and leaves the session usable", 
   test("a client that vanishes mid-overwrite leaves the previous version intact", async () => {
     const c = await session(f);
     const data = await openData(c);
-    const closed = drain(data);
+    const closed = drainToClose(data);
     c.send("STOR big.bin");
     assert.equal((await c.reply()).code, 150);
     data.write(PAYLOAD.subarray(0, 500_000));
@@ -315,7 +300,7 @@ describe("every storage fault maps to its reply and leaves the session usable", 
   test("ABOR during an overwrite leaves the previous version intact", async () => {
     const c = await session(f);
     const data = await openData(c);
-    const closed = drain(data);
+    const closed = drainToClose(data);
     c.send("STOR seed.txt");
     assert.equal((await c.reply()).code, 150);
     data.write(PAYLOAD.subarray(0, 100_000));

@@ -5,41 +5,15 @@
  * as ftplib raises them. The Python side does the FTP work and prints JSON; the assertions are here.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
+import { run, show } from "../helpers/run-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-
-const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
-
-interface RunResult {
-  /** Exit code; null when the process was killed or could not start. */
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a child process asynchronously (the server shares this event loop), killed after `timeoutMs`. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      { env, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-        resolve({ code, signal: error?.signal ?? null, stdout, stderr });
-      },
-    );
-  });
-}
-
-const show = (r: RunResult) => `exit ${r.code} signal ${r.signal}\nstdout:\n${r.stdout.slice(0, 3000)}\nstderr:\n${r.stderr.slice(-5000)}`;
 
 /**
  * The Python side. `python3 script.py SCENARIO PORT USER PASSWORD JSON-ARGS` runs one scenario and
@@ -281,7 +255,7 @@ describe("python ftplib client", () => {
   checkLeaks();
 
   async function python(scenario: string, args: Json = {}): Promise<Json> {
-    const r = await run("python3", [script, scenario, String(server.port), USER, PASSWORD, JSON.stringify(args)], env);
+    const r = await run("python3", [script, scenario, String(server.port), USER, PASSWORD, JSON.stringify(args)], env, 20_000);
     assert.equal(r.code, 0, show(r));
     return JSON.parse(r.stdout) as Json;
   }
@@ -306,8 +280,8 @@ describe("python ftplib client", () => {
       for (const c of setups) assert.match(c, expectCommand[mode], mode);
       assert.equal(r.stor, `226 Transfer complete (${payload.length} bytes).`, mode);
       assert.match(r.retr as string, /^226 /, mode);
-      assert.equal(sha(readFileSync(join(home, `ftplib-${mode}.bin`))), sha(payload), `${mode}: stored`);
-      assert.equal(r.sha, sha(payload), `${mode}: retrieved`);
+      assert.equal(sha256(readFileSync(join(home, `ftplib-${mode}.bin`))), sha256(payload), `${mode}: stored`);
+      assert.equal(r.sha, sha256(payload), `${mode}: retrieved`);
       assert.equal(r.size, payload.length, `${mode}: SIZE`);
     }
   });
@@ -333,7 +307,7 @@ describe("python ftplib client", () => {
     const mixedText = mixed.toString("latin1");
     const storedMixed = readFileSync(join(home, "mixed-up.txt"));
     assert.equal(storedMixed.length, Buffer.byteLength(mixedText.replace(/\r\n/g, "\n"), "latin1"));
-    assert.equal(sha(storedMixed), sha(Buffer.from(mixedText.replace(/\r\n/g, "\n"), "latin1")));
+    assert.equal(sha256(storedMixed), sha256(Buffer.from(mixedText.replace(/\r\n/g, "\n"), "latin1")));
 
     // retrlines of the LF file yields its lines; the raw wire bytes are CRLF in TYPE A, LF in TYPE I.
     assert.deepEqual(out.retrlines, ["first", "second line", "", "last"]);
@@ -343,7 +317,7 @@ describe("python ftplib client", () => {
     const wireMixed = readFileSync(mixedDownFile);
     const expectedWire = Buffer.from(mixedText.replace(/(?<!\r)\n/g, "\r\n"), "latin1");
     assert.equal(wireMixed.length, expectedWire.length);
-    assert.equal(sha(wireMixed), sha(expectedWire));
+    assert.equal(sha256(wireMixed), sha256(expectedWire));
   });
 
   test("mlsd facts, nlst, size and MDTM/MFMT report what is on disk", async () => {
@@ -404,11 +378,11 @@ describe("python ftplib client", () => {
       const out = await python("resume", { payload: payloadFile, offset, pasv });
 
       assert.equal(out.retr_rest_len, payload.length - offset);
-      assert.equal(out.retr_rest_sha, sha(payload.subarray(offset)));
+      assert.equal(out.retr_rest_sha, sha256(payload.subarray(offset)));
       assert.equal(out.stor_rest, `226 Transfer complete (${payload.length - offset} bytes).`);
       const stored = readFileSync(join(home, "prefix.bin"));
       assert.equal(stored.length, payload.length);
-      assert.equal(sha(stored), sha(payload));
+      assert.equal(sha256(stored), sha256(payload));
       // STOR 10 bytes, REST 4 + STOR "XY", then a plain STOR: REST did not leak into the third transfer.
       assert.equal(readFileSync(join(home, "once.bin"), "utf8"), "fresh");
       assert.match(out.appe_rest as string, /^226 /);

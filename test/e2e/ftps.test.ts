@@ -12,58 +12,22 @@
  * by Python's ftplib instead.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { createHash, randomBytes, X509Certificate } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect, TLSSocket, type ConnectionOptions } from "node:tls";
 import { Client } from "basic-ftp";
 import { generate } from "selfsigned";
+import { downloadToBuffer } from "../helpers/basic-ftp.js";
+import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
-import { RawClient, type FtpReply } from "../helpers/raw-client.js";
+import { connectData, expectCode, handshake, RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
+import { childEnv, curlCommands, curlReplies, lftpCommands, run, show } from "../helpers/run-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-interface RunResult {
-  /** Exit code; null when the process was killed or could not start. */
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a child process asynchronously (the server shares this event loop), killed after `timeoutMs`. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      { env, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 32 * 1024 * 1024, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-        resolve({ code, signal: error?.signal ?? null, stdout, stderr });
-      },
-    );
-  });
-}
-
-const show = (r: RunResult) => `exit ${r.code} signal ${r.signal}\nstdout:\n${r.stdout.slice(0, 3000)}\nstderr:\n${r.stderr.slice(-5000)}`;
-
-/** An environment for child processes: private HOME, no proxies, UTF-8. */
-function childEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, LC_ALL: "C.UTF-8", LANG: "C.UTF-8" };
-  for (const key of Object.keys(env)) if (/_proxy$/i.test(key) || key.startsWith("XDG_") || key === "LFTP_HOME") delete env[key];
-  return env;
-}
-
-function expectCode(reply: FtpReply, code: number, what: string): void {
-  assert.equal(reply.code, code, `${what}: expected ${code}, got ${reply.code} ${reply.lines.join(" / ")}`);
-}
+import { sleep } from "../helpers/wait.js";
 
 // -------------------------------------------------------------------------------------------------
 // A minimal FTPS control client in Node (the server's own TLS stack is not used on this side)
@@ -71,139 +35,44 @@ function expectCode(reply: FtpReply, code: number, what: string): void {
 
 const TLS_CLIENT: ConnectionOptions = { rejectUnauthorized: false };
 
-/** Resolves once `secure` has completed its handshake; rejects (and destroys it) on error or after 5 s. */
-function handshake(secure: TLSSocket): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      secure.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), 5000);
-    secure.once("error", fail);
-    secure.once("secureConnect", () => {
-      clearTimeout(timer);
-      secure.off("error", fail);
-      resolve(secure);
-    });
-  });
-}
-
-function tcp(port: number, localAddress?: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ port, host: "127.0.0.1", localAddress });
-    socket.once("connect", () => {
-      socket.off("error", reject);
-      resolve(socket);
-    });
-    socket.once("error", reject);
-  });
-}
-
-/** An FTP control connection over TLS: replies in order, and the latest session ticket to resume on data connections. */
-class TlsControl {
-  private buffer = "";
-  private readonly replies: FtpReply[] = [];
-  private waiter: ((r: FtpReply) => void) | null = null;
-  private readonly gone: Promise<void>;
-  /** The most recent TLS session (TLS 1.3 ticket) the server issued on this connection. */
-  ticket: Buffer | null = null;
-
-  constructor(
-    readonly socket: TLSSocket,
-    /** The TCP socket under an AUTH TLS upgrade, if any. */
-    private readonly raw: Socket | null = null,
-  ) {
-    socket.setEncoding("utf8");
-    socket.on("data", (text: string) => this.onData(text));
-    socket.on("session", (session: Buffer) => (this.ticket = session));
-    socket.on("error", () => {});
-    this.gone = new Promise((resolve) => socket.once("close", () => resolve()));
-  }
-
+/** An FTP control connection over TLS (RawClient after AUTH TLS, or implicit), with the PROT P data-connection steps. */
+class TlsControl extends RawClient {
   /** Explicit FTPS: plain connect, 220, AUTH TLS, 234, client-side handshake. */
   static async explicit(port: number): Promise<TlsControl> {
-    const plain = await RawClient.connect(port);
-    const auth = await plain.command("AUTH TLS");
+    const control = await TlsControl.plain(port);
+    const auth = await control.command("AUTH TLS");
     if (auth.code !== 234) {
-      await plain.close();
+      await control.close();
       throw new Error(`AUTH TLS: ${auth.code} ${auth.text}`);
     }
-    return new TlsControl(await handshake(tlsConnect({ socket: plain.socket, ...TLS_CLIENT })), plain.socket);
+    await control.startTls(TLS_CLIENT);
+    return control;
+  }
+
+  /** A plain connection past its 220, for a test that sends AUTH TLS itself and then calls startTls(TLS_CLIENT). */
+  static async plain(port: number): Promise<TlsControl> {
+    const control = new TlsControl(await connectData(port));
+    await control.expectGreeting();
+    return control;
   }
 
   /** Implicit FTPS: TLS from the first byte, then the 220. */
   static async implicit(port: number): Promise<TlsControl> {
-    const secure = await handshake(tlsConnect({ host: "127.0.0.1", port, ...TLS_CLIENT }));
-    const control = new TlsControl(secure);
-    const greeting = await control.reply();
-    if (greeting.code !== 220) {
-      await control.close();
-      throw new Error(`greeting ${greeting.code} ${greeting.text}`);
-    }
+    const control = new TlsControl(await handshake(tlsConnect({ host: "127.0.0.1", port, ...TLS_CLIENT })));
+    await control.expectGreeting();
     return control;
   }
 
   get fingerprint(): string {
+    assert.ok(this.socket instanceof TLSSocket, "the control connection is TLS");
     return this.socket.getPeerCertificate().fingerprint256;
   }
 
-  private onData(text: string): void {
-    this.buffer += text;
-    for (;;) {
-      const reply = this.parseOne();
-      if (!reply) break;
-      if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = null;
-        w(reply);
-      } else this.replies.push(reply);
-    }
+  override reply(timeoutMs = 10_000): Promise<FtpReply> {
+    return super.reply(timeoutMs);
   }
 
-  private parseOne(): FtpReply | null {
-    const lines: string[] = [];
-    let offset = 0;
-    for (;;) {
-      const end = this.buffer.indexOf("\r\n", offset);
-      if (end < 0) return null;
-      const line = this.buffer.slice(offset, end);
-      offset = end + 2;
-      lines.push(line);
-      const first = lines[0];
-      if (!/^\d{3}[ -]/.test(first)) throw new Error(`malformed reply line: ${JSON.stringify(first)}`);
-      if (first[3] === " " || (lines.length > 1 && line.startsWith(first.slice(0, 3) + " "))) {
-        this.buffer = this.buffer.slice(offset);
-        return { code: Number(first.slice(0, 3)), lines, text: line.slice(4) };
-      }
-    }
-  }
-
-  reply(timeoutMs = 10_000): Promise<FtpReply> {
-    const queued = this.replies.shift();
-    if (queued) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = null;
-        reject(new Error(`no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiter = (r) => {
-        clearTimeout(timer);
-        resolve(r);
-      };
-    });
-  }
-
-  send(line: string): void {
-    this.socket.write(line + "\r\n");
-  }
-
-  async command(line: string): Promise<FtpReply> {
-    this.send(line);
-    return this.reply();
-  }
-
-  async login(user = USER, password = PASSWORD): Promise<void> {
+  override async login(user = USER, password = PASSWORD): Promise<void> {
     expectCode(await this.command(`USER ${user}`), 331, "USER");
     expectCode(await this.command(`PASS ${password}`), 230, "PASS");
   }
@@ -214,28 +83,25 @@ class TlsControl {
     expectCode(await this.command("PROT P"), 200, "PROT P");
   }
 
-  async epsv(): Promise<number> {
-    const r = await this.command("EPSV");
-    const m = /\(\|\|\|(\d+)\|\)/.exec(r.text);
-    if (r.code !== 229 || !m) throw new Error(`EPSV: ${r.code} ${r.text}`);
-    return Number(m[1]);
-  }
-
   /**
    * Connects to a passive data port and starts TLS there, resuming this control connection's
    * session unless `resume` is false. The handshake completes once the server takes the
    * connection (after the transfer command), so it is not awaited here.
    */
   async dataTls(port: number, resume = true): Promise<TLSSocket> {
-    const socket = await tcp(port);
-    const session = this.ticket ?? this.socket.getSession();
+    const socket = await connectData(port);
+    assert.ok(this.socket instanceof TLSSocket, "the control connection is TLS");
+    const session = this.tlsSession ?? this.socket.getSession();
     assert.ok(!resume || session, "the control connection has a TLS session to resume");
     return tlsConnect({ socket, ...TLS_CLIENT, ...(resume && session ? { session } : {}) });
   }
 
-  /** A passive transfer over PROT P that reads: the bytes, the final reply, whether the session was resumed. */
-  async retrieve(command: string): Promise<{ bytes: Buffer; end: FtpReply; reused: boolean }> {
-    const data = await this.dataTls(await this.epsv());
+  /**
+   * A passive transfer over PROT P that reads (on `port`, by default a new EPSV's): the bytes, the
+   * final reply, whether the session was resumed.
+   */
+  async retrieve(command: string, port?: number): Promise<{ bytes: Buffer; end: FtpReply; reused: boolean }> {
+    const data = await this.dataTls(port ?? (await this.epsv()));
     data.on("error", () => {});
     const secured = whenSecured(data);
     try {
@@ -249,12 +115,15 @@ class TlsControl {
       data.destroy();
     }
   }
+}
 
-  /** Closes both layers without QUIT and waits for the TLS socket to be gone. */
-  async close(): Promise<void> {
-    this.socket.destroy();
-    this.raw?.destroy();
-    await this.gone;
+/** Runs `body` on a new explicit FTPS session (AUTH TLS done, not logged in) and closes it after, whatever happens. */
+async function withExplicit(port: number, body: (control: TlsControl) => Promise<void>): Promise<void> {
+  const control = await TlsControl.explicit(port);
+  try {
+    await body(control);
+  } finally {
+    await control.close();
   }
 }
 
@@ -264,13 +133,6 @@ function whenSecured(socket: TLSSocket): Promise<{ secured: boolean; reused: boo
     socket.once("secureConnect", () => resolve({ secured: true, reused: socket.isSessionReused() }));
     socket.once("close", () => resolve({ secured: false, reused: false }));
   });
-}
-
-/** Reads a (TLS) data socket to its end, bounded by the socket closing. */
-async function readAll(socket: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of socket) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 /** The SHA-256 fingerprint of the certificate a new TLS connection sees, explicit (AUTH TLS) or implicit. */
@@ -423,16 +285,6 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
   // ---------------------------------------------------------------------------------------------
 
   const curl = (...args: string[]) => run("curl", ["-q", "-sS", "-v", "-k", "--noproxy", "*", "--max-time", "20", ...args], env);
-  const sent = (stderr: string) =>
-    stderr
-      .split(/\r?\n/)
-      .filter((l) => l.startsWith("> "))
-      .map((l) => l.slice(2));
-  const received = (stderr: string) =>
-    stderr
-      .split(/\r?\n/)
-      .filter((l) => l.startsWith("< "))
-      .map((l) => l.slice(2));
   const explicitUrl = (path: string) => `ftp://${USER}:${PASSWORD}@127.0.0.1:${server.port}/${path}`;
 
   for (const mode of [
@@ -443,26 +295,26 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       const remote = `curl-${mode.name.slice(0, 4).toLowerCase()}.bin`;
       const up = await curl("--ssl-reqd", ...mode.args, "-T", payloadFile, explicitUrl(remote));
       assert.equal(up.code, 0, show(up));
-      const upCommands = sent(up.stderr);
+      const upCommands = curlCommands(up.stderr);
       assert.match(upCommands[0] ?? "", /^AUTH (TLS|SSL)$/, upCommands.join(" | "));
-      assert.ok(received(up.stderr).some((r) => /^234 /.test(r)), show(up));
+      assert.ok(curlReplies(up.stderr).some((r) => /^234 /.test(r)), show(up));
       assert.ok(upCommands.includes("PBSZ 0") && upCommands.includes("PROT P"), upCommands.join(" | "));
-      assert.ok(received(up.stderr).includes("200 Protection level set to P."), show(up));
+      assert.ok(curlReplies(up.stderr).includes("200 Protection level set to P."), show(up));
       assert.ok(upCommands.some((c) => mode.command.test(c)), upCommands.join(" | "));
       assert.ok(upCommands.includes(`STOR ${remote}`), upCommands.join(" | "));
-      assert.ok(received(up.stderr).includes(`226 Transfer complete (${payload.length} bytes).`), show(up));
-      assert.equal(sha(readFileSync(join(home, remote))), sha(payload));
+      assert.ok(curlReplies(up.stderr).includes(`226 Transfer complete (${payload.length} bytes).`), show(up));
+      assert.equal(sha256(readFileSync(join(home, remote))), sha256(payload));
 
       const target = join(local, `down-${remote}`);
       const down = await curl("--ssl-reqd", ...mode.args, explicitUrl(remote), "-o", target);
       assert.equal(down.code, 0, show(down));
-      const downCommands = sent(down.stderr);
+      const downCommands = curlCommands(down.stderr);
       assert.ok(downCommands.includes("PROT P"), downCommands.join(" | "));
       assert.ok(downCommands.includes(`RETR ${remote}`), downCommands.join(" | "));
-      assert.ok(received(down.stderr).some((r) => r.startsWith("226 ")), show(down));
+      assert.ok(curlReplies(down.stderr).some((r) => r.startsWith("226 ")), show(down));
       const got = readFileSync(target);
       assert.equal(got.length, payload.length);
-      assert.equal(sha(got), sha(payload));
+      assert.equal(sha256(got), sha256(payload));
     });
   }
 
@@ -475,7 +327,7 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
 
     const list = await curl(base);
     assert.equal(list.code, 0, show(list));
-    const commands = sent(list.stderr);
+    const commands = curlCommands(list.stderr);
     assert.ok(!commands.some((c) => c.startsWith("AUTH")), `implicit TLS needs no AUTH: ${commands.join(" | ")}`);
     assert.ok(commands.includes("PROT P"), commands.join(" | "));
     assert.ok(commands.includes("LIST"), commands.join(" | "));
@@ -484,13 +336,13 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     const target = join(local, "implicit-down.bin");
     const down = await curl(`${base}implicit.bin`, "-o", target);
     assert.equal(down.code, 0, show(down));
-    assert.ok(sent(down.stderr).includes("RETR implicit.bin"), show(down));
-    assert.equal(sha(readFileSync(target)), sha(payload));
+    assert.ok(curlCommands(down.stderr).includes("RETR implicit.bin"), show(down));
+    assert.equal(sha256(readFileSync(target)), sha256(payload));
 
     // The implicit port speaks TLS only: a plain FTP client gets no greeting there.
     const plain = await curl("--max-time", "3", `ftp://${USER}:${PASSWORD}@127.0.0.1:${implicitPort}/`);
     assert.notEqual(plain.code, 0, show(plain));
-    assert.ok(!received(plain.stderr).some((r) => r.startsWith("220")), show(plain));
+    assert.ok(!curlReplies(plain.stderr).some((r) => r.startsWith("220")), show(plain));
   });
 
   // ---------------------------------------------------------------------------------------------
@@ -520,10 +372,7 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       ].join("; ");
       const r = await run("lftp", ["-d", "-u", `${USER},${PASSWORD}`, "-p", String(server.port), "-e", script, "127.0.0.1"], env);
       assert.equal(r.code, 0, show(r));
-      const commands = r.stderr
-        .split("\n")
-        .filter((l) => l.startsWith("---> "))
-        .map((l) => l.slice(5).trimEnd());
+      const commands = lftpCommands(r.stderr);
       const authAt = commands.indexOf("AUTH TLS");
       assert.ok(authAt >= 0, commands.join(" | "));
       assert.ok(authAt < commands.findIndex((c) => c.startsWith("USER ")), `AUTH TLS before USER: ${commands.join(" | ")}`);
@@ -533,8 +382,8 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       assert.ok(commands.filter((c) => mode.command.test(c)).length >= 2, commands.join(" | "));
       assert.deepEqual(commands.filter((c) => mode.not.test(c)), []);
       assert.doesNotMatch(r.stderr, /<--- 52[12] /, show(r));
-      assert.equal(sha(readFileSync(join(home, remote))), sha(payload));
-      assert.equal(sha(readFileSync(back)), sha(payload));
+      assert.equal(sha256(readFileSync(join(home, remote))), sha256(payload));
+      assert.equal(sha256(readFileSync(back)), sha256(payload));
     });
   }
 
@@ -555,8 +404,8 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       assert.match(String(out.stor), /^226 /);
       assert.match(String(out.retr), /^226 /);
       assert.deepEqual(out.reused, [true, true], "both data connections resumed the control connection's session");
-      assert.equal(out.sha, sha(payload));
-      assert.equal(sha(readFileSync(join(home, name))), sha(payload));
+      assert.equal(out.sha, sha256(payload));
+      assert.equal(sha256(readFileSync(join(home, name))), sha256(payload));
     });
   }
 
@@ -584,25 +433,13 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     assert.deepEqual(out.stor, { result: "ok" });
     assert.deepEqual(out.retr, { result: "ok" });
     assert.equal(out.received, payload.length);
-    assert.equal(out.sha, sha(payload));
-    assert.equal(sha(readFileSync(join(server.home("noreuse"), "cam-upload.bin"))), sha(payload));
+    assert.equal(out.sha, sha256(payload));
+    assert.equal(sha256(readFileSync(join(server.home("noreuse"), "cam-upload.bin"))), sha256(payload));
   });
 
   // ---------------------------------------------------------------------------------------------
   // basic-ftp
   // ---------------------------------------------------------------------------------------------
-
-  async function collect(client: Client, path: string): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        chunks.push(chunk);
-        done();
-      },
-    });
-    await client.downloadTo(sink, path);
-    return Buffer.concat(chunks);
-  }
 
   for (const secure of [true, "implicit"] as const) {
     test(`basic-ftp with secure: ${JSON.stringify(secure)} uploads and downloads with matching sha256`, async () => {
@@ -622,12 +459,12 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
         assert.ok(client.ftp.socket instanceof TLSSocket, "the control connection is TLS");
         const name = `basic-${secure}.bin`;
         await client.uploadFrom(Readable.from([payload]), name);
-        assert.equal(sha(readFileSync(join(home, name))), sha(payload));
-        const back = await collect(client, name);
+        assert.equal(sha256(readFileSync(join(home, name))), sha256(payload));
+        const back = await downloadToBuffer(client, name);
         assert.equal(back.length, payload.length);
-        assert.equal(sha(back), sha(payload));
-        const second = await collect(client, name); // a later data connection resumes too
-        assert.equal(sha(second), sha(payload));
+        assert.equal(sha256(back), sha256(payload));
+        const second = await downloadToBuffer(client, name); // a later data connection resumes too
+        assert.equal(sha256(second), sha256(payload));
         assert.ok(log.some((l) => l.includes("> PROT P")), log.join("\n"));
         if (secure === true) assert.ok(log.some((l) => l.includes("> AUTH TLS")), log.join("\n"));
       } finally {
@@ -641,11 +478,11 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
   // ---------------------------------------------------------------------------------------------
 
   test("bytes pipelined after AUTH TLS are discarded: USER sent in the same write is never executed", async () => {
-    const plain = await RawClient.connect(server.port);
-    plain.socket.write(`AUTH TLS\r\nUSER ${USER}\r\n`);
-    expectCode(await plain.reply(), 234, "AUTH TLS");
-    const control = new TlsControl(await handshake(tlsConnect({ socket: plain.socket, ...TLS_CLIENT })), plain.socket);
+    const control = await TlsControl.plain(server.port);
     try {
+      control.socket.write(`AUTH TLS\r\nUSER ${USER}\r\n`);
+      expectCode(await control.reply(), 234, "AUTH TLS");
+      await control.startTls(TLS_CLIENT);
       // Had USER been executed, PASS would log in (230); it is 503 "Login with USER first".
       expectCode(await control.command(`PASS ${PASSWORD}`), 503, "PASS after the injected USER");
       expectCode(await control.command("PWD"), 530, "PWD while not logged in");
@@ -658,11 +495,11 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
 
   test("a whole injected login (AUTH TLS, USER, PASS, DELE in one write) leaves the session logged out and the file intact", async () => {
     writeFileSync(join(home, "keep-me.txt"), "still here");
-    const plain = await RawClient.connect(server.port);
-    plain.socket.write(`AUTH TLS\r\nUSER ${USER}\r\nPASS ${PASSWORD}\r\nDELE keep-me.txt\r\n`);
-    expectCode(await plain.reply(), 234, "AUTH TLS");
-    const control = new TlsControl(await handshake(tlsConnect({ socket: plain.socket, ...TLS_CLIENT })), plain.socket);
+    const control = await TlsControl.plain(server.port);
     try {
+      control.socket.write(`AUTH TLS\r\nUSER ${USER}\r\nPASS ${PASSWORD}\r\nDELE keep-me.txt\r\n`);
+      expectCode(await control.reply(), 234, "AUTH TLS");
+      await control.startTls(TLS_CLIENT);
       expectCode(await control.command("PWD"), 530, "PWD: the injected login did not happen");
       expectCode(await control.command("NOOP"), 200, "NOOP");
       assert.equal(readFileSync(join(home, "keep-me.txt"), "utf8"), "still here");
@@ -689,8 +526,7 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       await plain.close();
     }
 
-    const control = await TlsControl.explicit(server.port);
-    try {
+    await withExplicit(server.port, async (control) => {
       expectCode(await control.command("AUTH TLS"), 503, "AUTH TLS twice");
       expectCode(await control.command("PROT P"), 503, "PROT before PBSZ");
       expectCode(await control.command("PBSZ 0"), 200, "PBSZ 0");
@@ -706,26 +542,21 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       expectCode(got.end, 226, "RETR");
       assert.equal(got.bytes.toString(), "protected");
       assert.equal(got.reused, true);
-    } finally {
-      await control.close();
-    }
+    });
   });
 
   test("PROT C after PROT P sends the data in clear again (optional policy)", async () => {
     writeFileSync(join(home, "clear.txt"), "in clear");
-    const control = await TlsControl.explicit(server.port);
-    try {
+    await withExplicit(server.port, async (control) => {
       await control.login();
       await control.protect();
       expectCode(await control.command("PROT C"), 200, "PROT C");
-      const data = await tcp(await control.epsv());
+      const data = await connectData(await control.epsv());
       expectCode(await control.command("RETR clear.txt"), 150, "RETR");
       const bytes = await readAll(data);
       expectCode(await control.reply(), 226, "RETR done");
       assert.equal(bytes.toString(), "in clear");
-    } finally {
-      await control.close();
-    }
+    });
   });
 
   // ---------------------------------------------------------------------------------------------
@@ -734,8 +565,7 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
 
   test("a TLS connection from 127.0.0.2 to 127.0.0.1's pending PROT P port is cut at TCP level; the rightful client still gets its file", async () => {
     writeFileSync(join(home, "secret.bin"), payload);
-    const control = await TlsControl.explicit(server.port);
-    try {
+    await withExplicit(server.port, async (control) => {
       await control.login();
       expectCode(await control.command("TYPE I"), 200, "TYPE I");
       await control.protect();
@@ -769,27 +599,17 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       assert.equal(server.node.portPool.stats().strangersRefused, before + 1, "refused by its address");
       assert.equal(server.node.portPool.stats().pendingReservations, 1, "the reservation is still pending for the rightful client");
 
-      const data = await control.dataTls(port);
-      data.on("error", () => {});
-      const secured = whenSecured(data);
-      try {
-        expectCode(await control.command("RETR secret.bin"), 150, "RETR");
-        const bytes = await readAll(data);
-        expectCode(await control.reply(), 226, "RETR done");
-        assert.deepEqual(await secured, { secured: true, reused: true });
-        assert.equal(sha(bytes), sha(payload));
-      } finally {
-        data.destroy();
-      }
-    } finally {
-      await control.close();
-    }
+      // The rightful client then retrieves on the same port, resuming its session.
+      const got = await control.retrieve("RETR secret.bin", port);
+      expectCode(got.end, 226, "RETR done");
+      assert.equal(got.reused, true);
+      assert.equal(sha256(got.bytes), sha256(payload));
+    });
   });
 
   test("a PROT P data connection from the right address that does not resume the session gets 522 and no data", async () => {
     writeFileSync(join(home, "secret2.txt"), "not for a fresh session");
-    const control = await TlsControl.explicit(server.port);
-    try {
+    await withExplicit(server.port, async (control) => {
       await control.login();
       await control.protect();
       const data = await control.dataTls(await control.epsv(), false);
@@ -814,9 +634,7 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       } finally {
         data.destroy();
       }
-    } finally {
-      await control.close();
-    }
+    });
   });
 });
 
@@ -854,8 +672,8 @@ describe("FTPS: node with tls.requireSessionReuse false", () => {
     assert.deepEqual(out.reused, [false, false]);
     assert.deepEqual(out.stor, { result: "ok" });
     assert.deepEqual(out.retr, { result: "ok" });
-    assert.equal(out.sha, sha(payload));
-    assert.equal(sha(readFileSync(join(server.home(USER), "stock-up.bin"))), sha(payload));
+    assert.equal(out.sha, sha256(payload));
+    assert.equal(sha256(readFileSync(join(server.home(USER), "stock-up.bin"))), sha256(payload));
   });
 
   test("an account with tlsSessionReuse: true still requires resumption there (522)", async () => {
@@ -889,13 +707,10 @@ describe("FTPS policy: control (TLS required to log in)", () => {
     } finally {
       await plain.close();
     }
-    const control = await TlsControl.explicit(server.port);
-    try {
+    await withExplicit(server.port, async (control) => {
       await control.login();
       expectCode(await control.command("PWD"), 257, "PWD over TLS");
-    } finally {
-      await control.close();
-    }
+    });
     const implicit = await TlsControl.implicit(server.node.implicitPort);
     try {
       await implicit.login();
@@ -932,8 +747,7 @@ describe("FTPS policy: data (TLS required for control and data)", () => {
   checkLeaks();
 
   test("LIST with PROT C is 521, PROT C after login is 534, with PROT P LIST works", async () => {
-    const control = await TlsControl.explicit(server.port);
-    try {
+    await withExplicit(server.port, async (control) => {
       expectCode(await control.command("PBSZ 0"), 200, "PBSZ 0");
       // Before login the account (and so its policy) is unknown: PROT C is accepted...
       expectCode(await control.command("PROT C"), 200, "PROT C before login");
@@ -949,21 +763,16 @@ describe("FTPS policy: data (TLS required for control and data)", () => {
       expectCode(list.end, 226, "LIST over PROT P");
       assert.equal(list.reused, true);
       assert.match(list.bytes.toString(), / listed\.txt\r\n$/);
-    } finally {
-      await control.close();
-    }
+    });
   });
 
   test("LIST before any PROT is 521", async () => {
-    const control = await TlsControl.explicit(server.port);
-    try {
+    await withExplicit(server.port, async (control) => {
       await control.login();
       await control.epsv();
       expectCode(await control.command("LIST"), 521, "LIST before PROT");
       expectCode(await control.command("NOOP"), 200, "NOOP");
-    } finally {
-      await control.close();
-    }
+    });
   });
 });
 
@@ -994,15 +803,46 @@ describe("FTPS certificate reload", () => {
     writeFileSync(join(dir, "key.pem"), pems.key, { mode: 0o600 });
   }
 
-  /** A logged-in explicit session with PROT P whose LIST works, for checking it survives reloads. */
-  async function protectedSession(server: TestServer): Promise<TlsControl> {
-    const control = await TlsControl.explicit(server.port);
-    await control.login();
-    await control.protect();
-    const list = await control.retrieve("LIST");
-    expectCode(list.end, 226, "LIST before the reload");
-    assert.equal(list.reused, true);
-    return control;
+  /**
+   * The certificate a new explicit connection is presented, polled every 100 ms until it is
+   * `expected`: a bounded wait for the watcher (it debounces bursts), at most ~3 s.
+   */
+  async function watchedFingerprint(server: TestServer, expected: string): Promise<string> {
+    let seen = "";
+    for (let i = 0; i < 30 && seen !== expected; i++) {
+      await sleep(100);
+      seen = await presentedFingerprint(server, "explicit");
+    }
+    return seen;
+  }
+
+  /**
+   * Starts a node with the certificate `tls` (whose fingerprint is `first`), checks that a new
+   * connection is presented it, and runs `body` with a session open on it to check that it
+   * survives reloads: logged in, PROT P, its LIST working (marker.txt gives listings a line).
+   * Closes the session and the node after, whatever happens.
+   */
+  async function withSessionOnNode(
+    tls: { cert: string; key: string },
+    first: string,
+    body: (server: TestServer, control: TlsControl) => Promise<void>,
+  ): Promise<void> {
+    const server = await startServer({ tls });
+    let control: TlsControl | null = null;
+    try {
+      writeFileSync(join(server.home(USER), "marker.txt"), "m");
+      assert.equal(await presentedFingerprint(server, "explicit"), first);
+      control = await TlsControl.explicit(server.port);
+      await control.login();
+      await control.protect();
+      const list = await control.retrieve("LIST");
+      expectCode(list.end, 226, "LIST before the reload");
+      assert.equal(list.reused, true);
+      await body(server, control);
+    } finally {
+      await control?.close();
+      await server.close();
+    }
   }
 
   async function stillWorks(control: TlsControl, fingerprint: string): Promise<void> {
@@ -1031,12 +871,7 @@ describe("FTPS certificate reload", () => {
       renameSync(join(dir, "live.next"), join(dir, "live"));
     };
 
-    const server = await startServer({ tls: { cert: join(dir, "live", "cert.pem"), key: join(dir, "live", "key.pem") } });
-    let control: TlsControl | null = null;
-    try {
-      writeFileSync(join(server.home(USER), "marker.txt"), "m");
-      assert.equal(await presentedFingerprint(server, "explicit"), one.fingerprint);
-      control = await protectedSession(server);
+    await withSessionOnNode({ cert: join(dir, "live", "cert.pem"), key: join(dir, "live", "key.pem") }, one.fingerprint, async (server, control) => {
       assert.equal(control.fingerprint, one.fingerprint);
 
       swapTo("v2");
@@ -1051,10 +886,7 @@ describe("FTPS certificate reload", () => {
       await server.node.reload();
       assert.equal(await presentedFingerprint(server, "explicit"), two.fingerprint, "a mismatched key does not replace the certificate");
       await stillWorks(control, one.fingerprint);
-    } finally {
-      await control?.close();
-      await server.close();
-    }
+    });
   });
 
   test("the watcher reloads when the certificate files are replaced; the open session keeps working", async () => {
@@ -1062,32 +894,17 @@ describe("FTPS certificate reload", () => {
     const [one, two] = await Promise.all([makeCert("edgeftp-watch-one"), makeCert("edgeftp-watch-two")]);
     assert.notEqual(one.fingerprint, two.fingerprint);
     writeCert(dir, one);
-    const server = await startServer({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
-    let control: TlsControl | null = null;
-    try {
-      writeFileSync(join(server.home(USER), "marker.txt"), "m");
-      assert.equal(await presentedFingerprint(server, "explicit"), one.fingerprint);
-      control = await protectedSession(server);
-
+    await withSessionOnNode({ cert: join(dir, "cert.pem"), key: join(dir, "key.pem") }, one.fingerprint, async (server, control) => {
       // Replace both files atomically (write aside, rename over), as certificate renewals do.
       writeFileSync(join(dir, "key.pem.new"), two.key, { mode: 0o600 });
       writeFileSync(join(dir, "cert.pem.new"), two.cert);
       renameSync(join(dir, "key.pem.new"), join(dir, "key.pem"));
       renameSync(join(dir, "cert.pem.new"), join(dir, "cert.pem"));
 
-      // Bounded wait for the watcher (it debounces bursts): at most ~3 s.
-      let seen = one.fingerprint;
-      for (let i = 0; i < 30 && seen !== two.fingerprint; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        seen = await presentedFingerprint(server, "explicit");
-      }
-      assert.equal(seen, two.fingerprint, "a new connection sees the replaced certificate without SIGHUP");
+      assert.equal(await watchedFingerprint(server, two.fingerprint), two.fingerprint, "a new connection sees the replaced certificate without SIGHUP");
       assert.equal(await presentedFingerprint(server, "implicit"), two.fingerprint);
       await stillWorks(control, one.fingerprint);
-    } finally {
-      await control?.close();
-      await server.close();
-    }
+    });
   });
 
   test("the watcher follows a secret mount's ..data symlink swap (Kubernetes-style layout)", async () => {
@@ -1104,12 +921,7 @@ describe("FTPS certificate reload", () => {
       assert.equal(await presentedFingerprint(server, "explicit"), one.fingerprint);
       symlinkSync("..v2", join(dir, "..data_tmp"));
       renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
-      let seen = one.fingerprint;
-      for (let i = 0; i < 30 && seen !== two.fingerprint; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        seen = await presentedFingerprint(server, "explicit");
-      }
-      assert.equal(seen, two.fingerprint, "the swapped certificate is served without SIGHUP");
+      assert.equal(await watchedFingerprint(server, two.fingerprint), two.fingerprint, "the swapped certificate is served without SIGHUP");
     } finally {
       await server.close();
     }

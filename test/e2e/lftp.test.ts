@@ -4,48 +4,15 @@
  * names) and `mirror` back, and the file-management commands (mkdir -p, mv, rm -r, cls, ls).
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
+import { childEnv, lftpCommands, run, show } from "../helpers/run-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-interface RunResult {
-  /** Exit code; null when the process was killed or could not start. */
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a child process asynchronously (the server shares this event loop), killed after `timeoutMs`. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 25_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      { env, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 32 * 1024 * 1024, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-        resolve({ code, signal: error?.signal ?? null, stdout, stderr });
-      },
-    );
-  });
-}
-
-const show = (r: RunResult) => `exit ${r.code} signal ${r.signal}\nstdout:\n${r.stdout.slice(0, 3000)}\nstderr:\n${r.stderr.slice(-5000)}`;
-
-/** The FTP commands lftp sent, from its -d output (`---> VERB arg`). */
-const sentCommands = (stderr: string) =>
-  stderr
-    .split("\n")
-    .filter((l) => l.startsWith("---> "))
-    .map((l) => l.slice(5).trimEnd());
 
 /** An lftp command argument in double quotes (our temp paths hold no quotes or backslashes). */
 const q = (s: string) => {
@@ -64,7 +31,7 @@ function snapshotTree(root: string): Map<string, string> {
         out.set(path, "dir");
         walk(path, depth + 1);
       } else if (entry.isFile()) {
-        out.set(path, sha(readFileSync(join(root, path))));
+        out.set(path, sha256(readFileSync(join(root, path))));
       } else {
         out.set(path, "other");
       }
@@ -120,8 +87,7 @@ describe("lftp client", () => {
     local = mkdtempSync(join(tmpdir(), "edgeftp-lftp-"));
     mkdirSync(join(local, "lftp-home"));
     // A private HOME keeps lftp's rc, bookmarks and history out of the test; UTF-8 so names are not recoded.
-    env = { ...process.env, HOME: join(local, "lftp-home"), LC_ALL: "C.UTF-8", LANG: "C.UTF-8" };
-    for (const key of Object.keys(env)) if (/_proxy$/i.test(key) || key.startsWith("XDG_") || key === "LFTP_HOME") delete env[key];
+    env = childEnv(join(local, "lftp-home"));
   });
   after(async () => {
     await server.close();
@@ -142,7 +108,7 @@ describe("lftp client", () => {
       ...commands,
       "quit",
     ].join("; ");
-    return run("lftp", ["-d", "-u", `${USER},${PASSWORD}`, "-p", String(server.port), "-e", script, "127.0.0.1"], env);
+    return run("lftp", ["-d", "-u", `${USER},${PASSWORD}`, "-p", String(server.port), "-e", script, "127.0.0.1"], env, 25_000);
   };
 
   const modes: Array<{ name: string; settings: string[]; command: RegExp; not: RegExp }> = [
@@ -159,13 +125,13 @@ describe("lftp client", () => {
       writeFileSync(src, data);
       const r = await lftp([`put ${q(src)} -o ${q(`transfer-${i}.bin`)}`, `get ${q(`transfer-${i}.bin`)} -o ${q(back)}`], mode.settings);
       assert.equal(r.code, 0, show(r));
-      const commands = sentCommands(r.stderr);
+      const commands = lftpCommands(r.stderr);
       assert.ok(commands.includes(`STOR transfer-${i}.bin`), commands.join(" | "));
       assert.ok(commands.includes(`RETR transfer-${i}.bin`), commands.join(" | "));
       assert.ok(commands.filter((c) => mode.command.test(c)).length >= 2, commands.join(" | "));
       assert.deepEqual(commands.filter((c) => mode.not.test(c)), []);
-      assert.equal(sha(readFileSync(join(home, `transfer-${i}.bin`))), sha(data));
-      assert.equal(sha(readFileSync(back)), sha(data));
+      assert.equal(sha256(readFileSync(join(home, `transfer-${i}.bin`))), sha256(data));
+      assert.equal(sha256(readFileSync(back)), sha256(data));
     });
   }
 
@@ -179,16 +145,16 @@ describe("lftp client", () => {
     writeFileSync(part, data.subarray(0, 654_321));
     const r = await lftp([`put -c ${q(src)} -o resume-up.bin`, `get -c resume-down.bin -o ${q(part)}`]);
     assert.equal(r.code, 0, show(r));
-    const commands = sentCommands(r.stderr);
+    const commands = lftpCommands(r.stderr);
     const at = (c: string) => commands.indexOf(c);
     assert.ok(at("REST 123456") >= 0 && at("STOR resume-up.bin") === at("REST 123456") + 1, commands.join(" | "));
     assert.ok(at("REST 654321") >= 0 && at("RETR resume-down.bin") === at("REST 654321") + 1, commands.join(" | "));
     const stored = readFileSync(join(home, "resume-up.bin"));
     assert.equal(stored.length, data.length);
-    assert.equal(sha(stored), sha(data));
+    assert.equal(sha256(stored), sha256(data));
     const got = readFileSync(part);
     assert.equal(got.length, data.length);
-    assert.equal(sha(got), sha(data));
+    assert.equal(sha256(got), sha256(data));
   });
 
   test("mirror -R uploads a 200-file tree and mirror brings it back byte-identical", async () => {
@@ -209,7 +175,7 @@ describe("lftp client", () => {
     assert.deepEqual(sorted(snapshotTree(downloaded)), sorted(expected));
 
     // The server kept the times lftp set with MFMT, and reported them back in MLSD (lftp applied them locally).
-    const commands = sentCommands(up.stderr);
+    const commands = lftpCommands(up.stderr);
     assert.ok(commands.some((c) => c.startsWith("MFMT 20210304050607 ")), "lftp did not send MFMT");
     for (const rel of ["café ü.txt", "alpha/beta/café ü 10.txt", "alpha/beta/empty-2", "dir with spaces/ñandú/日本語 ファイル-13.dat"]) {
       assert.ok(expected.has(rel), rel);
@@ -238,7 +204,7 @@ describe("lftp client", () => {
       "echo ==end==",
     ]);
     assert.equal(r.code, 0, show(r));
-    const commands = sentCommands(r.stderr);
+    const commands = lftpCommands(r.stderr);
     for (const dir of ["ops", "ops/a", "ops/a/b", "ops/a/b/c"]) assert.ok(commands.includes(`MKD ${dir}`), commands.join(" | "));
     assert.ok(commands.includes("RNFR ops/a/b/c/note.txt"), commands.join(" | "));
     assert.ok(commands.includes("RNTO ops/a/renamed note.txt"), commands.join(" | "));
@@ -254,7 +220,7 @@ describe("lftp client", () => {
 
     const rm = await lftp(["rm -r ops", "echo ==after==", "cls -1"]);
     assert.equal(rm.code, 0, show(rm));
-    const rmCommands = sentCommands(rm.stderr);
+    const rmCommands = lftpCommands(rm.stderr);
     assert.ok(rmCommands.some((c) => /^DELE .*renamed note\.txt$/.test(c)), rmCommands.join(" | "));
     assert.ok(rmCommands.some((c) => /^RMD /.test(c)), rmCommands.join(" | "));
     assert.equal(existsSync(join(home, "ops")), false);
@@ -267,6 +233,7 @@ describe("lftp client", () => {
       "lftp",
       ["-d", "-u", `${USER},wrong`, "-p", String(server.port), "-e", "set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 5; set cmd:fail-exit yes; cls -1; quit", "127.0.0.1"],
       env,
+      25_000,
     );
     assert.notEqual(r.code, 0, show(r));
     assert.equal(r.signal, null, show(r));

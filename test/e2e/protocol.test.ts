@@ -8,48 +8,18 @@ import { existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileS
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { checkLeaks } from "../helpers/leaks.js";
-import { connectData, RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
+import { connectData, drainToClose, expectCode, RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
+import { TestConnections } from "../helpers/test-connections.js";
+import { within } from "../helpers/wait.js";
 
 const RO = { name: "ro", password: "x", permissions: ["list", "read"] as ("list" | "read")[] };
-
-/** Rejects after `ms` unless `p` settles first; the timer never outlives the call. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves once `socket` is closed, with what it received (errors count as a close). */
-function drainToClose(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  return new Promise((resolve) => {
-    if (socket.destroyed) return resolve(Buffer.alloc(0));
-    socket.on("data", (c: Buffer) => chunks.push(c));
-    socket.on("error", () => {});
-    socket.once("close", () => resolve(Buffer.concat(chunks)));
-    socket.resume();
-  });
-}
-
-function expectCode(r: FtpReply, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: got ${r.code} ${r.lines.join(" | ")}`);
-}
 
 describe("FTP protocol (raw client)", () => {
   let server: TestServer;
   let home = "";
   let roHome = "";
-  const clients: RawClient[] = [];
-  const sockets: Socket[] = [];
+  const connections = new TestConnections();
   const listeners: Server[] = [];
 
   before(async () => {
@@ -65,12 +35,10 @@ describe("FTP protocol (raw client)", () => {
   checkLeaks();
 
   async function cleanup(): Promise<void> {
-    for (const s of sockets.splice(0)) s.destroy();
+    // The server's side of each session closes right after ours. Listeners last: a listener's
+    // close waits for the connections it accepted, which closeAll destroys.
+    await connections.closeAll(server);
     for (const l of listeners.splice(0)) await new Promise((r) => l.close(r));
-    for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-    // The server's side of each session closes right after ours.
-    const deadline = Date.now() + 3000;
-    while (server.node.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   }
   /** Runs a test body and always closes what it opened, before the leak check looks. */
   async function clean(body: () => Promise<void>): Promise<void> {
@@ -80,16 +48,8 @@ describe("FTP protocol (raw client)", () => {
       await cleanup();
     }
   }
-  function track<T extends Socket>(s: T): T {
-    s.on("error", () => {});
-    sockets.push(s);
-    return s;
-  }
-  async function open(localAddress?: string): Promise<RawClient> {
-    const c = await RawClient.connect(server.port, localAddress ? { localAddress } : {});
-    clients.push(c);
-    return c;
-  }
+  const track = <T extends Socket>(s: T): T => connections.track(s);
+  const open = (localAddress?: string): Promise<RawClient> => connections.open(server.port, localAddress);
   async function loggedIn(user = USER, password = PASSWORD): Promise<RawClient> {
     const c = await open();
     await c.login(user, password);

@@ -4,18 +4,17 @@
  * account and releasing everything on ABOR are checked on shorter transfers.
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test, type TestContext } from "node:test";
+import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 /** Within `tolerance` (a fraction) of `expected` seconds; the measure is reported as a diagnostic. */
 function assertNear(seconds: number, expected: number, tolerance: number, what: string, t?: TestContext): void {

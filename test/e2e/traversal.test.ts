@@ -10,8 +10,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync
 import type { Socket } from "node:net";
 import { join, relative, sep } from "node:path";
 import { checkLeaks } from "../helpers/leaks.js";
-import { RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
+import { expectCode, RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
+import { TestConnections } from "../helpers/test-connections.js";
 
 const SECRET = "outside secret: must never be served";
 const SIBLING_SECRET = "sibling home secret";
@@ -56,10 +57,6 @@ const DIR_SPELLINGS = [
   "../../../../../../../../../../",
 ];
 
-function expectCode(r: FtpReply, code: number, what: string): void {
-  assert.equal(r.code, code, `${what}: got ${r.code} ${r.lines.join(" | ")}`);
-}
-
 function expectRefused(r: FtpReply, what: string): void {
   assert.ok(r.code === 550 || r.code === 553, `${what}: expected 550/553, got ${r.code} ${r.lines.join(" | ")}`);
 }
@@ -82,8 +79,7 @@ describe("path traversal", () => {
   let sibling = "";
   /** What must exist outside the home, exactly, for the whole run. */
   let outsideSnapshot: string[] = [];
-  const clients: RawClient[] = [];
-  const sockets: Socket[] = [];
+  const connections = new TestConnections();
 
   before(async () => {
     server = await startServer();
@@ -128,12 +124,6 @@ describe("path traversal", () => {
   });
   checkLeaks();
 
-  async function cleanup(): Promise<void> {
-    for (const s of sockets.splice(0)) s.destroy();
-    for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-    const deadline = Date.now() + 3000;
-    while (server.node.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  }
   /** Runs a test body, checks nothing changed outside the home, and closes what it opened. */
   async function clean(body: () => Promise<void>): Promise<void> {
     try {
@@ -148,17 +138,12 @@ describe("path traversal", () => {
       assert.equal(statSync(join(outside, "secret.txt")).mode & 0o777, 0o644);
       assert.equal(statSync(join(outside, "secret.txt")).mtime.getTime(), Date.UTC(2001, 0, 1));
     } finally {
-      await cleanup();
+      await connections.closeAll(server);
     }
   }
-  function track(s: Socket): Socket {
-    s.on("error", () => {});
-    sockets.push(s);
-    return s;
-  }
+  const track = (s: Socket): Socket => connections.track(s);
   async function loggedIn(): Promise<RawClient> {
-    const c = await RawClient.connect(server.port);
-    clients.push(c);
+    const c = await connections.open(server.port);
     await c.login(USER, PASSWORD);
     expectCode(await c.command("TYPE I"), 200, "TYPE I");
     return c;
