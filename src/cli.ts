@@ -7,6 +7,7 @@
  * key (derived from the schema by `config/load.ts`). Expected failures end as one line on stderr,
  * `edgeftp: <reason>`, and exit status 1.
  */
+import "./node/threadpool.js"; // first: sizes libuv's thread pool before anything uses it
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";

@@ -122,13 +122,14 @@ export class PassiveReservation {
   }
 
   /** Gives the port back. Idempotent; a connection already handed over is not touched. */
-  release(reason = new Error("reservation released")): void {
+  release(reason?: Error): void {
     if (this.settled) return;
     this.settled = true;
     this.listener.remove(this);
     this.socket?.destroy();
     this.socket = null;
-    this.waiter?.reject(reason);
+    // The error (and its stack) only when someone waits: most releases are a session's next PASV.
+    this.waiter?.reject(reason ?? new Error("reservation released"));
     this.waiter = null;
   }
 }

@@ -85,6 +85,15 @@ function temporaryName(name: string): string {
   return head + kept;
 }
 
+/**
+ * The read buffer for a file of `remaining` bytes: no larger than the file (a 4 KiB file must not
+ * cost a 256 KiB allocation), and large for large files (fewer reads and socket writes per byte).
+ */
+function readChunkSize(remaining: number): number {
+  if (remaining >= 16 * STREAM_CHUNK_SIZE) return 4 * STREAM_CHUNK_SIZE;
+  return Math.max(16 * 1024, Math.min(remaining, STREAM_CHUNK_SIZE));
+}
+
 /** fsync of a directory, so a rename in it survives a power loss. Best effort: not every file system allows it. */
 async function syncDirectory(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
@@ -286,8 +295,9 @@ export class LocalStorage implements Storage {
     });
     try {
       // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
-      if ((await handle.stat()).isDirectory()) throw refuse("is-dir", vpath);
-      return handle.createReadStream({ start: offset, highWaterMark: STREAM_CHUNK_SIZE });
+      const info = await handle.stat();
+      if (info.isDirectory()) throw refuse("is-dir", vpath);
+      return handle.createReadStream({ start: offset, highWaterMark: readChunkSize(info.size - offset) });
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw toStorageError(err, vpath);

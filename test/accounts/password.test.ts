@@ -24,3 +24,19 @@ test("DUMMY_HASH has the parameters of a fresh hash, so verifying against it cos
 test("verifyPassword rejects a malformed stored hash rather than reporting a mismatch", async () => {
   await assert.rejects(verifyPassword("not-a-hash", "pw"));
 });
+
+test("a remembered success never outlives a password change", async () => {
+  const { SqliteAccountStore } = await import("../../src/accounts/sqlite.js");
+  const store = SqliteAccountStore.open(":memory:");
+  try {
+    await store.create({ name: "cam", password: "old" });
+    assert.ok(await store.authenticate("cam", "old"));
+    assert.ok(await store.authenticate("cam", "old"), "remembered");
+    await store.setPassword("cam", "new");
+    assert.equal(await store.authenticate("cam", "old"), null);
+    assert.ok(await store.authenticate("cam", "new"));
+    assert.equal(await store.authenticate("cam", "wrong"), null);
+  } finally {
+    await store.close();
+  }
+});
