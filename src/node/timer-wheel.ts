@@ -2,7 +2,8 @@
  * Coarse shared timers for thousands of long-lived sessions: one interval per node instead of a
  * timer per session, and O(1) rescheduling (every command pushes its session's idle deadline).
  * Deadlines fire within one tick (`resolutionMs`) after they are due; the interval runs only while
- * something is scheduled, so an idle node (or a finished test) holds no timer.
+ * something is scheduled, so an idle node (or a finished test) holds no timer. Entries are small
+ * objects with prototype methods, not closures: an edge holds one per session.
  */
 
 export interface WheelTimer {
@@ -11,13 +12,27 @@ export interface WheelTimer {
   cancel(): void;
 }
 
-interface Entry {
-  tick: number;
-  callback: () => void;
+class WheelEntry implements WheelTimer {
+  /** The tick it is filed under; -1 while not scheduled. */
+  tick = -1;
+
+  constructor(
+    private readonly wheel: TimerWheel,
+    readonly callback: () => void,
+  ) {}
+
+  reschedule(delayMs: number): void {
+    this.wheel.remove(this);
+    this.wheel.add(this, delayMs);
+  }
+
+  cancel(): void {
+    this.wheel.remove(this);
+  }
 }
 
 export class TimerWheel {
-  private readonly buckets = new Map<number, Set<Entry>>();
+  private readonly buckets = new Map<number, Set<WheelEntry>>();
   private size = 0;
   private interval: NodeJS.Timeout | null = null;
   private lastTick: number;
@@ -32,37 +47,30 @@ export class TimerWheel {
 
   /** Calls `callback` once, about `delayMs` from now, unless cancelled or rescheduled. */
   schedule(delayMs: number, callback: () => void): WheelTimer {
-    const entry: Entry = { tick: 0, callback };
-    let active = false;
-    const remove = () => {
-      if (!active) return;
-      active = false;
-      const bucket = this.buckets.get(entry.tick);
-      bucket?.delete(entry);
-      if (bucket?.size === 0) this.buckets.delete(entry.tick);
-      if (--this.size === 0) this.stop();
-    };
-    const add = (ms: number) => {
-      // Round up: a deadline never fires early.
-      entry.tick = Math.max(Math.ceil((Date.now() + ms) / this.resolutionMs), this.lastTick);
-      let bucket = this.buckets.get(entry.tick);
-      if (!bucket) this.buckets.set(entry.tick, (bucket = new Set()));
-      bucket.add(entry);
-      active = true;
-      if (++this.size === 1) this.start();
-    };
-    entry.callback = () => {
-      active = false;
-      callback();
-    };
-    add(delayMs);
-    return {
-      reschedule: (ms) => {
-        remove();
-        add(ms);
-      },
-      cancel: remove,
-    };
+    const entry = new WheelEntry(this, callback);
+    this.add(entry, delayMs);
+    return entry;
+  }
+
+  /** @internal */
+  add(entry: WheelEntry, delayMs: number): void {
+    // Round up: a deadline never fires early; never file behind the tick being processed.
+    entry.tick = Math.max(Math.ceil((Date.now() + delayMs) / this.resolutionMs), this.lastTick);
+    let bucket = this.buckets.get(entry.tick);
+    if (!bucket) this.buckets.set(entry.tick, (bucket = new Set()));
+    bucket.add(entry);
+    if (++this.size === 1) this.start();
+  }
+
+  /** @internal */
+  remove(entry: WheelEntry): void {
+    const tick = entry.tick;
+    if (tick < 0) return;
+    entry.tick = -1;
+    const bucket = this.buckets.get(tick);
+    if (!bucket?.delete(entry)) return;
+    if (bucket.size === 0) this.buckets.delete(tick);
+    if (--this.size === 0) this.stop();
   }
 
   private start(): void {
@@ -83,6 +91,7 @@ export class TimerWheel {
       this.buckets.delete(t);
       for (const entry of bucket) {
         this.size--;
+        entry.tick = -1;
         entry.callback();
       }
     }

@@ -22,6 +22,9 @@ import { RateLimiter } from "./rate-limiter.js";
 import type { Storage } from "../storage/types.js";
 import type { NodeServices } from "../node/services.js";
 
+/** The default MLSx fact selection, shared by every session until one sends OPTS MLST. */
+const ALL_MLSX_FACTS: ReadonlySet<string> = new Set(MLSX_FACTS);
+
 /** Past this many unprocessed lines, stop reading the socket until the queue drains. */
 const MAX_QUEUED_LINES = 64;
 
@@ -56,7 +59,7 @@ export class Session {
   dataChannel: DataChannel | null = null;
   transfer: ActiveTransfer | null = null;
   /** RFC 3659 §7.9: facts the client selected with OPTS MLST. */
-  mlstFacts: ReadonlySet<string> = new Set(MLSX_FACTS);
+  mlstFacts: ReadonlySet<string> = ALL_MLSX_FACTS;
 
   /** Failed PASS attempts on this connection; never reset, so neither a REIN nor a good login buys more guesses. */
   loginFailures = 0;
@@ -272,7 +275,7 @@ export class Session {
     this.restOffset = 0;
     this.renameFrom = null;
     this.epsvAll = false;
-    this.mlstFacts = new Set(MLSX_FACTS);
+    this.mlstFacts = ALL_MLSX_FACTS;
     this.releaseAccountLease();
     this.setDataChannel(null);
     this.pauseTimer(); // a fresh login deadline
