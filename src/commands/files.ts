@@ -4,6 +4,7 @@ import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { entryState, withQuota } from "../session/quota.js";
 import type { Session } from "../session/session.js";
+import type { FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
 
 /** Splits `<first-word> <rest>`; rest keeps its spaces (file names may have them). */
@@ -78,6 +79,13 @@ async function setModifiedTime(session: Session, name: string, when: Date): Prom
   return path;
 }
 
+/** SIZE and MDTM answer for plain files only (RFC 3659 §4.2, §3.1). */
+async function plainFile(session: Session, arg: string): Promise<FileInfo> {
+  const info = await session.fs.stat(session.resolve(arg));
+  if (info.type !== "file") throw fileUnavailable(`${arg}: not a plain file.`);
+  return info;
+}
+
 export const fileCommands: CommandSpec[] = [
   {
     verb: "DELE",
@@ -137,9 +145,7 @@ export const fileCommands: CommandSpec[] = [
     permission: "list",
     feat: "SIZE",
     async handler(session, arg) {
-      const info = await session.fs.stat(session.resolve(arg));
-      if (info.type !== "file") throw fileUnavailable(`${arg}: not a plain file.`);
-      session.reply(Reply.FileStatus, String(info.size));
+      session.reply(Reply.FileStatus, String((await plainFile(session, arg)).size));
     },
   },
   {
@@ -150,9 +156,7 @@ export const fileCommands: CommandSpec[] = [
     permission: "list",
     feat: "MDTM",
     async handler(session, arg) {
-      const info = await session.fs.stat(session.resolve(arg));
-      if (info.type !== "file") throw fileUnavailable(`${arg}: not a plain file.`);
-      session.reply(Reply.FileStatus, formatTimeVal(info.mtime));
+      session.reply(Reply.FileStatus, formatTimeVal((await plainFile(session, arg)).mtime));
     },
   },
   {
