@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { openAccountStore } from "../../src/accounts/open.js";
+import { checkLeaks } from "../helpers/leaks.js";
+
+checkLeaks();
 
 /** The built CLI: this file runs as dist/test/cli/cli.test.js. */
 const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
