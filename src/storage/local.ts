@@ -47,6 +47,12 @@ import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 const LIST_BUFFER_SIZE = 256;
 /** Large chunks keep the per-chunk overhead small on fast data connections. */
 const STREAM_CHUNK_SIZE = 256 * 1024;
+/**
+ * How much an upload may buffer ahead of the disk. Each write goes through the thread pool; a
+ * larger buffer lets one writev carry many of the socket's 64 KiB chunks (measured: 256 KiB gave
+ * ~0.3 GB/s to tmpfs, 1 MiB ~0.7 GB/s). Bounded, so a slow disk costs at most this per upload.
+ */
+const WRITE_BUFFER_SIZE = 1024 * 1024;
 /** The kernel's own limit (Linux MAXSYMLINKS), so our resolution gives up where open() would. */
 const MAX_SYMLINK_HOPS = 40;
 
@@ -349,7 +355,7 @@ export class LocalStorage implements Storage {
     try {
       const sink = handle.createWriteStream({
         start: flags === "r+" ? offset : undefined,
-        highWaterMark: STREAM_CHUNK_SIZE,
+        highWaterMark: WRITE_BUFFER_SIZE,
         // fsync before the stream closes the handle (Node >= 20.10): resolving promises durable data.
         flush: durable,
       });
@@ -408,7 +414,7 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     try {
-      const sink = handle.createWriteStream({ highWaterMark: STREAM_CHUNK_SIZE, flush: durable });
+      const sink = handle.createWriteStream({ highWaterMark: WRITE_BUFFER_SIZE, flush: durable });
       await pipeline(source, sink);
       await handle.close(); // already closed by the stream: waits for it
       await rename(temp, target);
