@@ -1,9 +1,12 @@
 /**
  * A lean FTP client for the benchmark: one control socket with a small reply parser, data sockets
  * that read into one reused buffer (no per-chunk allocation) and write one reused buffer, and
- * every wait bounded by a timeout. Everything is passive mode on loopback.
+ * every wait bounded by a timeout. Passive mode (EPSV/PASV), active mode (PORT: the client
+ * listens on 127.0.0.1 and the server connects back) and explicit FTPS (AUTH TLS, PROT P, the
+ * data connection resuming the control connection's TLS session), all on loopback.
  */
-import { connect, type Socket } from "node:net";
+import { connect, createServer, Socket, type OnReadOpts, type Server } from "node:net";
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
 
 export interface Reply {
   code: number;
@@ -62,16 +65,82 @@ export class FtpControl {
   private closedError: Error | null = null;
   /** Lines of the multi-line reply being received (LIST-less servers send long FEAT/HELP). */
   private multi: string | null = null;
+  private sock: Socket;
+  /** After AUTH TLS: the latest TLS session the server offered (for the data connections to resume). */
+  private tlsSession: Buffer | null = null;
+  private readonly onDataText = (text: string) => this.onData(text);
+  private readonly onError = (err: Error) => this.fail(err);
+  private readonly onClose = () => this.fail(new ClosedError());
 
   private constructor(
-    readonly socket: Socket,
+    socket: Socket,
     readonly timeoutMs: number,
   ) {
+    this.sock = socket;
     socket.setNoDelay(true);
+    this.attach(socket);
+  }
+
+  /** The control socket (a TLSSocket after AUTH TLS). */
+  get socket(): Socket {
+    return this.sock;
+  }
+
+  private attach(socket: Socket): void {
     socket.setEncoding("latin1");
-    socket.on("data", (text: string) => this.onData(text));
-    socket.on("error", (err) => this.fail(err));
-    socket.on("close", () => this.fail(new ClosedError()));
+    socket.on("data", this.onDataText);
+    socket.on("error", this.onError);
+    socket.on("close", this.onClose);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off("data", this.onDataText);
+    socket.off("error", this.onError);
+    socket.off("close", this.onClose);
+  }
+
+  /**
+   * AUTH TLS (RFC 4217): the control connection continues over TLS (certificate not checked: the
+   * servers use a self-signed one on loopback). Keeps the session the server offers, so data
+   * connections can resume it (TLS 1.3 delivers it after the handshake, in the 'session' event).
+   */
+  async upgradeTls(timeoutMs = this.timeoutMs): Promise<void> {
+    await this.expect("AUTH TLS", (c) => c === 234);
+    const raw = this.sock;
+    this.detach(raw);
+    const secure = tlsConnect({ socket: raw, rejectUnauthorized: false });
+    secure.on("session", (session: Buffer) => {
+      this.tlsSession = session;
+    });
+    await within(
+      new Promise<void>((resolve, reject) => {
+        secure.once("secureConnect", () => {
+          secure.off("error", reject);
+          resolve();
+        });
+        secure.once("error", reject);
+      }),
+      timeoutMs,
+      "control TLS handshake",
+    ).catch((err: unknown) => {
+      secure.destroy();
+      if (err instanceof Error) err.message = `AUTH TLS handshake: ${err.message}`;
+      throw err;
+    });
+    this.sock = secure;
+    this.attach(secure);
+  }
+
+  /** The TLS session for a data connection to resume (null before AUTH TLS or if none was offered). */
+  get session(): Buffer | null {
+    return this.tlsSession ?? (this.sock as TLSSocket).getSession?.() ?? null;
+  }
+
+  /** "TLSv1.3 TLS_AES_256_GCM_SHA384" once the control connection is secure, else null. */
+  get tlsDescription(): string | null {
+    const t = this.sock as TLSSocket;
+    if (typeof t.getCipher !== "function") return null;
+    return `${t.getProtocol() ?? "?"} ${t.getCipher()?.standardName ?? t.getCipher()?.name ?? "?"}`;
   }
 
   /** Connects and reads the greeting; throws ClosedError/a reply error if it is not 220. */
@@ -88,7 +157,7 @@ export class FtpControl {
   }
 
   get localAddress(): string {
-    return this.socket.localAddress ?? "127.0.0.1";
+    return this.sock.localAddress ?? "127.0.0.1";
   }
 
   private onData(text: string): void {
@@ -156,7 +225,7 @@ export class FtpControl {
   }
 
   send(line: string): void {
-    if (!this.socket.destroyed) this.socket.write(line + "\r\n");
+    if (!this.sock.destroyed) this.sock.write(line + "\r\n");
   }
 
   async command(line: string, timeoutMs?: number): Promise<Reply> {
@@ -204,8 +273,25 @@ export class FtpControl {
     this.destroy();
   }
 
+  /**
+   * PORT: listens on 127.0.0.1 (a fresh ephemeral port) and names it; the returned listener yields
+   * the server's connection. The listener is closed on failure.
+   */
+  async port(timeoutMs = this.timeoutMs): Promise<ActiveListener> {
+    const listener = await ActiveListener.listen("127.0.0.1", timeoutMs);
+    try {
+      const p = listener.port;
+      const r = await this.command(`PORT 127,0,0,1,${p >> 8},${p & 0xff}`, timeoutMs);
+      if (r.code !== 200) throw new ReplyError("PORT", r);
+      return listener;
+    } catch (err) {
+      listener.close();
+      throw err;
+    }
+  }
+
   destroy(): void {
-    this.socket.destroy();
+    this.sock.destroy();
   }
 }
 
@@ -289,6 +375,83 @@ export class DataConn {
     });
   }
 
+  /**
+   * PROT P: a TLS data connection to `opts.port` resuming `session` (the control connection's).
+   * Resolves once TCP is connected, with `secured` settling when the handshake is done (within
+   * `opts.timeoutMs`): the client sends its ClientHello right away and the transfer command next;
+   * a server that starts TLS after its 150 (edgeftp, vsftpd, Pure-FTPd) finds the hello waiting,
+   * one that wants TLS before answering (ftp-srv) gets it. Decrypted bytes are read into the shared
+   * static buffer (`onread`, which tls.connect supports when it makes the TCP connection itself):
+   * per chunk the client only counts, as for plain transfers, so the client's per-byte cost is the
+   * decryption.
+   */
+  static openTls(opts: ConnectOptions, session: Buffer | null): Promise<{ conn: DataConn; secured: Promise<void> }> {
+    return new Promise((resolve, reject) => {
+      let conn: DataConn | null = null;
+      // localAddress and onread are passed on to the TCP socket (the typings of tls.connect omit them).
+      const options: ConnectionOptions & { localAddress?: string; onread?: OnReadOpts } = {
+        host: opts.host ?? "127.0.0.1",
+        port: opts.port,
+        rejectUnauthorized: false,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        ...(session ? { session } : {}),
+        onread: {
+          buffer: RECEIVE_BUFFER,
+          callback: (n: number, buf: Uint8Array) => {
+            conn?.onChunk(buf, n);
+            return true;
+          },
+        },
+      };
+      const socket = tlsConnect(options);
+      conn = new DataConn(socket);
+      const timeoutMs = opts.timeoutMs ?? 10_000;
+      let timer: NodeJS.Timeout | null = setTimeout(() => {
+        socket.destroy();
+        reject(new TimeoutError(`data connect to port ${opts.port}`));
+      }, timeoutMs);
+      const secured = new Promise<void>((ok, fail) => {
+        socket.once("secureConnect", () => ok());
+        socket.once("error", fail);
+        socket.once("close", () => fail(new ClosedError("data connection closed during the TLS handshake")));
+      });
+      secured.catch(() => {});
+      const handshake = within(secured, timeoutMs, "TLS handshake on the data connection").catch((err: unknown) => {
+        socket.destroy();
+        throw err;
+      });
+      handshake.catch(() => {});
+      socket.once("connect", () => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+        resolve({ conn: conn!, secured: handshake });
+      });
+      socket.once("error", (err) => {
+        if (!timer) return; // after connect: reported through `secured` / `received`
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      });
+      socket.resume();
+    });
+  }
+
+  /** Whether this (TLS) data connection resumed a session; null for plain TCP. */
+  get sessionReused(): boolean | null {
+    const t = this.socket as TLSSocket;
+    return typeof t.isSessionReused === "function" ? t.isSessionReused() : null;
+  }
+
+  /** Wraps a socket the server connected to (active mode); its `onread` must call `receive`. */
+  static adopt(socket: Socket): DataConn {
+    return new DataConn(socket);
+  }
+
+  /** Counts a received chunk (for sockets created elsewhere with an `onread` callback). */
+  receive(buf: Uint8Array, n: number): void {
+    this.onChunk(buf, n);
+  }
+
   private onChunk(buf: Uint8Array, n: number): void {
     if (this.headLen < 16) {
       const take = Math.min(n, 16 - this.headLen);
@@ -340,6 +503,94 @@ export class DataConn {
 
   destroy(): void {
     this.socket.destroy();
+  }
+}
+
+/**
+ * Active mode, the client's side: a listener on `host` (ephemeral port) that takes the first
+ * connection the server makes. The accepted socket is re-created around its handle with `onread`
+ * (net.Server cannot be given one), so an active download reads into the same static buffer as a
+ * passive one and the client's cost per byte is the same in both modes.
+ */
+export class ActiveListener {
+  private accepted: Promise<DataConn>;
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {
+    this.accepted = new Promise<DataConn>((resolve) => {
+      server.once("connection", (s: Socket) => {
+        resolve(ActiveListener.rewrap(s));
+        server.close(); // one connection per listener
+      });
+    });
+    this.accepted.catch(() => {});
+  }
+
+  static listen(host: string, timeoutMs: number): Promise<ActiveListener> {
+    return new Promise((resolve, reject) => {
+      const server = createServer({ pauseOnConnect: true });
+      const timer = setTimeout(() => {
+        server.close();
+        reject(new TimeoutError("listen"));
+      }, timeoutMs);
+      server.once("error", (err) => {
+        clearTimeout(timer);
+        server.close();
+        reject(err);
+      });
+      server.listen({ host, port: 0, backlog: 4 }, () => {
+        clearTimeout(timer);
+        const address = server.address();
+        if (!address || typeof address === "string") {
+          server.close();
+          reject(new Error("listener has no port"));
+          return;
+        }
+        resolve(new ActiveListener(server, address.port));
+      });
+    });
+  }
+
+  /**
+   * Moves an accepted (paused) socket's handle into a new Socket created with `onread`: reads go
+   * into RECEIVE_BUFFER, nothing is allocated per chunk. The original Socket object is left without
+   * a handle (it never read: the server was created with pauseOnConnect).
+   */
+  private static rewrap(accepted: Socket): DataConn {
+    const internal = accepted as unknown as { _handle: unknown };
+    const handle = internal._handle;
+    internal._handle = null;
+    let conn: DataConn | null = null;
+    const socket = new Socket({
+      handle,
+      readable: true,
+      writable: true,
+      onread: {
+        buffer: RECEIVE_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          conn?.receive(buf, n);
+          return true;
+        },
+      },
+    } as unknown as ConstructorParameters<typeof Socket>[0]);
+    conn = DataConn.adopt(socket);
+    socket.resume();
+    return conn;
+  }
+
+  /** The server's connection, within `timeoutMs` (the listener is closed either way). */
+  async accept(timeoutMs: number): Promise<DataConn> {
+    try {
+      return await within(this.accepted, timeoutMs, "active data connection from the server");
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    if (this.server.listening) this.server.close();
   }
 }
 

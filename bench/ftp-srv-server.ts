@@ -2,6 +2,7 @@
  * ftp-srv (the Node peer) as a foreground server for the benchmark: one account, rooted at the
  * common root, the common passive range. Settings come from the environment (bench/peers.ts).
  */
+import { readFileSync } from "node:fs";
 import { FtpSrv } from "ftp-srv";
 
 const env = (name: string): string => {
@@ -15,6 +16,9 @@ const [pasvMin, pasvMax] = env("BENCH_PASV").split("-").map(Number);
 const root = env("BENCH_ROOT");
 const user = env("BENCH_USER");
 const password = env("BENCH_PASSWORD");
+// FTPS row: explicit TLS (AUTH TLS) with the common certificate when these are set.
+const tlsCert = process.env.BENCH_TLS_CERT;
+const tlsKey = process.env.BENCH_TLS_KEY;
 
 // ftp-srv logs through bunyan by default; a silent logger keeps logging out of the measurement.
 const quiet: Record<string, unknown> = {};
@@ -30,6 +34,7 @@ const server = new FtpSrv({
   greeting: "ftp-srv ready",
   log: quiet,
   timeout: 600_000,
+  ...(tlsCert && tlsKey ? { tls: { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) } } : {}),
 });
 
 server.on("login", ({ username, password: given }, resolve, reject) => {

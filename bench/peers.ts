@@ -31,6 +31,12 @@ export interface BenchContext {
   /** The local account's uid/gid: the Node servers run as it, like the forking peers' sessions. */
   uid: number;
   gid: number;
+  /**
+   * Set for the FTPS workload: one self-signed certificate and key (PEM, made with openssl into
+   * .bench/tls/) that every server with TLS is started with. Null: servers start without TLS
+   * settings (edgeftp then uses its own generated certificate if a client asks for AUTH TLS).
+   */
+  tls: { cert: string; key: string } | null;
 }
 
 export interface RunningServer {
@@ -77,6 +83,8 @@ function supports(cli: string, flag: string): boolean {
  * implicit-FTPS listener (port 990 needs root; not part of any workload).
  */
 const EDGEFTP_BENCH_FLAGS: Array<[string, string]> = [
+  // The node-wide cap (default 10,000) would refuse part of the 10,000-idle-sessions row.
+  ["--limits-max-connections", "0"],
   ["--limits-max-connections-per-ip", "0"],
   ["--limits-commands-per-second", "0"],
   ["--tls-implicit", "false"],
@@ -106,6 +114,8 @@ export const edgeftp: ServerSpec = {
       "--active-port", "0",
       "--log-level", "warn",
       ...EDGEFTP_BENCH_FLAGS.filter(([flag]) => supports(ctx.edgeftpCli, flag)).flat(),
+      // FTPS row: the same certificate as the peers (session reuse is required by default).
+      ...(ctx.tls ? ["--tls-cert", ctx.tls.cert, "--tls-key", ctx.tls.key] : []),
     ],
     asUser: true,
   }),
@@ -152,6 +162,22 @@ export const vsftpd: ServerSpec = {
       data_connection_timeout: 120,
       use_sendfile: "YES",
     };
+    if (ctx.tls) {
+      // FTPS row: explicit TLS offered, not forced (the same session also measures plain
+      // transfers); data connections must resume the control connection's TLS session, as
+      // edgeftp's default requires.
+      Object.assign(settings, {
+        ssl_enable: "YES",
+        rsa_cert_file: ctx.tls.cert,
+        rsa_private_key_file: ctx.tls.key,
+        require_ssl_reuse: "YES",
+        ssl_ciphers: "HIGH",
+        ssl_request_cert: "NO",
+        allow_anon_ssl: "NO",
+        force_local_logins_ssl: "NO",
+        force_local_data_ssl: "NO",
+      });
+    }
     writeFileSync(conf, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
     return { cmd: VSFTPD, args: [conf] };
   },
@@ -177,6 +203,8 @@ export const pureftpd: ServerSpec = {
       "-I", "10", // idle timeout, minutes
       "-f", "none", // no syslog
       "-u", "1", // minimum uid
+      // FTPS row: TLS accepted, not required (-Y 1), with the common certificate.
+      ...(ctx.tls ? ["-Y", "1", "-2", `${ctx.tls.cert},${ctx.tls.key}`] : []),
     ],
   }),
 };
@@ -251,6 +279,7 @@ export const ftpsrv: ServerSpec = {
       BENCH_ROOT: ctx.root,
       BENCH_USER: ctx.user,
       BENCH_PASSWORD: ctx.password,
+      ...(ctx.tls ? { BENCH_TLS_CERT: ctx.tls.cert, BENCH_TLS_KEY: ctx.tls.key } : {}),
     },
     asUser: true,
   }),

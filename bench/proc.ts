@@ -2,7 +2,7 @@
  * Process helpers: a process's descendants and their memory (from /proc), and stopping a process
  * tree that this benchmark started, by PID.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 
 /** Parent PID of every live process. */
 function parentMap(): Map<number, number[]> {
@@ -149,4 +149,34 @@ export function formatCpuDelta(before: Map<string, number>, after: Map<string, n
   delta.sort((a, b) => b[1] - a[1]);
   const total = delta.reduce((sum, [, v]) => sum + v, 0);
   return `${(total / 1000).toFixed(2)} s CPU: ` + delta.slice(0, 6).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(", ");
+}
+
+/** VmRSS and VmHWM (peak RSS) of one process, KiB; null if it is gone. */
+export function rssOf(pid: number): { rssKiB: number; hwmKiB: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "latin1");
+    return {
+      rssKiB: Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+      hwmKiB: Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resets the peak-RSS mark (VmHWM) of each process to its current RSS (`5` to
+ * /proc/PID/clear_refs, Linux 4.0+; needs the right to ptrace it, i.e. root here). False if any
+ * reset failed: the caller then samples instead.
+ */
+export function resetPeakRss(pids: number[]): boolean {
+  let ok = true;
+  for (const pid of pids) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    } catch {
+      if (isAlive(pid)) ok = false;
+    }
+  }
+  return ok;
 }

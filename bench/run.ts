@@ -7,11 +7,11 @@
  *                          [--runs N] [--profile] [--cpu] [--edgeftp-cli PATH] [--budget-minutes M]
  *
  * --quick: one run of smaller sizes. --only: workload names or groups (pasv, big, small, list,
- * sessions, idle). --profile: edgeftp runs under `node --cpu-prof`, one profile per workload,
- * summarised into .bench/profiles/summary.md. --cpu: logs each run's server CPU time by thread
+ * sessions, idle, active, ftps, list100k, idle10k). --profile: edgeftp runs under `node --cpu-prof`, one profile per workload,
+ * summarised into .bench/profiles/summary.md. --cpu: logs each run's server CPU time by thread (and the client's)
  * (threads alive at the end of the run). Loopback only; every server is stopped by PID.
  */
-import { execSync } from "node:child_process";
+import { execFileSync, execSync } from "node:child_process";
 import {
   chownSync,
   closeSync,
@@ -25,13 +25,13 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+import { cpus, release, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { within } from "./client.js";
 import { ALL_SERVERS, live, startServer, type BenchContext, type RunningServer, type ServerSpec } from "./peers.js";
 import { formatProfileSummary, summarizeProfile } from "./profile.js";
-import { formatCpuDelta, stopTree, threadCpu } from "./proc.js";
+import { formatCpuDelta, isAlive, stopTree, threadCpu } from "./proc.js";
 import { bigSize, FILES, mediumHead, selectWorkloads, type Cell, type RowDef, type Workload } from "./workloads.js";
 
 const repo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -121,19 +121,48 @@ function writeFilled(path: string, size: number, head?: Buffer): void {
   }
 }
 
-function prepareFiles(ctx: BenchContext, quick: boolean): void {
+/** A directory of `count` empty files e0…; rewritten only if its entry count is not `count`. */
+function writeListDir(ctx: BenchContext, name: string, count: number): void {
+  const dir = join(ctx.root, name);
+  mkdirSync(dir, { recursive: true });
+  if (readdirSync(dir).length !== count) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    const digits = String(count - 1).length;
+    for (let i = 0; i < count; i++) closeSync(openSync(join(dir, `e${String(i).padStart(digits, "0")}`), "w"));
+  }
+}
+
+/**
+ * The FTPS row's certificate: self-signed, EC P-256 (the key type edgeftp generates for itself),
+ * made once with openssl into .bench/tls/; readable by the local user edgeftp and ftp-srv run as.
+ */
+function ensureCertificate(ctx: BenchContext): { cert: string; key: string } {
+  const dir = join(ctx.repo, ".bench", "tls");
+  const cert = join(dir, "bench-cert.pem");
+  const key = join(dir, "bench-key.pem");
+  if (!existsSync(cert) || !existsSync(key)) {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-sha256", "-days", "825",
+        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
+      { stdio: ["ignore", "ignore", "pipe"], timeout: 20_000 },
+    );
+  }
+  chownSync(key, ctx.uid, ctx.gid);
+  chownSync(cert, ctx.uid, ctx.gid);
+  return { cert, key };
+}
+
+function prepareFiles(ctx: BenchContext, quick: boolean, workloads: Workload[]): void {
   mkdirSync(ctx.root, { recursive: true });
   chownSync(ctx.root, ctx.uid, ctx.gid);
   writeFilled(join(ctx.root, FILES.big), bigSize(quick));
   for (let k = 0; k < FILES.mediumCount; k++) writeFilled(join(ctx.root, FILES.medium(k)), FILES.mediumSize, mediumHead(k));
   writeFilled(join(ctx.root, FILES.small64k), 64 * 1024);
-  const dir = join(ctx.root, FILES.listDir);
-  mkdirSync(dir, { recursive: true });
-  if (readdirSync(dir).length !== FILES.listEntries) {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir);
-    for (let i = 0; i < FILES.listEntries; i++) closeSync(openSync(join(dir, `e${String(i).padStart(5, "0")}`), "w"));
-  }
+  writeListDir(ctx, FILES.listDir, FILES.listEntries);
+  if (workloads.some((w) => w.name === "list100k")) writeListDir(ctx, FILES.list100kDir, FILES.list100kEntries);
   rmSync(join(ctx.root, FILES.upload), { force: true });
   for (const name of readdirSync(ctx.root)) chownSync(join(ctx.root, name), ctx.uid, ctx.gid);
 }
@@ -198,6 +227,10 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
   for (const workload of workloads) {
     for (const spec of specs) {
       const errorCell = (text: string): Cell => ({ value: null, text });
+      if (workload.servers && !workload.servers.includes(spec.name)) {
+        for (const row of workload.rows) addCell(results, row.id, spec.name, { value: null, text: "–", note: workload.skipped });
+        continue;
+      }
       const unavailable = spec.unavailable(ctx);
       if (unavailable) {
         problem(spec.name, `not available: ${unavailable}`);
@@ -219,6 +252,7 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
       const runCtx: BenchContext = {
         ...ctx,
         edgeftpNodeArgs: options.profile && spec.name === "edgeftp" ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+        tls: workload.tls ? ensureCertificate(ctx) : null,
       };
       port = port >= 18990 ? 18100 : port + 1;
       let server: RunningServer;
@@ -235,13 +269,17 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
       try {
         for (let r = 0; r < runs; r++) {
           const t0 = Date.now();
-          const env = { ctx: runCtx, server, quick: options.quick, deadline: t0 + timeoutMs - 2000 };
+          const env = { ctx: runCtx, server, quick: options.quick, deadline: t0 + timeoutMs - 2000, runIndex: r };
           const cpuBefore = options.cpu ? threadCpu(server.pid) : null;
+          const clientCpuBefore = options.cpu ? process.cpuUsage() : null;
           try {
             const cells = await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name}`);
             // Forking servers' session processes count once reaped: give the listener a moment.
             if (cpuBefore) await new Promise((res) => setTimeout(res, 300));
-            if (cpuBefore) log(`${workload.name} on ${spec.name}: server ${formatCpuDelta(cpuBefore, threadCpu(server.pid))}`);
+            if (cpuBefore) {
+              const client = process.cpuUsage(clientCpuBefore ?? undefined);
+              log(`${workload.name} on ${spec.name}: server ${formatCpuDelta(cpuBefore, threadCpu(server.pid))}; client ${((client.user + client.system) / 1e6).toFixed(2)} s CPU`);
+            }
             for (const row of workload.rows) addCell(results, row.id, spec.name, cells[row.id] ?? errorCell("no value"));
             log(`${workload.name} on ${spec.name} run ${r + 1}/${runs}: ${workload.rows.map((row) => describe(cells[row.id], row)).join(", ")} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
           } catch (err) {
@@ -277,7 +315,7 @@ function median(values: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** The figure of one server on one row: median of the runs with a value, the spread when several. */
+/** The figure of one server on one row: median (or largest) of the runs with a value, the spread when several. */
 function summarize(cells: Cell[] | undefined, row: RowDef, footnote: (text: string) => string): { text: string; value: number | null } {
   if (!cells || cells.length === 0) return { text: "–", value: null };
   const valued = cells.filter((c) => c.value !== null && Number.isFinite(c.value));
@@ -285,7 +323,7 @@ function summarize(cells: Cell[] | undefined, row: RowDef, footnote: (text: stri
   const mark = notes.length ? footnote(notes.join("; ")) : "";
   if (valued.length === 0) return { text: (cells[0].text ?? "n.a.") + mark, value: null };
   const values = valued.map((c) => c.value!);
-  const med = median(values);
+  const med = row.aggregate === "max" ? Math.max(...values) : median(values);
   // The text of the run closest to the median (for cells that carry text, e.g. ok/fail/refused).
   const mid = valued.reduce((best, c) => (Math.abs(c.value! - med) < Math.abs(best.value! - med) ? c : best));
   let text = mid.text ?? fmt(med, row.digits);
@@ -322,7 +360,9 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
       });
       let ratio = "–";
       const b = best as { name: string; value: number } | null;
-      if (edge !== null && b !== null) {
+      if (row.target) {
+        if (edge !== null) ratio = `${edge.toFixed(row.digits)}: ${edge >= row.target.min ? "meets" : "misses"} the ≥ ${row.target.min.toFixed(2)} target`;
+      } else if (edge !== null && b !== null) {
         const r = row.better === "higher" ? (b.value === 0 ? Infinity : edge / b.value) : edge === 0 ? Infinity : b.value / edge;
         ratio = `${Number.isFinite(r) ? r.toFixed(2) : "∞"}× (${b.name})`;
       }
@@ -332,7 +372,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
   const out = [
     `## edgeftp benchmark${options.quick ? " (--quick)" : ""}`,
     "",
-    `Figures: median of the runs (min–max when several runs); ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's). MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range; their ratio compares the transfers completed through a port inside the range (a firewall that opens only the range stops the others).`,
+    `Figures: median of the runs, or the largest where the row says so (min–max when several runs); ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's); on the "active ÷ passive" and "FTPS ÷ plain" rows, edgeftp's own ratio against its target instead. MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range; their ratio compares the transfers completed through a port inside the range (a firewall that opens only the range stops the others).`,
     "",
     ...lines,
     "",
@@ -352,6 +392,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  takeLock();
   const env = readEnvFile();
   const user = env.BENCH_USER;
   const { uid, gid } = userIds(user);
@@ -370,6 +411,7 @@ async function main(): Promise<void> {
     edgeftpNodeArgs: [],
     uid,
     gid,
+    tls: null,
   };
   mkdirSync(ctx.runDir, { recursive: true });
   const specs = ALL_SERVERS.filter((s) => !options.servers || options.servers.includes(s.name));
@@ -377,7 +419,7 @@ async function main(): Promise<void> {
   const workloads = selectWorkloads(options.only);
   if (workloads.length === 0) throw new Error(`no workload matches --only ${options.only?.join(",")}`);
   log(`preparing test files in ${ctx.root}`);
-  prepareFiles(ctx, options.quick);
+  prepareFiles(ctx, options.quick, workloads);
   const t0 = Date.now();
   const results = await runAll(options, ctx, specs, workloads);
   const table = buildTable(results, workloads, specs, ctx, options, Date.now() - t0);
@@ -406,6 +448,46 @@ async function main(): Promise<void> {
 /** Every server still running (on an error path) is stopped by its PID. */
 async function stopAll(): Promise<void> {
   for (const child of [...live]) if (child.pid) await stopTree(child.pid, 2000);
+  releaseLock();
+}
+
+/**
+ * One benchmark at a time on this machine: two runs would share the test files (one's STOR
+ * truncating the file the other checks) and pick the same control ports, so one would measure the
+ * other's servers. The lock file holds the running benchmark's PID; a lock whose process is gone
+ * is taken over.
+ */
+const lockPath = join(tmpdir(), "edgeftp-bench.lock");
+let lockHeld = false;
+
+function takeLock(): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockPath, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      lockHeld = true;
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const holder = Number(readFileSync(lockPath, "utf8").trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+        throw new Error(`another benchmark (PID ${holder}) is running on this machine (${lockPath}); wait for it to finish`);
+      }
+      rmSync(lockPath, { force: true }); // left by a run that died
+    }
+  }
+  throw new Error(`cannot take ${lockPath}`);
+}
+
+function releaseLock(): void {
+  if (!lockHeld) return;
+  lockHeld = false;
+  try {
+    if (readFileSync(lockPath, "utf8").trim() === String(process.pid)) rmSync(lockPath, { force: true });
+  } catch {
+    // already gone
+  }
 }
 
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
