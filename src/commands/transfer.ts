@@ -22,7 +22,7 @@ function takeRestOffset(session: Session): number {
 /**
  * The account's bandwidth throttle for one direction, shared by every transfer of the account in
  * that direction on this node; null (no stage at all) when the account is unlimited (null or 0).
- * The limits are the account's settings at login. (LIST/NLST/MLSD could pass it to sendToClient too.)
+ * The limits are the account's settings at login. Listings use the down throttle too.
  */
 export function throttleFor(session: Session, direction: "up" | "down"): Throttle | null {
   const account = session.account;
@@ -71,7 +71,7 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
               append: mode === "append",
               atomic: session.config.uploads.atomic,
               keepPartial: session.config.uploads.partial === "keep",
-        durable: session.config.uploads.fsync,
+              durable: session.config.uploads.fsync,
             });
             return `Transfer complete (${bytes} bytes).`;
           } catch (err) {

@@ -18,9 +18,7 @@ export class FtpError extends Error {
 export const syntaxError = (message = "Syntax error in parameters or arguments.") =>
   new FtpError(Reply.SyntaxErrorArgs, message);
 export const badSequence = (message: string) => new FtpError(Reply.BadSequence, message);
-export const notImplemented = (message: string) => new FtpError(Reply.ParamNotImplemented, message);
 export const fileUnavailable = (message: string) => new FtpError(Reply.FileUnavailable, message);
-export const cantOpenData = (message = "Can't open data connection.") => new FtpError(Reply.CantOpenData, message);
 
 /** The mapping of every storage failure to its reply, in one place. */
 export function replyForStorageError(err: StorageError, path: string): FtpError {
