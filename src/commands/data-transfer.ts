@@ -5,6 +5,7 @@
  */
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { socketBytes } from "../data/kernel-copy.js";
 import { armStallTimeout } from "../data/transfer.js";
 import { FtpError, replyForStorageError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
@@ -71,10 +72,8 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     try {
       const text = await job.run(socket, signal);
       session.reply(Reply.ClosingData, text);
-      session.log.info(
-        { transfer: job.label, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, ms: Date.now() - transfer.startedAt },
-        "transfer complete",
-      );
+      const bytes = socketBytes(socket);
+      session.log.info({ transfer: job.label, bytesIn: bytes.in, bytesOut: bytes.out, ms: Date.now() - transfer.startedAt }, "transfer complete");
     } catch (err) {
       const failure = transferFailure(err, signal.aborted || networkError !== null, job.label);
       session.log.info({ transfer: job.label, reason: (err as Error).message, reply: failure.code }, "transfer failed");

@@ -6,20 +6,39 @@
  */
 import type { Socket } from "node:net";
 import { pipeline as pipelineCallback, Readable, type Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
+import type { FileReadable, KernelFile, UploadReadable } from "../storage/types.js";
 import { AsciiDecoder, AsciiEncoder } from "./ascii.js";
+import { KernelCopyError, kernelSocketFd, receiveSocketToFile, sendFileToSocket } from "./kernel-copy.js";
+
+/**
+ * Errors of a kernel copy that mean "this file system cannot do it", met before any byte moved:
+ * the same transfer then goes through the stream instead.
+ */
+const KERNEL_COPY_UNSUPPORTED = new Set(["EINVAL", "ENOSYS", "EOPNOTSUPP"]);
 
 /**
  * Sends `source` to the client and resolves once every byte is handed to the kernel and FIN sent.
- * `throttle` meters the bytes as they go on the wire (after TYPE A conversion).
+ * `throttle` meters the bytes as they go on the wire (after TYPE A conversion). A binary,
+ * unthrottled download of a local file on a plain socket is sent by the kernel itself (sendfile).
  */
 export async function sendToClient(
-  source: Readable,
+  source: FileReadable,
   socket: Socket,
   ascii: boolean,
   signal: AbortSignal,
   throttle: Transform | null = null,
 ): Promise<void> {
+  if (!ascii && !throttle && source.kernelFile && kernelSocketFd(socket) !== null) {
+    try {
+      await sendFileToSocket(socket, source.kernelFile, signal);
+      socket.end();
+      await finished(socket, { readable: false });
+      return;
+    } catch (err) {
+      if (!(err instanceof KernelCopyError && err.bytes === 0 && KERNEL_COPY_UNSUPPORTED.has(err.code))) throw err;
+    }
+  }
   const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream> = [source];
   if (ascii) stages.push(new AsciiEncoder());
   if (throttle) stages.push(throttle);
@@ -41,7 +60,7 @@ export interface UploadStages {
  * stage (the quota counter refusing a chunk) destroys the socket and the storage's source alike,
  * and storage destroying its source (a write error) tears the socket down too.
  */
-export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortSignal, stages: UploadStages = {}): Readable {
+export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortSignal, stages: UploadStages = {}): UploadReadable {
   const onAbort = () => socket.destroy(new Error("transfer aborted"));
   signal.addEventListener("abort", onAbort, { once: true });
   socket.once("close", () => signal.removeEventListener("abort", onAbort));
@@ -49,7 +68,12 @@ export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortS
   if (stages.throttle) chain.push(stages.throttle);
   if (ascii) chain.push(new AsciiDecoder());
   if (stages.counter) chain.push(stages.counter);
-  if (chain.length === 0) return socket;
+  if (chain.length === 0) {
+    // Nothing to see on the way: a storage with local files may let the kernel splice the bytes in.
+    if (kernelSocketFd(socket) === null) return socket;
+    const copyInto = (file: KernelFile) => receiveSocketToFile(socket, file, signal);
+    return Object.assign(socket, { copyInto }) satisfies UploadReadable;
+  }
   // The callback form returns the last stage for storage to consume; errors are delivered to
   // storage through that stage (pipeline destroys every stage with the error).
   return pipelineCallback([socket, ...chain], () => {}) as unknown as Readable;

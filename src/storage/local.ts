@@ -27,17 +27,18 @@ import {
   utimes,
 } from "node:fs/promises";
 import path from "node:path";
-import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../observe/logger.js";
 import {
   StorageError,
   type EntryType,
   type FileInfo,
+  type FileReadable,
   type Storage,
   type StorageCapabilities,
   type StorageErrorCode,
   type StorageFactory,
+  type UploadReadable,
   type Usage,
   type WriteOptions,
 } from "./types.js";
@@ -106,6 +107,36 @@ function temporaryName(name: string): string {
 function readChunkSize(remaining: number): number {
   if (remaining >= 16 * STREAM_CHUNK_SIZE) return 4 * STREAM_CHUNK_SIZE;
   return Math.max(16 * 1024, Math.min(remaining, STREAM_CHUNK_SIZE));
+}
+
+/**
+ * Writes all of `source` into the open file from `position` (undefined: at the file's own position,
+ * e.g. O_APPEND) and closes it; resolves with the bytes written. A source that can move its bytes
+ * into the file itself (through the kernel, see {@link UploadReadable}) does so; any other is piped.
+ * With `durable`, the data is fsync'ed before the file is closed. `source` is destroyed on failure.
+ */
+async function fill(handle: FileHandle, source: UploadReadable, position: number | undefined, durable: boolean): Promise<number> {
+  if (source.copyInto && position !== undefined) {
+    let bytes: number;
+    try {
+      bytes = await source.copyInto({ fd: handle.fd, position });
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    if (durable) await handle.sync();
+    await handle.close();
+    return bytes;
+  }
+  const sink = handle.createWriteStream({
+    start: position,
+    highWaterMark: WRITE_BUFFER_SIZE,
+    // fsync before the stream closes the handle (Node >= 20.10): resolving promises durable data.
+    flush: durable,
+  });
+  // On success pipeline settles after the stream has flushed and closed the handle.
+  await pipeline(source, sink);
+  return sink.bytesWritten;
 }
 
 /** fsync of a directory, so a rename in it survives a power loss. Best effort: not every file system allows it. */
@@ -318,7 +349,7 @@ export class LocalStorage implements Storage {
   }
 
   /** {@inheritDoc Storage.read} */
-  async read(vpath: string, offset = 0): Promise<Readable> {
+  async read(vpath: string, offset = 0): Promise<FileReadable> {
     const real = await this.locate(vpath, true);
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
     const handle = await open(real, "r").catch((err: unknown) => {
@@ -328,7 +359,9 @@ export class LocalStorage implements Storage {
       // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
       const info = await handle.stat();
       if (info.isDirectory()) throw refuse("is-dir", vpath);
-      return handle.createReadStream({ start: offset, highWaterMark: readChunkSize(info.size - offset) });
+      const stream = handle.createReadStream({ start: offset, highWaterMark: readChunkSize(info.size - offset) });
+      // For a zero-copy send: the descriptor stays open until the stream is destroyed.
+      return Object.assign(stream, { kernelFile: { fd: handle.fd, position: offset } }) satisfies FileReadable;
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw toStorageError(err, vpath);
@@ -353,7 +386,7 @@ export class LocalStorage implements Storage {
    * client can resume with REST/APPE) unless `keepPartial` is false (the default is to keep); the
    * rejection is what marks it incomplete. A failed atomic overwrite keeps the previous version.
    */
-  async write(vpath: string, source: Readable, options: WriteOptions = {}): Promise<number> {
+  async write(vpath: string, source: UploadReadable, options: WriteOptions = {}): Promise<number> {
     const offset = options.offset ?? 0;
     const keepPartial = options.keepPartial !== false;
     const durable = options.durable === true;
@@ -378,15 +411,8 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     try {
-      const sink = handle.createWriteStream({
-        start: flags === "r+" ? offset : undefined,
-        highWaterMark: WRITE_BUFFER_SIZE,
-        // fsync before the stream closes the handle (Node >= 20.10): resolving promises durable data.
-        flush: durable,
-      });
-      // On success pipeline settles after the stream has flushed and closed the handle.
-      await pipeline(source, sink);
-      return sink.bytesWritten;
+      // An append (O_APPEND) has no position of its own to give a kernel copy.
+      return await fill(handle, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable);
     } catch (err) {
       await handle.close().catch(() => undefined);
       if (created !== null) await unlink(created).catch(() => undefined);
@@ -403,7 +429,7 @@ export class LocalStorage implements Storage {
    * The atomic replace of {@link write}: temporary file, (fsync,) rename, (fsync of the directory).
    * Resolves null, having consumed nothing, when there is no previous version to protect.
    */
-  private async writeAtomic(vpath: string, source: Readable, durable: boolean): Promise<number | null> {
+  private async writeAtomic(vpath: string, source: UploadReadable, durable: boolean): Promise<number | null> {
     let target: string;
     let temp: string;
     let handle: FileHandle;
@@ -439,13 +465,12 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     try {
-      const sink = handle.createWriteStream({ highWaterMark: WRITE_BUFFER_SIZE, flush: durable });
-      await pipeline(source, sink);
-      await handle.close(); // already closed by the stream: waits for it
+      const bytes = await fill(handle, source, 0, durable);
+      await handle.close(); // already closed by fill: waits for it
       await rename(temp, target);
       liveUploads.delete(temp);
       if (durable) await syncDirectory(path.dirname(target));
-      return sink.bytesWritten;
+      return bytes;
     } catch (err) {
       // A failed replace keeps the previous version, whatever the partial-upload policy.
       await handle.close().catch(() => undefined);
