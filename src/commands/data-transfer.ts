@@ -73,7 +73,10 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
       const text = await job.run(socket, signal);
       session.reply(Reply.ClosingData, text);
       const bytes = socketBytes(socket);
-      session.log.info({ transfer: job.label, bytesIn: bytes.in, bytesOut: bytes.out, ms: Date.now() - transfer.startedAt }, "transfer complete");
+      session.log.info(
+        { transfer: job.label, bytesIn: bytes.in, bytesOut: bytes.out, zeroCopy: bytes.zeroCopy, ms: Date.now() - transfer.startedAt },
+        "transfer complete",
+      );
     } catch (err) {
       const failure = transferFailure(err, signal.aborted || networkError !== null, job.label);
       session.log.info({ transfer: job.label, reason: (err as Error).message, reply: failure.code }, "transfer failed");

@@ -26,7 +26,7 @@ interface KernelCopyAddon {
 }
 
 function loadAddon(): KernelCopyAddon | null {
-  if (process.platform !== "linux" || process.env.EDGEFTP_ZERO_COPY === "0") return null;
+  if (process.platform !== "linux") return null;
   try {
     // dist/src/data/kernel-copy.js → build/Release at the package root.
     return createRequire(import.meta.url)("../../../build/Release/kernel_copy.node") as KernelCopyAddon;
@@ -84,14 +84,15 @@ const movedBySocket = new WeakMap<Socket, { direction: "send" | "receive"; bytes
 
 /**
  * Bytes that went through the socket so far, in each direction: Node's own counters plus what the
- * kernel moved by itself (which Node never sees).
+ * kernel moved by itself (which Node never sees); `zeroCopy` tells whether the kernel did.
  */
-export function socketBytes(socket: Socket): { in: number; out: number } {
+export function socketBytes(socket: Socket): { in: number; out: number; zeroCopy: boolean } {
   const kernel = movedBySocket.get(socket);
   const moved = kernel?.bytes() ?? 0;
   return {
     in: socket.bytesRead + (kernel?.direction === "receive" ? moved : 0),
     out: socket.bytesWritten + (kernel?.direction === "send" ? moved : 0),
+    zeroCopy: kernel !== undefined,
   };
 }
 

@@ -20,7 +20,8 @@ const KERNEL_COPY_UNSUPPORTED = new Set(["EINVAL", "ENOSYS", "EOPNOTSUPP"]);
 /**
  * Sends `source` to the client and resolves once every byte is handed to the kernel and FIN sent.
  * `throttle` meters the bytes as they go on the wire (after TYPE A conversion). A binary,
- * unthrottled download of a local file on a plain socket is sent by the kernel itself (sendfile).
+ * unthrottled download of a local file on a plain socket is sent by the kernel itself (sendfile),
+ * unless `zeroCopy` is off.
  */
 export async function sendToClient(
   source: FileReadable,
@@ -28,8 +29,9 @@ export async function sendToClient(
   ascii: boolean,
   signal: AbortSignal,
   throttle: Transform | null = null,
+  zeroCopy = true,
 ): Promise<void> {
-  if (!ascii && !throttle && source.kernelFile && kernelSocketFd(socket) !== null) {
+  if (zeroCopy && !ascii && !throttle && source.kernelFile && kernelSocketFd(socket) !== null) {
     try {
       await sendFileToSocket(socket, source.kernelFile, signal);
       socket.end();
@@ -52,6 +54,8 @@ export interface UploadStages {
   throttle?: Transform | null;
   /** Sees the bytes as stored (after conversion): the quota counter. */
   counter?: Transform | null;
+  /** Whether the kernel may splice the bytes into the file when nothing needs to see them (default: yes). */
+  zeroCopy?: boolean;
 }
 
 /**
@@ -70,7 +74,7 @@ export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortS
   if (stages.counter) chain.push(stages.counter);
   if (chain.length === 0) {
     // Nothing to see on the way: a storage with local files may let the kernel splice the bytes in.
-    if (kernelSocketFd(socket) === null) return socket;
+    if (stages.zeroCopy === false || kernelSocketFd(socket) === null) return socket;
     const copyInto = (file: KernelFile) => receiveSocketToFile(socket, file, signal);
     return Object.assign(socket, { copyInto }) satisfies UploadReadable;
   }
