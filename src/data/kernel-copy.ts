@@ -12,7 +12,7 @@
 import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { constants as osConstants } from "node:os";
-import type { KernelFile } from "../storage/types.js";
+import type { LocalFile } from "../storage/types.js";
 
 type Job = object;
 type Done = (errno: number, bytes: number) => void;
@@ -101,7 +101,7 @@ export function socketBytes(socket: Socket): { in: number; out: number; zeroCopy
  * suspended meanwhile (Node sees no activity on it) and enforced by the addon instead; the copy is
  * cancelled when `signal` aborts or the socket closes. Settles only once the kernel has let go.
  */
-function run(direction: "send" | "receive", socket: Socket, file: KernelFile, signal: AbortSignal): Promise<number> {
+function run(direction: "send" | "receive", socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
   const native = addon!;
   const socketFd = kernelSocketFd(socket);
   if (socketFd === null) return Promise.reject(new Error("socket not eligible for a kernel copy"));
@@ -143,7 +143,7 @@ function run(direction: "send" | "receive", socket: Socket, file: KernelFile, si
  * Sends the file from `file.position` to its end; resolves with the bytes sent (the socket is not
  * ended). Rejects with a {@link KernelCopyError}.
  */
-export function sendFileToSocket(socket: Socket, file: KernelFile, signal: AbortSignal): Promise<number> {
+export function sendFileToSocket(socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
   return run("send", socket, file, signal);
 }
 
@@ -151,6 +151,6 @@ export function sendFileToSocket(socket: Socket, file: KernelFile, signal: Abort
  * Writes what the peer sends, until its FIN, into the file from `file.position`; resolves with the
  * bytes written. Rejects with a {@link KernelCopyError}.
  */
-export function receiveSocketToFile(socket: Socket, file: KernelFile, signal: AbortSignal): Promise<number> {
+export function receiveSocketToFile(socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
   return run("receive", socket, file, signal);
 }

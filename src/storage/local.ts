@@ -360,8 +360,8 @@ export class LocalStorage implements Storage {
       const info = await handle.stat();
       if (info.isDirectory()) throw refuse("is-dir", vpath);
       const stream = handle.createReadStream({ start: offset, highWaterMark: readChunkSize(info.size - offset) });
-      // For a zero-copy send: the descriptor stays open until the stream is destroyed.
-      return Object.assign(stream, { kernelFile: { fd: handle.fd, position: offset } }) satisfies FileReadable;
+      // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
+      return Object.assign(stream, { localFile: { fd: handle.fd, position: offset, size: info.size } }) satisfies FileReadable;
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw toStorageError(err, vpath);

@@ -53,20 +53,22 @@ export interface WriteOptions {
 
 /**
  * An open file on a local file system, from `position` on. A backend that has one attaches it to
- * what it reads ({@link FileReadable}) so the data layer can let the kernel send the bytes itself
- * (sendfile(2)); an upload source that can move its bytes into such a file itself
- * ({@link UploadReadable}) gets one from the backend's write instead of being read as a stream.
- * Backends without local files (object storage) offer neither, and the streams are used.
+ * what it reads ({@link FileReadable}), so the data layer can send it without a stream: by the
+ * kernel itself (sendfile(2)) or from reused buffers; an upload source that can move its bytes
+ * into such a file itself ({@link UploadReadable}) gets one from the backend's write instead of
+ * being read as a stream. Backends without local files (object storage) offer neither.
  */
-export interface KernelFile {
+export interface LocalFile {
   readonly fd: number;
   readonly position: number;
+  /** The file's size when it was opened: a hint for buffer sizes (a send goes on to EOF). */
+  readonly size?: number;
 }
 
 /** What `Storage.read` returns: a stream, possibly with the open file behind it. */
 export interface FileReadable extends Readable {
   /** The file from the read's offset; valid until the stream is destroyed. */
-  readonly kernelFile?: KernelFile;
+  readonly localFile?: LocalFile;
 }
 
 /** What `Storage.write` consumes: a stream, possibly able to move its bytes into a file itself. */
@@ -75,7 +77,7 @@ export interface UploadReadable extends Readable {
    * Moves every byte of the upload into `file` (from its position) and resolves with the count;
    * rejects like a failing stream would. When a backend calls it, it does not read the stream.
    */
-  readonly copyInto?: (file: KernelFile) => Promise<number>;
+  readonly copyInto?: (file: LocalFile) => Promise<number>;
 }
 
 /** What a directory tree holds: bytes of its files, and its entries (files and directories). */

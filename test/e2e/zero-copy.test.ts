@@ -196,15 +196,24 @@ describe("zero-copy transfers", { skip: !kernelCopyAvailable && "the zero-copy a
 
   describe("with transfers.zeroCopy off", () => {
     const ctx = fixture({ transfers: { zeroCopy: false } });
-    test("every transfer goes through streams, byte for byte", async () => {
+    test("every transfer goes through user space, byte for byte, also from a REST offset", async () => {
       try {
         const c = await login(ctx);
         const content = randomBytes(4 * MiB + 1);
         assert.equal(sha256(await roundTrip(ctx, c, "streams.bin", content)), sha256(content));
+        expectCode(await c.command("REST 3000000"), 350, "REST");
+        const down = ctx.connections.track(await c.passive());
+        expectCode(await c.command("RETR streams.bin"), 150, "RETR");
+        assert.equal(sha256(await readAll(down)), sha256(content.subarray(3000000)));
+        expectCode(await c.reply(10_000), 226, "RETR done");
         const logged = ctx.log.transfers.filter((t) => t.transfer === "/streams.bin");
         assert.deepEqual(
-          logged.map((t) => t.zeroCopy),
-          [false, false],
+          logged.map((t) => [t.zeroCopy, t.bytesIn + t.bytesOut]),
+          [
+            [false, content.length],
+            [false, content.length],
+            [false, content.length - 3000000],
+          ],
         );
       } finally {
         await ctx.connections.closeAll(ctx.server);
