@@ -379,6 +379,7 @@ static napi_value cancel(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job_t *job = data;
+  if (job->state == STATE_FINISHING) return NULL; /* the outcome is settled: keep it */
   job->cancelled = 1;
   if (job->state == STATE_WAITING) {
     uv_poll_stop(&job->poll);
