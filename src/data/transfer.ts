@@ -41,8 +41,7 @@ export async function sendToClient(
     if (zeroCopy && kernelSocketFd(socket) !== null) {
       try {
         await sendFileToSocket(socket, file, signal);
-        socket.end();
-        await finished(socket, { readable: false });
+        await endSending(socket);
         return;
       } catch (err) {
         if (!(err instanceof KernelCopyError && err.bytes === 0 && KERNEL_COPY_UNSUPPORTED.has(err.code))) throw err;
@@ -85,6 +84,11 @@ async function pumpLocalFile(file: LocalFile, socket: Socket, signal: AbortSigna
     // The descriptor is closed once this returns: no read may still be running on it.
     await reading.catch(() => 0);
   }
+  await endSending(socket);
+}
+
+/** Sends FIN once everything written is handed to the kernel; resolves when that is done. */
+async function endSending(socket: Socket): Promise<void> {
   socket.end();
   await finished(socket, { readable: false });
 }
