@@ -120,15 +120,20 @@ export class FaultyStorage implements Storage {
     return this.inner.stat(path);
   }
 
-  async *list(path: string): AsyncIterable<FileInfo> {
+  async *list(path: string): AsyncIterable<FileInfo[]> {
     const fault = this.plan.take("list", path);
     const fail = () => toStorageError(errnoError(fault!.error, "scandir", path), path);
     if (fault && fault.after === undefined) throw fail();
     let count = 0;
-    for await (const entry of this.inner.list(path)) {
-      if (fault && count >= fault.after!) throw fail();
-      count++;
-      yield entry;
+    for await (const batch of this.inner.list(path)) {
+      if (fault && count + batch.length > fault.after!) {
+        // The entries before the fault still go out, as a partial batch.
+        const room = fault.after! - count;
+        if (room > 0) yield batch.slice(0, room);
+        throw fail();
+      }
+      count += batch.length;
+      yield batch;
     }
     if (fault && count >= fault.after!) throw fail();
   }

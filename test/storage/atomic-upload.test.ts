@@ -15,7 +15,8 @@ import {
   isReservedPath,
   removeLeftoverUploads,
 } from "../../src/storage/local.js";
-import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
+import { StorageError, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
+import { collect } from "../helpers/listing.js";
 
 let base: string;
 let rootDir: string;
@@ -56,12 +57,6 @@ function failingSource(...chunks: (string | Buffer)[]): Readable {
       else setImmediate(() => this.destroy(Object.assign(new Error("connection reset"), { code: "ECONNRESET" })));
     },
   });
-}
-
-async function collect(entries: AsyncIterable<FileInfo>): Promise<FileInfo[]> {
-  const out: FileInfo[] = [];
-  for await (const entry of entries) out.push(entry);
-  return out;
 }
 
 /** Names in a real directory that carry the reserved prefix. */
