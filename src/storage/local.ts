@@ -43,16 +43,22 @@ import {
 } from "./types.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
-/** Directory entries read per readdir call: bounds listing memory whatever the directory's size. */
+/** Directory entries read per readdir call and per listing batch: bounds listing memory whatever the directory's size. */
 const LIST_BUFFER_SIZE = 256;
 /**
- * A listing stats its entries synchronously while the medium answers fast (a batch of 256 entries
- * within this many ms: dentries and inodes in the page cache, as right after readdir), yielding to
- * the event loop between batches; a slower batch switches the rest of the listing to the thread
- * pool, so a slow disk never blocks the node. One promise and one thread-pool hop per entry was
- * most of a large listing's cost.
+ * A listing reads and stats its entries synchronously while the medium answers fast (dentries and
+ * inodes in the page cache: a few µs an entry), yielding to the event loop between batches; one
+ * promise and one thread-pool hop per entry was most of a large listing's cost. A synchronous batch
+ * that has taken this many ms ends there, and the next batch goes through the thread pool, so a slow
+ * disk blocks the node for about this long (plus one entry) per attempt. The synchronous way is tried
+ * again after 1, 2, 4 … {@link MAX_POOL_BATCHES} pool batches: a process that was merely descheduled
+ * (a busy machine) or still compiling its code costs one batch through the pool, not the whole listing.
  */
 const SYNC_BATCH_BUDGET_MS = 2;
+/** Entries between two looks at the clock in a synchronous batch (a look costs ~60 ns). */
+const SYNC_CLOCK_STRIDE = 8;
+/** At most this many thread-pool batches between two synchronous attempts while the medium stays slow. */
+const MAX_POOL_BATCHES = 64;
 /** Large chunks keep the per-chunk overhead small on fast data connections. */
 const STREAM_CHUNK_SIZE = 256 * 1024;
 /**
@@ -275,15 +281,18 @@ export class LocalStorage implements Storage {
     }
     const prefix = real.endsWith(path.sep) ? real : real + path.sep;
     try {
-      let done = false;
-      let sync = true;
-      while (!done) {
-        const started = performance.now();
+      let poolBatches = 0; // thread-pool batches to go before the next synchronous attempt
+      let backoff = 1; // pool batches after the next synchronous batch that runs over budget
+      for (let done = false; !done; ) {
+        const sync = poolBatches === 0;
         const batch = await this.readBatch(dir, prefix, sync);
         if (sync) {
-          sync = performance.now() - started <= SYNC_BATCH_BUDGET_MS;
+          if (batch.overBudget) {
+            poolBatches = backoff;
+            backoff = Math.min(2 * backoff, MAX_POOL_BATCHES);
+          } else backoff = 1;
           await new Promise((resolve) => setImmediate(resolve));
-        }
+        } else poolBatches--;
         done = batch.done;
         if (batch.infos.length > 0) yield batch.infos;
       }
@@ -297,18 +306,21 @@ export class LocalStorage implements Storage {
 
   /**
    * Reads and describes up to {@link LIST_BUFFER_SIZE} entries of `dir` (whose real path ends with
-   * `prefix`), with synchronous calls when `sync` (see {@link SYNC_BATCH_BUDGET_MS}); symlinks are
-   * always resolved through the thread pool (see {@link entryInfo}). `done` once the directory is exhausted.
+   * `prefix`); `done` once the directory is exhausted. With `sync`, through synchronous calls until
+   * {@link SYNC_BATCH_BUDGET_MS} is spent (`overBudget`: the batch ends early). Symlinks are always
+   * resolved through the thread pool (see {@link entryInfo}).
    *
    * Names arrive as latin1 strings, one character per byte, so nothing is lost: an ASCII name (nearly
    * all) is already its own UTF-8 and is stat'ed by that string; any other is stat'ed by its bytes and
    * decoded lossily for display. Raw Buffer names for every entry cost a quarter of a listing's time.
    */
-  private async readBatch(dir: Dir, prefix: string, sync: boolean): Promise<{ infos: FileInfo[]; done: boolean }> {
+  private async readBatch(dir: Dir, prefix: string, sync: boolean): Promise<{ infos: FileInfo[]; done: boolean; overBudget: boolean }> {
+    const started = sync ? performance.now() : 0;
     const infos: FileInfo[] = [];
     const resolving: Promise<FileInfo | undefined>[] = [];
     let done = false;
-    for (let read = 0; read < LIST_BUFFER_SIZE; read++) {
+    let overBudget = false;
+    for (let read = 1; read <= LIST_BUFFER_SIZE; read++) {
       const entry = sync ? dir.readSync() : await dir.read();
       if (entry === null) {
         done = true;
@@ -323,18 +335,20 @@ export class LocalStorage implements Storage {
         name = NAME_DECODER.decode(bytes);
         full = Buffer.concat([Buffer.from(prefix), bytes]);
       }
-      if (sync) {
-        const st = lstatSync(full, { throwIfNoEntry: false });
-        if (st === undefined) continue; // removed since readdir
-        if (!st.isSymbolicLink()) {
-          infos.push(toFileInfo(name, st));
-          continue;
-        }
+      if (!sync) {
+        resolving.push(this.entryInfo(full, name));
+        continue;
       }
-      resolving.push(this.entryInfo(full, name));
+      const st = lstatSync(full, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) resolving.push(this.entryInfo(full, name));
+      else if (st !== undefined) infos.push(toFileInfo(name, st)); // undefined: removed since readdir
+      if (read % SYNC_CLOCK_STRIDE === 0 && performance.now() - started > SYNC_BATCH_BUDGET_MS) {
+        overBudget = true;
+        break;
+      }
     }
     for (const info of await Promise.all(resolving)) if (info) infos.push(info);
-    return { infos, done };
+    return { infos, done, overBudget };
   }
 
   /** {@inheritDoc Storage.read} */
