@@ -6,7 +6,7 @@ import { listLineFormatter, mlsxLineFormatter, MLST_FEAT, type PermFlags } from 
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
-import { StorageError, type FileInfo } from "../storage/types.js";
+import { StorageError, type FileInfo, type Storage } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
 import { runTransfer } from "./data-transfer.js";
 import { throttleFor } from "./transfer.js";
@@ -21,12 +21,31 @@ function stripListOptions(arg: string): string {
   return rest;
 }
 
+/** How a listing reads a directory: entries with their metadata (LIST, STAT), or names only (NLST). */
+interface DirectoryReader<T> {
+  list(fs: Storage, path: string): AsyncIterable<T[]>;
+  name(item: T): string;
+  /** The item for a single file the argument names. */
+  file(info: FileInfo, name: string): T;
+}
+
+const WITH_METADATA: DirectoryReader<FileInfo> = {
+  list: (fs, path) => fs.list(path),
+  name: (entry) => entry.name,
+  file: (info, name) => ({ ...info, name }),
+};
+
+const NAMES_ONLY: DirectoryReader<string> = {
+  list: (fs, path) => fs.listNames(path),
+  name: (name) => name,
+  file: (_info, name) => name,
+};
+
 /**
- * The entries a LIST/NLST/STAT argument names, in batches (see `Storage.list`): a directory's
- * entries, a single file, or the entries of the parent directory that match a wildcard in the last
- * segment.
+ * What a LIST/NLST/STAT argument names, in batches (see `Storage.list`): a directory's entries, a
+ * single file, or the entries of the parent directory that match a wildcard in the last segment.
  */
-async function* entriesFor(session: Session, arg: string): AsyncGenerator<FileInfo[]> {
+async function* entriesFor<T>(session: Session, arg: string, reader: DirectoryReader<T>): AsyncGenerator<T[]> {
   const path = session.resolve(arg || ".");
   let info: FileInfo;
   try {
@@ -35,14 +54,14 @@ async function* entriesFor(session: Session, arg: string): AsyncGenerator<FileIn
     const pattern = virtualBasename(path);
     if (!(err instanceof StorageError && err.code === "not-found" && hasWildcard(pattern))) throw err;
     if (tooManyStars(pattern)) throw new FtpError(Reply.SyntaxErrorArgs, "Too many wildcards.");
-    for await (const batch of session.fs.list(virtualDirname(path))) {
-      const matching = batch.filter((entry) => globMatch(pattern, entry.name));
+    for await (const batch of reader.list(session.fs, virtualDirname(path))) {
+      const matching = batch.filter((item) => globMatch(pattern, reader.name(item)));
       if (matching.length > 0) yield matching;
     }
     return;
   }
-  if (info.type === "dir") yield* session.fs.list(path);
-  else yield [{ ...info, name: virtualBasename(path) }];
+  if (info.type === "dir") yield* reader.list(session.fs, path);
+  else yield [reader.file(info, virtualBasename(path))];
 }
 
 function permFlags(session: Session): PermFlags {
@@ -86,7 +105,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "file list", linesOf(entriesFor(session, stripListOptions(arg)), listLineFormatter(Date.now())));
+      await sendListing(session, "file list", linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now())));
     },
   },
   {
@@ -95,7 +114,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "name list", linesOf(entriesFor(session, stripListOptions(arg)), (e) => e.name));
+      await sendListing(session, "name list", entriesFor(session, stripListOptions(arg), NAMES_ONLY));
     },
   },
   {
@@ -151,7 +170,7 @@ export const listingCommands: CommandSpec[] = [
       }
       if (!session.account) throw new FtpError(Reply.NotLoggedIn, "Please login with USER and PASS.");
       if (!session.hasPermission("list")) throw new FtpError(Reply.FileUnavailable, "Permission denied.");
-      const lines = linesOf(entriesFor(session, stripListOptions(arg)), listLineFormatter(Date.now()));
+      const lines = linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now()));
       await session.replyStream(Reply.FileStatus, "Status follows:", lines, "End of status.");
     },
   },

@@ -48,11 +48,12 @@ const LIST_BUFFER_SIZE = 256;
 /**
  * A listing reads and stats its entries synchronously while the medium answers fast (dentries and
  * inodes in the page cache: a few µs an entry), yielding to the event loop between batches; one
- * promise and one thread-pool hop per entry was most of a large listing's cost. A synchronous batch
- * that has taken this many ms ends there, and the next batch goes through the thread pool, so a slow
- * disk blocks the node for about this long (plus one entry) per attempt. The synchronous way is tried
- * again after 1, 2, 4 … {@link MAX_POOL_BATCHES} pool batches: a process that was merely descheduled
- * (a busy machine) or still compiling its code costs one batch through the pool, not the whole listing.
+ * promise and one thread-pool hop per entry was most of a large listing's cost. Once a batch has
+ * spent this many ms, the rest of its entries and the next batch go through the thread pool, so a
+ * slow disk blocks the node for about this long (plus one entry) per attempt. The synchronous way is
+ * tried again after 1, 2, 4 … {@link MAX_POOL_BATCHES} pool batches: a process that was merely
+ * descheduled (a busy machine) or still compiling its code costs a batch through the pool, not the
+ * whole listing.
  */
 const SYNC_BATCH_BUDGET_MS = 2;
 /** Entries between two looks at the clock in a synchronous batch (a look costs ~60 ns). */
@@ -190,6 +191,14 @@ function toFileInfo(name: string, st: Stats): FileInfo {
   return { name, type: entryType(st), size: st.size, mtime: st.mtime, mode: st.mode & 0o777 };
 }
 
+/** Names read from a directory, and the real paths to stat them by (strings, or bytes when not ASCII). */
+interface NamedEntries {
+  names: string[];
+  paths: Array<string | Buffer>;
+  /** The directory has no more entries. */
+  done: boolean;
+}
+
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return code === "ENOENT" || code === "ENOTDIR";
@@ -265,12 +274,34 @@ export class LocalStorage implements Storage {
   /**
    * {@inheritDoc Storage.list}
    *
-   * Entries are read and described {@link LIST_BUFFER_SIZE} at a time, following symlinks that stay
-   * inside the root, and each batch is yielded before the next is read, so memory stays bounded by one
-   * batch. A name that is not valid UTF-8 is listed (lossily decoded) rather than breaking the listing
-   * (see {@link readBatch}). Reserved names (uploads in progress, {@link RESERVED_PREFIX}) are left out.
+   * Entries are described following symlinks that stay inside the root (see {@link entryInfo}), with
+   * synchronous calls while the medium is fast (see {@link SYNC_BATCH_BUDGET_MS}). Batches, names and
+   * reserved names as in {@link readDirectory}.
    */
-  async *list(vpath: string): AsyncIterable<FileInfo[]> {
+  list(vpath: string): AsyncIterable<FileInfo[]> {
+    return this.readDirectory(vpath, (entries, sync) => this.describe(entries, sync));
+  }
+
+  /** {@inheritDoc Storage.listNames} Batches, names and reserved names as in {@link readDirectory}. */
+  listNames(vpath: string): AsyncIterable<string[]> {
+    return this.readDirectory(vpath, async (entries) => ({ items: entries.names, overBudget: false }));
+  }
+
+  /**
+   * Reads a directory {@link LIST_BUFFER_SIZE} names at a time and yields each batch as `describe`
+   * turns it into items, before reading more, so memory stays bounded by one batch. Reserved names
+   * (uploads in progress, {@link RESERVED_PREFIX}) are left out; a name that is not valid UTF-8 is
+   * listed, lossily decoded, rather than breaking the listing (see {@link readNames}).
+   *
+   * Pacing: names are read with synchronous calls, and `describe` is told to use them too, while a
+   * batch stays within {@link SYNC_BATCH_BUDGET_MS}; after one that does not, the next 1, 2, 4 …
+   * {@link MAX_POOL_BATCHES} batches go through the thread pool before the synchronous way is tried
+   * again. The event loop gets a turn between synchronous batches.
+   */
+  private async *readDirectory<T>(
+    vpath: string,
+    describe: (entries: NamedEntries, sync: boolean) => Promise<{ items: T[]; overBudget: boolean }>,
+  ): AsyncIterable<T[]> {
     this.hideReserved(vpath);
     const real = await this.locate(vpath, true);
     let dir: Dir;
@@ -285,16 +316,18 @@ export class LocalStorage implements Storage {
       let backoff = 1; // pool batches after the next synchronous batch that runs over budget
       for (let done = false; !done; ) {
         const sync = poolBatches === 0;
-        const batch = await this.readBatch(dir, prefix, sync);
+        const started = performance.now();
+        const entries = await this.readNames(dir, prefix, sync);
+        const batch = await describe(entries, sync);
         if (sync) {
-          if (batch.overBudget) {
+          if (batch.overBudget || performance.now() - started > SYNC_BATCH_BUDGET_MS) {
             poolBatches = backoff;
             backoff = Math.min(2 * backoff, MAX_POOL_BATCHES);
           } else backoff = 1;
           await new Promise((resolve) => setImmediate(resolve));
         } else poolBatches--;
-        done = batch.done;
-        if (batch.infos.length > 0) yield batch.infos;
+        done = entries.done;
+        if (batch.items.length > 0) yield batch.items;
       }
     } catch (err) {
       throw toStorageError(err, vpath);
@@ -305,50 +338,58 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * Reads and describes up to {@link LIST_BUFFER_SIZE} entries of `dir` (whose real path ends with
-   * `prefix`); `done` once the directory is exhausted. With `sync`, through synchronous calls until
-   * {@link SYNC_BATCH_BUDGET_MS} is spent (`overBudget`: the batch ends early). Symlinks are always
-   * resolved through the thread pool (see {@link entryInfo}).
+   * Reads up to {@link LIST_BUFFER_SIZE} names from `dir` (whose real path ends with `prefix`), with
+   * the paths to stat them by; `done` once the directory is exhausted.
    *
    * Names arrive as latin1 strings, one character per byte, so nothing is lost: an ASCII name (nearly
    * all) is already its own UTF-8 and is stat'ed by that string; any other is stat'ed by its bytes and
    * decoded lossily for display. Raw Buffer names for every entry cost a quarter of a listing's time.
    */
-  private async readBatch(dir: Dir, prefix: string, sync: boolean): Promise<{ infos: FileInfo[]; done: boolean; overBudget: boolean }> {
-    const started = sync ? performance.now() : 0;
-    const infos: FileInfo[] = [];
-    const resolving: Promise<FileInfo | undefined>[] = [];
-    let done = false;
-    let overBudget = false;
-    for (let read = 1; read <= LIST_BUFFER_SIZE; read++) {
+  private async readNames(dir: Dir, prefix: string, sync: boolean): Promise<NamedEntries> {
+    const entries: NamedEntries = { names: [], paths: [], done: false };
+    for (let read = 0; read < LIST_BUFFER_SIZE; read++) {
       const entry = sync ? dir.readSync() : await dir.read();
       if (entry === null) {
-        done = true;
+        entries.done = true;
         break;
       }
       const raw = entry.name;
       if (raw.startsWith(RESERVED_PREFIX)) continue;
-      let name = raw;
-      let full: string | Buffer = prefix + raw;
       if (NON_ASCII.test(raw)) {
         const bytes = Buffer.from(raw, "latin1");
-        name = NAME_DECODER.decode(bytes);
-        full = Buffer.concat([Buffer.from(prefix), bytes]);
-      }
-      if (!sync) {
-        resolving.push(this.entryInfo(full, name));
-        continue;
-      }
-      const st = lstatSync(full, { throwIfNoEntry: false });
-      if (st?.isSymbolicLink()) resolving.push(this.entryInfo(full, name));
-      else if (st !== undefined) infos.push(toFileInfo(name, st)); // undefined: removed since readdir
-      if (read % SYNC_CLOCK_STRIDE === 0 && performance.now() - started > SYNC_BATCH_BUDGET_MS) {
-        overBudget = true;
-        break;
+        entries.names.push(NAME_DECODER.decode(bytes));
+        entries.paths.push(Buffer.concat([Buffer.from(prefix), bytes]));
+      } else {
+        entries.names.push(raw);
+        entries.paths.push(prefix + raw);
       }
     }
-    for (const info of await Promise.all(resolving)) if (info) infos.push(info);
-    return { infos, done, overBudget };
+    return entries;
+  }
+
+  /**
+   * Describes read entries, with synchronous lstat calls (`sync`) until {@link SYNC_BATCH_BUDGET_MS}
+   * is spent (`overBudget`: the rest goes through the pool), or through the thread pool. Symlinks
+   * always go through {@link entryInfo} on the pool; entries removed since readdir are left out.
+   */
+  private async describe(entries: NamedEntries, sync: boolean): Promise<{ items: FileInfo[]; overBudget: boolean }> {
+    const { names, paths } = entries;
+    const started = performance.now();
+    const items: FileInfo[] = [];
+    const resolving: Promise<FileInfo | undefined>[] = [];
+    let overBudget = !sync;
+    for (let i = 0; i < names.length; i++) {
+      if (overBudget) {
+        resolving.push(this.entryInfo(paths[i], names[i]));
+        continue;
+      }
+      const st = lstatSync(paths[i], { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) resolving.push(this.entryInfo(paths[i], names[i]));
+      else if (st !== undefined) items.push(toFileInfo(names[i], st));
+      overBudget = (i + 1) % SYNC_CLOCK_STRIDE === 0 && performance.now() - started > SYNC_BATCH_BUDGET_MS;
+    }
+    for (const info of await Promise.all(resolving)) if (info) items.push(info);
+    return { items, overBudget: sync && overBudget };
   }
 
   /** {@inheritDoc Storage.read} */

@@ -67,6 +67,12 @@ export interface Storage {
    * pays one await per batch rather than per entry. Throws not-found / not-dir.
    */
   list(path: string): AsyncIterable<FileInfo[]>;
+  /**
+   * The names of a directory's entries, batched as {@link list}, without their metadata: what NLST
+   * needs, and cheaper where the medium keeps names apart from metadata (no stat per entry).
+   * Throws not-found / not-dir.
+   */
+  listNames(path: string): AsyncIterable<string[]>;
   /** Opens a file for reading from `offset`. Throws not-found / is-dir. */
   read(path: string, offset?: number): Promise<Readable>;
   /**

@@ -325,9 +325,11 @@ describe("reserved names", () => {
     await writeFile(inRoot("visible"), "v");
     assert.deepEqual((await collect(storage.list("/"))).map((e) => e.name).sort(), ["d", "visible"]);
     assert.deepEqual(await collect(storage.list("/d")), []);
+    assert.deepEqual((await collect(storage.listNames("/"))).sort(), ["d", "visible"]);
     await assert.rejects(storage.stat(`/${reserved}`), isStorageError("not-found"));
     await assert.rejects(storage.stat(`/d/${reserved}`), isStorageError("not-found"));
     await assert.rejects(collect(storage.list(`/${RESERVED_PREFIX}dir`)), isStorageError("not-found"));
+    await assert.rejects(collect(storage.listNames(`/${RESERVED_PREFIX}dir`)), isStorageError("not-found"));
   });
 
   test("cannot be created, read, changed, renamed to or from, or removed", async () => {

@@ -332,6 +332,22 @@ describe("list", () => {
     await writeFile(inRoot("f"), "x");
     await assert.rejects(collect(storage.list("/nope")), isStorageError("not-found"));
     await assert.rejects(collect(storage.list("/f")), isStorageError("not-dir"));
+    await assert.rejects(collect(storage.listNames("/nope")), isStorageError("not-found"));
+    await assert.rejects(collect(storage.listNames("/f")), isStorageError("not-dir"));
+  });
+
+  test("names only: the names list gives, odd links and non-UTF-8 names included", async () => {
+    await writeFile(inRoot("a.txt"), "abc");
+    await mkdir(inRoot("sub"));
+    await writeFile(inRoot("sub", "inner"), "not listed");
+    await symlink(path.join(outside, "secret"), inRoot("escaping"));
+    await symlink("nowhere", inRoot("dangling"));
+    await writeFile(inRoot("café"), "");
+    await writeFile(Buffer.concat([Buffer.from(rootDir + path.sep), Buffer.from([0x66, 0xff, 0x6f])]), "raw!");
+
+    const names = (await collect(storage.listNames("/"))).sort();
+    assert.deepEqual(names, ["a.txt", "café", "dangling", "escaping", "f\uFFFDo", "sub"]);
+    assert.deepEqual(names, (await collect(storage.list("/"))).map((e) => e.name).sort());
   });
 });
 
