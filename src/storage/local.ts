@@ -250,14 +250,21 @@ export class LocalStorage implements Storage {
   };
 
   private readonly rootPrefix: string;
+  private readonly syncBudgetMs: number;
 
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
    *   (use {@link LocalStorageFactory.forRoot} to get one).
+   * @param options.syncBudgetMs - Overrides {@link SYNC_BATCH_BUDGET_MS}; 0 sends nearly every listed
+   *   entry through the thread pool (how tests cover the slow-medium path).
    */
-  constructor(private readonly root: string) {
+  constructor(
+    private readonly root: string,
+    options: { syncBudgetMs?: number } = {},
+  ) {
     if (!path.isAbsolute(root)) throw new TypeError("LocalStorage root must be an absolute path");
     this.rootPrefix = root.endsWith(path.sep) ? root : root + path.sep;
+    this.syncBudgetMs = options.syncBudgetMs ?? SYNC_BATCH_BUDGET_MS;
   }
 
   /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
@@ -320,7 +327,7 @@ export class LocalStorage implements Storage {
         const entries = await this.readNames(dir, prefix, sync);
         const batch = await describe(entries, sync);
         if (sync) {
-          if (batch.overBudget || performance.now() - started > SYNC_BATCH_BUDGET_MS) {
+          if (batch.overBudget || performance.now() - started > this.syncBudgetMs) {
             poolBatches = backoff;
             backoff = Math.min(2 * backoff, MAX_POOL_BATCHES);
           } else backoff = 1;
@@ -377,19 +384,19 @@ export class LocalStorage implements Storage {
     const started = performance.now();
     const items: FileInfo[] = [];
     const resolving: Promise<FileInfo | undefined>[] = [];
-    let overBudget = !sync;
+    let viaPool = !sync; // from the first entry, or once the budget is spent
     for (let i = 0; i < names.length; i++) {
-      if (overBudget) {
+      if (viaPool) {
         resolving.push(this.entryInfo(paths[i], names[i]));
         continue;
       }
       const st = lstatSync(paths[i], { throwIfNoEntry: false });
       if (st?.isSymbolicLink()) resolving.push(this.entryInfo(paths[i], names[i]));
       else if (st !== undefined) items.push(toFileInfo(names[i], st));
-      overBudget = (i + 1) % SYNC_CLOCK_STRIDE === 0 && performance.now() - started > SYNC_BATCH_BUDGET_MS;
+      if ((i + 1) % SYNC_CLOCK_STRIDE === 0 && performance.now() - started > this.syncBudgetMs) viaPool = true;
     }
     for (const info of await Promise.all(resolving)) if (info) items.push(info);
-    return { items, overBudget: sync && overBudget };
+    return { items, overBudget: sync && viaPool };
   }
 
   /** {@inheritDoc Storage.read} */

@@ -7,6 +7,7 @@ import {
   readFile,
   readdir,
   readlink,
+  realpath,
   rm,
   stat as fsStat,
   symlink,
@@ -18,7 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { LocalStorage, LocalStorageFactory, toStorageError } from "../../src/storage/local.js";
-import { StorageError, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
+import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
 import { resolveVirtualPath } from "../../src/storage/virtual-path.js";
 import { collect } from "../helpers/listing.js";
 
@@ -314,6 +315,27 @@ describe("list", () => {
     assert.equal(seen, count);
     assert.equal(names.size, count);
     assert.ok(largest <= 512, `batches of at most a few hundred entries (largest: ${largest})`);
+  });
+
+  test("the thread-pool path (a medium too slow for synchronous calls) lists the same entries", async () => {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("d", "f0"), "12345");
+    for (let i = 1; i < 1500; i++) linkSync(inRoot("d", "f0"), inRoot("d", `f${i}`));
+    await mkdir(inRoot("d", "sub"));
+    await writeFile(inRoot("d", "ünïcode"), "");
+    await symlink("f0", inRoot("d", "link-in"));
+    await symlink(path.join(outside, "secret"), inRoot("d", "link-out"));
+    const describe = (entries: FileInfo[]) =>
+      entries.map((e) => `${e.name} ${e.type} ${e.size} ${e.mtime.getTime()} ${e.mode}`).sort();
+
+    // A zero budget: a few entries of each synchronous attempt, everything else through the pool.
+    const slow = new LocalStorage(await realpath(rootDir), { syncBudgetMs: 0 });
+    const expected = describe(await collect(storage.list("/d")));
+    assert.equal(expected.length, 1504);
+    assert.deepEqual(describe(await collect(slow.list("/d"))), expected);
+    assert.deepEqual((await collect(slow.listNames("/d"))).sort(), (await collect(storage.listNames("/d"))).sort());
+    assert.ok(expected.some((l) => l.startsWith("link-in file 5 ")));
+    assert.ok(expected.some((l) => l.startsWith("link-out link 0 ")));
   });
 
   test("stopping early closes the directory handle", async () => {
