@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "kernel_copy",
-      "sources": ["native/kernel_copy.c"],
+      "target_name": "edgeftp",
+      "sources": ["native/addon.c", "native/kernel_copy.c", "native/list_directory.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [["OS != 'linux'", {"type": "none", "sources": []}]]
     }

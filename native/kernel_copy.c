@@ -38,6 +38,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "addon.h"
+
 /* Bytes one work item may move before yielding its pool thread (it re-queues itself). */
 #define ROUND_BUDGET (64 * 1024 * 1024)
 /* One sendfile(2) call at most (Linux caps a call near 2 GiB anyway). */
@@ -409,7 +411,7 @@ static napi_value in_flight(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
+void kernel_copy_init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"sendFile", NULL, send_file, NULL, NULL, NULL, napi_default, NULL},
       {"receiveFile", NULL, receive_file, NULL, NULL, NULL, napi_default, NULL},
@@ -418,7 +420,4 @@ static napi_value init(napi_env env, napi_value exports) {
       {"inFlight", NULL, in_flight, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
-  return exports;
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -4,14 +4,13 @@
  * through JavaScript. This is what lets a download or upload run at the speed of the C servers
  * (which send with sendfile too) instead of paying two user-space copies and a buffer per chunk.
  *
- * The addon (native/kernel_copy.c, built by `npm install` through node-gyp) exists on Linux only;
- * without it, or for a connection it cannot serve (TLS, TYPE A, a throttled or quota-counted
- * account), the stream path of transfer.ts is used. Whatever the path, the caller sees the same
+ * The addon (native/kernel_copy.c, see src/native.ts) exists on Linux only; without it, or for a
+ * connection it cannot serve (TLS, TYPE A, a throttled account), transfer.ts moves the bytes itself. Whatever the path, the caller sees the same
  * promise: it settles only once the kernel has let go of the file descriptor.
  */
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
 import { constants as osConstants } from "node:os";
+import { nativeAddon } from "../native.js";
 import type { LocalFile } from "../storage/types.js";
 
 type Job = object;
@@ -26,17 +25,7 @@ interface KernelCopyAddon {
   inFlight(): number;
 }
 
-function loadAddon(): KernelCopyAddon | null {
-  if (process.platform !== "linux") return null;
-  try {
-    // dist/src/data/kernel-copy.js → build/Release at the package root.
-    return createRequire(import.meta.url)("../../../build/Release/kernel_copy.node") as KernelCopyAddon;
-  } catch {
-    return null;
-  }
-}
-
-const addon = loadAddon();
+const addon = nativeAddon<KernelCopyAddon>();
 
 /** Whether this process can copy through the kernel at all (the addon loaded). */
 export const kernelCopyAvailable = addon !== null;

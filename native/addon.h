@@ -1,0 +1,19 @@
+/* edgeftp's native addon: the parts (each in its own file) and what they share. */
+#ifndef EDGEFTP_ADDON_H
+#define EDGEFTP_ADDON_H
+
+#include <node_api.h>
+#include <uv.h>
+
+/* Zero-copy transfers: sendFile, receiveFile, cancel, progress, inFlight (kernel_copy.c). */
+void kernel_copy_init(napi_env env, napi_value exports);
+/* Directory listings in batches: openDirectory, readBatch, closeDirectory (list_directory.c). */
+void list_directory_init(napi_env env, napi_value exports);
+
+static inline uv_loop_t *uv_loop_of(napi_env env) {
+  uv_loop_t *loop = NULL;
+  napi_get_uv_event_loop(env, &loop);
+  return loop;
+}
+
+#endif

@@ -1,0 +1,287 @@
+/*
+ * Directory listings for edgeftp's local storage: names and their lstat facts read in batches on
+ * libuv's thread pool, with fstatat(2) relative to the open directory (no path built or resolved
+ * per entry), so a listing costs the main thread one callback per batch instead of a system call
+ * and a Stats object per entry. This is what lets LIST of a large directory keep up with the C
+ * servers without blocking the event loop.
+ *
+ * Exports:
+ *   openDirectory(path: Buffer) -> reader      (nothing is opened until the first batch)
+ *   readBatch(reader, max, withFacts, cb(errno, names, ends, facts, done))
+ *     names: Buffer of the raw names one after another; ends: Uint32Array, where each name ends;
+ *     facts (withFacts): Float64Array, 3 per entry: st_mode, st_size, mtime in ms. "." and ".."
+ *     are skipped, and so is an entry gone between readdir and fstatat.
+ *   closeDirectory(reader)                      (not while a batch is being read)
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "addon.h"
+
+typedef struct reader {
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async_context;
+  uv_work_t work;
+  char *path;
+  DIR *dir;
+  int busy;
+  int closed;
+  int orphaned;     /* collected while a batch was being read: freed when the batch returns */
+  /* one batch */
+  uint32_t max;
+  int with_facts;
+  char *names;
+  size_t names_length, names_capacity;
+  uint32_t *ends;
+  double *facts;
+  uint32_t count;
+  int error;
+  int done;
+} reader_t;
+
+static int append_name(reader_t *r, const char *name, size_t length) {
+  if (r->names_length + length > r->names_capacity) {
+    size_t capacity = r->names_capacity * 2 + length + 4096;
+    char *grown = realloc(r->names, capacity);
+    if (grown == NULL) return ENOMEM;
+    r->names = grown;
+    r->names_capacity = capacity;
+  }
+  memcpy(r->names + r->names_length, name, length);
+  r->names_length += length;
+  return 0;
+}
+
+static void read_batch(uv_work_t *req) {
+  reader_t *r = req->data;
+  r->count = 0;
+  r->names_length = 0;
+  r->error = 0;
+  if (r->dir == NULL) {
+    int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || (r->dir = fdopendir(fd)) == NULL) {
+      r->error = errno;
+      if (fd >= 0) close(fd);
+      return;
+    }
+  }
+  int dir_fd = dirfd(r->dir);
+  while (r->count < r->max) {
+    errno = 0;
+    struct dirent *entry = readdir(r->dir);
+    if (entry == NULL) {
+      if (errno != 0) r->error = errno;
+      else r->done = 1;
+      return;
+    }
+    const char *name = entry->d_name;
+    if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+    if (r->with_facts) {
+      struct stat st;
+      if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue; /* removed since readdir */
+        r->error = errno;
+        return;
+      }
+      double *facts = r->facts + 3 * r->count;
+      facts[0] = (double)st.st_mode;
+      facts[1] = (double)st.st_size;
+      facts[2] = (double)st.st_mtim.tv_sec * 1000.0 + (double)(st.st_mtim.tv_nsec / 1000000);
+    }
+    int err = append_name(r, name, strlen(name));
+    if (err != 0) {
+      r->error = err;
+      return;
+    }
+    r->ends[r->count++] = (uint32_t)r->names_length;
+  }
+}
+
+static void release(reader_t *r);
+
+static void after_batch(uv_work_t *req, int status) {
+  reader_t *r = req->data;
+  napi_env env = r->env;
+  r->busy = 0;
+  if (r->orphaned) {
+    napi_delete_reference(env, r->callback);
+    napi_async_destroy(env, r->async_context);
+    release(r);
+    return;
+  }
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[5], callback, receiver, result, array_buffer;
+  napi_create_int32(env, status != 0 ? ECANCELED : r->error, &argv[0]);
+  void *data;
+  napi_create_buffer_copy(env, r->names_length, r->names_length ? r->names : "", &data, &argv[1]);
+  napi_create_arraybuffer(env, r->count * sizeof(uint32_t), &data, &array_buffer);
+  if (r->count) memcpy(data, r->ends, r->count * sizeof(uint32_t));
+  napi_create_typedarray(env, napi_uint32_array, r->count, array_buffer, 0, &argv[2]);
+  uint32_t facts = r->with_facts ? 3 * r->count : 0;
+  napi_create_arraybuffer(env, facts * sizeof(double), &data, &array_buffer);
+  if (facts) memcpy(data, r->facts, facts * sizeof(double));
+  napi_create_typedarray(env, napi_float64_array, facts, array_buffer, 0, &argv[3]);
+  napi_get_boolean(env, r->done != 0, &argv[4]);
+  napi_get_reference_value(env, r->callback, &callback);
+  napi_get_global(env, &receiver);
+  napi_ref used = r->callback;
+  napi_async_context context = r->async_context;
+  r->callback = NULL;
+  napi_status called = napi_make_callback(env, context, receiver, callback, 5, argv, &result);
+  napi_delete_reference(env, used);
+  napi_async_destroy(env, context);
+  if (called == napi_pending_exception) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void release(reader_t *r) {
+  if (r->dir != NULL) closedir(r->dir); /* NULL once closed */
+  free(r->path);
+  free(r->names);
+  free(r->ends);
+  free(r->facts);
+  free(r);
+}
+
+/* The external's finalizer: a reader the garbage collector takes back is closed if it was not. */
+static void finalize(napi_env env, void *data, void *hint) {
+  reader_t *r = data;
+  (void)env;
+  (void)hint;
+  if (r->busy) r->orphaned = 1; /* the pool thread still uses it */
+  else release(r);
+}
+
+static reader_t *reader_of(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, NULL, "expected a directory reader");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value open_directory(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], handle;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_buffer = false;
+  void *bytes;
+  size_t length;
+  if (argc < 1 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[0], &bytes, &length) != napi_ok || memchr(bytes, 0, length) != NULL) {
+    napi_throw_type_error(env, NULL, "expected a path as a Buffer without NUL bytes");
+    return NULL;
+  }
+  reader_t *r = calloc(1, sizeof *r);
+  if (r == NULL || (r->path = malloc(length + 1)) == NULL) {
+    free(r);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  memcpy(r->path, bytes, length);
+  r->path[length] = '\0';
+  r->env = env;
+  r->work.data = r;
+  napi_create_external(env, r, finalize, NULL, &handle);
+  return handle;
+}
+
+static napi_value read_next(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "expected (reader, max, withFacts, callback)");
+    return NULL;
+  }
+  reader_t *r = reader_of(env, argv[0]);
+  if (r == NULL) return NULL;
+  uint32_t max;
+  bool with_facts;
+  napi_valuetype type;
+  if (napi_get_value_uint32(env, argv[1], &max) != napi_ok || max == 0 || max > 65536 ||
+      napi_get_value_bool(env, argv[2], &with_facts) != napi_ok || napi_typeof(env, argv[3], &type) != napi_ok ||
+      type != napi_function) {
+    napi_throw_type_error(env, NULL, "expected (reader, 1..65536, boolean, callback)");
+    return NULL;
+  }
+  if (r->busy || r->closed) {
+    napi_throw_error(env, NULL, r->busy ? "a batch is already being read" : "the directory is closed");
+    return NULL;
+  }
+  if (max > r->max) {
+    uint32_t *ends = realloc(r->ends, max * sizeof *ends);
+    double *facts = ends ? realloc(r->facts, 3 * (size_t)max * sizeof *facts) : NULL;
+    if (ends) r->ends = ends;
+    if (facts) r->facts = facts;
+    if (!ends || !facts) {
+      napi_throw_error(env, NULL, "out of memory");
+      return NULL;
+    }
+  }
+  r->max = max;
+  r->with_facts = with_facts;
+  napi_value resource_name;
+  napi_create_string_utf8(env, "edgeftp.listDirectory", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &r->async_context);
+  napi_create_reference(env, argv[3], 1, &r->callback);
+  int queued = uv_queue_work(uv_loop_of(env), &r->work, read_batch, after_batch);
+  if (queued != 0) {
+    napi_delete_reference(env, r->callback);
+    napi_async_destroy(env, r->async_context);
+    napi_throw_error(env, NULL, uv_strerror(queued));
+    return NULL;
+  }
+  r->busy = 1;
+  return NULL;
+}
+
+static napi_value close_directory(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  reader_t *r = argc < 1 ? NULL : reader_of(env, argv[0]);
+  if (r == NULL) return NULL;
+  if (r->busy) {
+    napi_throw_error(env, NULL, "a batch is still being read");
+    return NULL;
+  }
+  if (!r->closed) {
+    r->closed = 1;
+    if (r->dir != NULL) closedir(r->dir);
+    r->dir = NULL;
+    free(r->path);
+    free(r->names);
+    free(r->ends);
+    free(r->facts);
+    r->path = r->names = NULL;
+    r->ends = NULL;
+    r->facts = NULL;
+  }
+  return NULL;
+}
+
+void list_directory_init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"openDirectory", NULL, open_directory, NULL, NULL, NULL, napi_default, NULL},
+      {"readBatch", NULL, read_next, NULL, NULL, NULL, napi_default, NULL},
+      {"closeDirectory", NULL, close_directory, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+}

@@ -1,0 +1,23 @@
+/**
+ * edgeftp's native addon (native/, built by `npm install` through node-gyp): zero-copy transfers
+ * (src/data/kernel-copy.ts) and batched directory listings (src/storage/local.ts). It exists on
+ * Linux only and only where the build succeeded; every user falls back to Node's own APIs without it.
+ */
+import { createRequire } from "node:module";
+
+function load(): object | null {
+  if (process.platform !== "linux") return null;
+  try {
+    // dist/src/native.js → build/Release at the package root.
+    return createRequire(import.meta.url)("../../build/Release/edgeftp.node") as object;
+  } catch {
+    return null;
+  }
+}
+
+const addon = load();
+
+/** The addon's exports, seen through the part a caller uses; null where it is not built. */
+export function nativeAddon<Part extends object>(): Part | null {
+  return addon as Part | null;
+}
