@@ -96,7 +96,7 @@ static void read_batch(uv_work_t *req) {
       double *facts = r->facts + 3 * r->count;
       facts[0] = (double)st.st_mode;
       facts[1] = (double)st.st_size;
-      facts[2] = (double)st.st_mtim.tv_sec * 1000.0 + (double)(st.st_mtim.tv_nsec / 1000000);
+      facts[2] = (double)st.st_mtim.tv_sec * 1000.0 + (double)st.st_mtim.tv_nsec / 1e6; /* as Node's mtimeMs */
     }
     int err = append_name(r, name, strlen(name));
     if (err != 0) {

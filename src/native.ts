@@ -4,6 +4,7 @@
  * Linux only and only where the build succeeded; every user falls back to Node's own APIs without it.
  */
 import { createRequire } from "node:module";
+import { constants as osConstants } from "node:os";
 
 function load(): object | null {
   if (process.platform !== "linux") return null;
@@ -20,4 +21,18 @@ const addon = load();
 /** The addon's exports, seen through the part a caller uses; null where it is not built. */
 export function nativeAddon<Part extends object>(): Part | null {
   return addon as Part | null;
+}
+
+/** errno numbers → their names. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
+
+/** The name of an errno value the addon reported (`ECONNRESET`…). */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
+}
+
+/** An error shaped like Node's own system errors (`code`, `errno`, `syscall`) for an errno the addon reported. */
+export function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = errnoName(errno);
+  return Object.assign(new Error(`${syscall} failed: ${code}`), { code, errno, syscall });
 }

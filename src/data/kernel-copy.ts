@@ -9,8 +9,7 @@
  * promise: it settles only once the kernel has let go of the file descriptor.
  */
 import type { Socket } from "node:net";
-import { constants as osConstants } from "node:os";
-import { nativeAddon } from "../native.js";
+import { errnoName, nativeAddon } from "../native.js";
 import type { LocalFile } from "../storage/types.js";
 
 type Job = object;
@@ -35,9 +34,6 @@ export function kernelCopiesInFlight(): number {
   return addon?.inFlight() ?? 0;
 }
 
-/** errno numbers → their names (`ECONNRESET`…), for errors that read like Node's own. */
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
-
 /** Failure of a kernel copy, shaped like Node's system errors (`code`, `errno`, `syscall`). */
 export class KernelCopyError extends Error {
   readonly code: string;
@@ -47,7 +43,7 @@ export class KernelCopyError extends Error {
     /** Bytes moved before the failure. */
     readonly bytes: number,
   ) {
-    const code = ERRNO_NAMES.get(errno) ?? `E${errno}`;
+    const code = errnoName(errno);
     super(`${syscall} failed: ${code}`);
     this.code = code;
     this.name = "KernelCopyError";

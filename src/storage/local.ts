@@ -42,10 +42,13 @@ import {
   type Usage,
   type WriteOptions,
 } from "./types.js";
+import { DirectoryReader, directoryReaderAvailable, type DirectoryBatch } from "./directory-reader.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
 /** Directory entries read per readdir call and per listing batch: bounds listing memory whatever the directory's size. */
 const LIST_BUFFER_SIZE = 256;
+/** The same through the native reader, whose batch costs one thread-pool trip (1,024 entries: ~100 KB). */
+const NATIVE_LIST_BATCH = 1024;
 /**
  * A listing reads and stats its entries synchronously while the medium answers fast (dentries and
  * inodes in the page cache: a few µs an entry), yielding to the event loop between batches; one
@@ -222,6 +225,31 @@ function toFileInfo(name: string, st: Stats): FileInfo {
   return { name, type: entryType(st), size: st.size, mtime: st.mtime, mode: st.mode & 0o777 };
 }
 
+/** The same from the bare lstat facts a native directory batch carries. */
+function fileInfoFromMode(name: string, mode: number, size: number, mtimeMs: number): FileInfo {
+  const format = mode & fsConstants.S_IFMT;
+  const type: EntryType =
+    format === fsConstants.S_IFREG ? "file" : format === fsConstants.S_IFDIR ? "dir" : format === fsConstants.S_IFLNK ? "link" : "other";
+  // Rounded as Node rounds Stats.mtimeMs into Stats.mtime.
+  return { name, type, size, mtime: new Date(Math.round(mtimeMs)), mode: mode & 0o777 };
+}
+
+/**
+ * A native batch's names for display, reserved names left out, with the index of each in the
+ * batch: ASCII names as read, any other decoded lossily (as {@link LocalStorage.readNames} does).
+ */
+function namesOf(batch: DirectoryBatch): { names: string[]; indexes: number[] } {
+  const names: string[] = [];
+  const indexes: number[] = [];
+  for (let i = 0; i < batch.length; i++) {
+    const raw = batch.latin1Name(i);
+    if (raw.startsWith(RESERVED_PREFIX)) continue;
+    names.push(NON_ASCII.test(raw) ? NAME_DECODER.decode(batch.rawName(i)) : raw);
+    indexes.push(i);
+  }
+  return { names, indexes };
+}
+
 /** Names read from a directory, and the real paths to stat them by (strings, or bytes when not ASCII). */
 interface NamedEntries {
   names: string[];
@@ -282,20 +310,25 @@ export class LocalStorage implements Storage {
 
   private readonly rootPrefix: string;
   private readonly syncBudgetMs: number;
+  /** Whether listings go through the native addon (built, and not turned off for a test). */
+  private readonly nativeListing: boolean;
 
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
    *   (use {@link LocalStorageFactory.forRoot} to get one).
    * @param options.syncBudgetMs - Overrides {@link SYNC_BATCH_BUDGET_MS}; 0 sends nearly every listed
    *   entry through the thread pool (how tests cover the slow-medium path).
+   * @param options.nativeListing - false lists with Node's own calls even where the addon is built
+   *   (how tests cover that path).
    */
   constructor(
     private readonly root: string,
-    options: { syncBudgetMs?: number } = {},
+    options: { syncBudgetMs?: number; nativeListing?: boolean } = {},
   ) {
     if (!path.isAbsolute(root)) throw new TypeError("LocalStorage root must be an absolute path");
     this.rootPrefix = root.endsWith(path.sep) ? root : root + path.sep;
     this.syncBudgetMs = options.syncBudgetMs ?? SYNC_BATCH_BUDGET_MS;
+    this.nativeListing = options.nativeListing !== false && directoryReaderAvailable;
   }
 
   /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
@@ -317,12 +350,61 @@ export class LocalStorage implements Storage {
    * reserved names as in {@link readDirectory}.
    */
   list(vpath: string): AsyncIterable<FileInfo[]> {
+    if (this.nativeListing) return this.readNatively(vpath, true, (batch, prefix) => this.describeNative(batch, prefix));
     return this.readDirectory(vpath, (entries, sync) => this.describe(entries, sync));
   }
 
   /** {@inheritDoc Storage.listNames} Batches, names and reserved names as in {@link readDirectory}. */
   listNames(vpath: string): AsyncIterable<string[]> {
+    if (this.nativeListing) return this.readNatively(vpath, false, async (batch) => namesOf(batch).names);
     return this.readDirectory(vpath, async (entries) => ({ items: entries.names, overBudget: false }));
+  }
+
+  /**
+   * The listing through the native addon ({@link DirectoryReader}): each batch of names and their
+   * lstat facts is read on the thread pool (the next one while this one is sent), so nothing blocks
+   * the event loop and no pacing is needed.
+   * Batches, reserved names and name decoding as in {@link readDirectory}.
+   */
+  private async *readNatively<T>(
+    vpath: string,
+    withFacts: boolean,
+    describe: (batch: DirectoryBatch, prefix: string) => Promise<T[]>,
+  ): AsyncIterable<T[]> {
+    this.hideReserved(vpath);
+    const real = await this.locate(vpath, true);
+    const reader = DirectoryReader.open(real)!;
+    const prefix = real.endsWith(path.sep) ? real : real + path.sep;
+    // The next batch is read on the pool while this one is described and sent.
+    let next: Promise<DirectoryBatch> | null = reader.read(NATIVE_LIST_BATCH, withFacts);
+    try {
+      while (next) {
+        const batch: DirectoryBatch = await next;
+        next = batch.done ? null : reader.read(NATIVE_LIST_BATCH, withFacts);
+        const items = await describe(batch, prefix);
+        if (items.length > 0) yield items;
+      }
+    } catch (err) {
+      throw toStorageError(err, vpath);
+    } finally {
+      // Also when the consumer stops early: the batch being read must be back before the close.
+      await next?.catch(() => undefined);
+      reader.close();
+    }
+  }
+
+  /** FileInfo for a native batch; symlinks are followed (or not) by {@link entryInfo}, on the pool. */
+  private async describeNative(batch: DirectoryBatch, prefix: string): Promise<FileInfo[]> {
+    const { names, indexes } = namesOf(batch);
+    const items: FileInfo[] = [];
+    const resolving: Promise<FileInfo | undefined>[] = [];
+    for (let k = 0; k < names.length; k++) {
+      const i = indexes[k];
+      if (batch.isSymbolicLink(i)) resolving.push(this.entryInfo(Buffer.concat([Buffer.from(prefix), batch.rawName(i)]), names[k]));
+      else items.push(fileInfoFromMode(names[k], batch.mode(i), batch.size(i), batch.mtimeMs(i)));
+    }
+    for (const info of await Promise.all(resolving)) if (info) items.push(info);
+    return items;
   }
 
   /**

@@ -92,7 +92,7 @@ export interface Storage {
   stat(path: string): Promise<FileInfo>;
   /**
    * Streams a directory's entries, in no particular order, as batches: each batch non-empty and of at
-   * most a few hundred entries, so memory stays bounded whatever the directory's size and a consumer
+   * most about a thousand entries, so memory stays bounded whatever the directory's size and a consumer
    * pays one await per batch rather than per entry. Throws not-found / not-dir.
    */
   list(path: string): AsyncIterable<FileInfo[]>;
