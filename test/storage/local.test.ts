@@ -17,8 +17,8 @@ import { existsSync, linkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { LocalStorage, LocalStorageFactory, toStorageError } from "../../src/storage/local.js";
 import { MetadataCalls } from "../../src/storage/metadata-calls.js";
+import { LocalStorage, LocalStorageFactory, toStorageError } from "../../src/storage/local.js";
 import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
 import { resolveVirtualPath } from "../../src/storage/virtual-path.js";
 
