@@ -28,6 +28,8 @@ export const PASSWORD = "wonderland";
 export interface ServerOptions {
   /** The storage factory the node uses (default: a LocalStorageFactory), e.g. a fault-injecting one. */
   storage?: StorageFactory;
+  /** Where the node's log lines go (default: stderr, at EDGEFTP_TEST_LOG or silent). */
+  logDestination?: NodeJS.WritableStream;
 }
 
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K] };
@@ -63,7 +65,7 @@ export async function startServer(
   // Homes exist before the first login, as `edgeftp user add` leaves them, so tests can seed files.
   for (const name of [USER, ...accounts.map((a) => a.name)]) mkdirSync(homeFor(config, { name, home: null }), { recursive: true });
   const node = await EdgeNode.start(config, {
-    logger: createLogger(config.log.level, process.stderr),
+    logger: createLogger(config.log.level, options.logDestination ?? process.stderr),
     accounts: store,
     storage: options.storage ?? new LocalStorageFactory(),
   });
