@@ -52,27 +52,58 @@ for (const [mode, options] of [
 }
 
 describe("the switch to the thread pool", () => {
-  test("a slow synchronous call sends the next calls to the thread pool until the backoff ends", async () => {
-    // Every call counts as slow (longer than -1 ms); the backoff never ends.
-    const calls = new MetadataCalls({ slowCallMs: -1, backoffMs: Number.MAX_SAFE_INTEGER });
-    assert.equal(calls.synchronous, true);
-    await calls.lstat(at("dir"));
-    assert.equal(calls.synchronous, false);
-    assert.equal(await calls.lstat(at("nothing")), null, "the same answers from the pool");
+  /** A clock for the calls: each synchronous call takes `cost` ms by it (two readings per call). */
+  function fakeClock(): { clock: () => number; cost: number } {
+    let now = 0;
+    const state = {
+      cost: 0,
+      clock: () => (now += state.cost / 2),
+    };
+    return state;
+  }
+
+  /** Makes `n` lstat calls and reports, for each, whether it was made synchronously. */
+  async function pattern(calls: MetadataCalls, n: number): Promise<string> {
+    let out = "";
+    for (let i = 0; i < n; i++) {
+      out += calls.synchronous ? "s" : "p";
+      await calls.lstat(at("dir"));
+    }
+    return out;
+  }
+
+  test("each slow synchronous try in a row sends twice as many calls to the pool, up to the cap", async () => {
+    const time = fakeClock();
+    time.cost = 5;
+    const calls = new MetadataCalls({ slowCallMs: 1, maxPoolCalls: 4, clock: time.clock });
+    assert.equal(await pattern(calls, 20), "sp" + "spp" + "spppp" + "spppp" + "spppp");
   });
 
-  test("a slow call that fails counts too, and calls are synchronous again once the backoff is over", async () => {
-    const calls = new MetadataCalls({ slowCallMs: -1, backoffMs: 0 });
+  test("a fast synchronous call ends the backoff", async () => {
+    const time = fakeClock();
+    const calls = new MetadataCalls({ slowCallMs: 1, clock: time.clock });
+    time.cost = 5;
+    assert.equal(await pattern(calls, 4), "spsp");
+    time.cost = 0.5;
+    assert.equal(await pattern(calls, 3), "pss", "the pending pool calls, then synchronous again");
+    time.cost = 5;
+    assert.equal(await pattern(calls, 3), "sps", "a new slow call starts the backoff from one call again");
+  });
+
+  test("a slow call that fails counts too, and answers the same from the pool", async () => {
+    const time = fakeClock();
+    time.cost = 5;
+    const calls = new MetadataCalls({ slowCallMs: 1, clock: time.clock });
     await assert.rejects(calls.realpath(at("nothing")), { code: "ENOENT" });
-    assert.equal(calls.synchronous, true, "a backoff of 0 is over at once");
-    const stays = new MetadataCalls({ slowCallMs: -1, backoffMs: Number.MAX_SAFE_INTEGER });
-    await assert.rejects(stays.realpath(at("nothing")), { code: "ENOENT" });
-    assert.equal(stays.synchronous, false);
+    assert.equal(calls.synchronous, false);
+    await assert.rejects(calls.realpath(at("nothing")), { code: "ENOENT" });
+    assert.equal(calls.synchronous, true);
+    assert.equal(await calls.lstat(at("nothing")), null);
   });
 
-  test("fast calls stay synchronous", async () => {
-    const calls = new MetadataCalls({ slowCallMs: Number.MAX_SAFE_INTEGER });
-    for (let i = 0; i < 100; i++) await calls.stat(at("dir", "file"));
-    assert.equal(calls.synchronous, true);
+  test("fast calls stay synchronous; threadPoolOnly never calls synchronously", async () => {
+    const time = fakeClock();
+    assert.equal(await pattern(new MetadataCalls({ clock: time.clock }), 50), "s".repeat(50));
+    assert.equal(await pattern(new MetadataCalls({ threadPoolOnly: true }), 5), "ppppp");
   });
 });
