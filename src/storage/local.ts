@@ -9,7 +9,7 @@
  * local user who can already write inside the root; it is accepted.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
+import { constants as fsConstants, createReadStream, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
 import {
   type FileHandle,
   access,
@@ -347,16 +347,19 @@ export class LocalStorage implements Storage {
   async read(vpath: string, offset = 0): Promise<Readable> {
     const real = await this.locate(vpath, true);
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
-    const handle = await open(real, "r").catch((err: unknown) => {
+    // A descriptor, not a FileHandle: there is no synchronous way to a FileHandle, and on a fast
+    // disk the open and fstat cost less done at once than two trips through the thread pool.
+    const fd = await this.meta.openForReading(real).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
     try {
       // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
-      const info = await handle.stat();
+      const info = await this.meta.fstat(fd);
       if (info.isDirectory()) throw refuse("is-dir", vpath);
-      return handle.createReadStream({ start: offset, highWaterMark: readChunkSize(info.size - offset) });
+      // The stream closes the descriptor when it ends or is destroyed (autoClose).
+      return createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset) });
     } catch (err) {
-      await handle.close().catch(() => undefined);
+      await this.meta.close(fd).catch(() => undefined);
       throw toStorageError(err, vpath);
     }
   }

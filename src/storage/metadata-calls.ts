@@ -1,6 +1,7 @@
 /**
- * The metadata system calls of the local storage (realpath, lstat, stat, recursive mkdir), made
- * synchronously while the medium answers fast, and on libuv's thread pool otherwise.
+ * The metadata system calls of the local storage (realpath, lstat, stat, recursive mkdir, and the
+ * open, fstat and close around a download), made synchronously while the medium answers fast, and
+ * on libuv's thread pool otherwise.
  *
  * Why: with the metadata in the page cache (the normal case on a busy edge), a synchronous lstat
  * costs ~2 µs of the event loop, and the same call through the thread pool ~25-30 µs of CPU (a
@@ -16,8 +17,13 @@
  * pace their batches the same way (LocalStorage.list).
  * Results and errors are the same either way, except as documented per method.
  */
-import { lstatSync, mkdirSync, realpathSync, statSync, type Stats } from "node:fs";
+import { close, closeSync, fstat, fstatSync, lstatSync, mkdirSync, open, openSync, realpathSync, statSync, type Stats } from "node:fs";
 import { lstat, mkdir, realpath, stat } from "node:fs/promises";
+import { promisify } from "node:util";
+
+const openAsync = promisify(open);
+const fstatAsync = promisify(fstat);
+const closeAsync = promisify(close);
 
 export interface MetadataCallsOptions {
   /** A synchronous call slower than this (ms) sends the next calls to the thread pool. */
@@ -103,6 +109,22 @@ export class MetadataCalls {
       if (isNoEntry(err)) return null;
       throw err;
     });
+  }
+
+  /** open(2) for reading: a file descriptor, which the caller must close (a stream's autoClose does). */
+  async openForReading(p: string): Promise<number> {
+    return this.takeSynchronous() ? this.timed(() => openSync(p, "r")) : openAsync(p, "r");
+  }
+
+  /** fstat(2) of an open file descriptor. */
+  async fstat(fd: number): Promise<Stats> {
+    return this.takeSynchronous() ? this.timed(() => fstatSync(fd)) : fstatAsync(fd);
+  }
+
+  /** close(2) of a file descriptor this caller owns. */
+  async close(fd: number): Promise<void> {
+    if (this.takeSynchronous()) this.timed(() => closeSync(fd));
+    else await closeAsync(fd);
   }
 
   /** `mkdir -p`: creates `p` and its missing parents; succeeds when it is already a directory. */

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, realpathSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readSync, realpathSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -37,6 +37,16 @@ for (const [mode, options] of [
       await calls.mkdirRecursive(at("a", "b", "c"));
       await calls.mkdirRecursive(at("a", "b", "c"));
       assert.ok(existsSync(at("a", "b", "c")));
+    });
+
+    test("open a file for reading, fstat and close its descriptor", async () => {
+      const calls = new MetadataCalls(options);
+      const fd = await calls.openForReading(at("link"));
+      assert.equal((await calls.fstat(fd)).size, 5);
+      assert.equal(readSync(fd, Buffer.alloc(8), 0, 8, 0), 5);
+      await calls.close(fd);
+      await assert.rejects(calls.openForReading(at("nothing")), { code: "ENOENT" });
+      await assert.rejects(calls.openForReading(at("dir", "file", "child")), { code: "ENOTDIR" });
     });
 
     test("report a missing name as null, and every other failure as fs's error", async () => {
