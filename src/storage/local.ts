@@ -9,7 +9,7 @@
  * local user who can already write inside the root; it is accepted.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, createReadStream, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
+import { constants as fsConstants, createReadStream, createWriteStream, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
 import {
   type FileHandle,
   access,
@@ -349,7 +349,7 @@ export class LocalStorage implements Storage {
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
     // A descriptor, not a FileHandle: there is no synchronous way to a FileHandle, and on a fast
     // disk the open and fstat cost less done at once than two trips through the thread pool.
-    const fd = await this.meta.openForReading(real).catch((err: unknown) => {
+    const fd = await this.meta.open(real, "r").catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
     try {
@@ -399,7 +399,7 @@ export class LocalStorage implements Storage {
       // Nothing to protect: a new file is written in place below.
     }
     const flags = options.append ? "a" : offset > 0 ? "r+" : "w";
-    let handle: FileHandle;
+    let fd: number;
     // Only needed to remove a failed new file: the real file (through a symlink) and whether it was there.
     let created: string | null = null;
     try {
@@ -407,30 +407,30 @@ export class LocalStorage implements Storage {
         const absent = target.entry === undefined ? !(await exists(target.resolved)) : target.entry === null;
         created = absent ? target.resolved : null;
       }
-      handle = await open(target.real, flags);
+      // A descriptor, not a FileHandle, as for read(): opened at once on a fast disk.
+      fd = await this.meta.open(target.real, flags);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
     }
+    // From here the stream owns the descriptor and closes it on every path (autoClose).
+    const sink = createWriteStream("", {
+      fd,
+      start: flags === "r+" ? offset : undefined,
+      highWaterMark: WRITE_BUFFER_SIZE,
+      // fsync before the stream closes the descriptor (Node >= 20.10): resolving promises durable data.
+      flush: durable,
+    });
     try {
-      const sink = handle.createWriteStream({
-        start: flags === "r+" ? offset : undefined,
-        highWaterMark: WRITE_BUFFER_SIZE,
-        // fsync before the stream closes the handle (Node >= 20.10): resolving promises durable data.
-        flush: durable,
-      });
-      // On success pipeline settles after the stream has flushed and closed the handle.
+      // On success pipeline settles after the stream has flushed and closed the descriptor.
       await pipeline(source, sink);
       return sink.bytesWritten;
     } catch (err) {
-      await handle.close().catch(() => undefined);
+      // On failure pipeline may settle first: wait for the close, so that nothing is left open
+      // and a partial file removed below is really gone.
+      if (!sink.closed) await new Promise<void>((resolve) => sink.once("close", () => resolve()));
       if (created !== null) await unlink(created).catch(() => undefined);
       throw toStorageError(err, vpath);
-    } finally {
-      // The stream closes the handle itself, but on failure pipeline may settle first; this waits for
-      // that close (a FileHandle closes once every user has let go) and is a no-op once it is done.
-      // A failure to close after a failed transfer adds nothing worth reporting over the first error.
-      await handle.close().catch(() => undefined);
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * The metadata system calls of the local storage (realpath, lstat, stat, recursive mkdir, and the
- * open, fstat and close around a download), made synchronously while the medium answers fast, and
- * on libuv's thread pool otherwise.
+ * open and fstat before a transfer), made synchronously while the medium answers fast, and on
+ * libuv's thread pool otherwise.
  *
  * Why: with the metadata in the page cache (the normal case on a busy edge), a synchronous lstat
  * costs ~2 µs of the event loop, and the same call through the thread pool ~25-30 µs of CPU (a
@@ -111,9 +111,9 @@ export class MetadataCalls {
     });
   }
 
-  /** open(2) for reading: a file descriptor, which the caller must close (a stream's autoClose does). */
-  async openForReading(p: string): Promise<number> {
-    return this.takeSynchronous() ? this.timed(() => openSync(p, "r")) : openAsync(p, "r");
+  /** open(2) with `flags` ("r", "w", "a", "r+"…): a file descriptor, which the caller must close (a stream's autoClose does). */
+  async open(p: string, flags: string): Promise<number> {
+    return this.takeSynchronous() ? this.timed(() => openSync(p, flags)) : openAsync(p, flags);
   }
 
   /** fstat(2) of an open file descriptor. */

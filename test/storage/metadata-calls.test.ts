@@ -41,12 +41,12 @@ for (const [mode, options] of [
 
     test("open a file for reading, fstat and close its descriptor", async () => {
       const calls = new MetadataCalls(options);
-      const fd = await calls.openForReading(at("link"));
+      const fd = await calls.open(at("link"), "r");
       assert.equal((await calls.fstat(fd)).size, 5);
       assert.equal(readSync(fd, Buffer.alloc(8), 0, 8, 0), 5);
       await calls.close(fd);
-      await assert.rejects(calls.openForReading(at("nothing")), { code: "ENOENT" });
-      await assert.rejects(calls.openForReading(at("dir", "file", "child")), { code: "ENOTDIR" });
+      await assert.rejects(calls.open(at("nothing"), "r"), { code: "ENOENT" });
+      await assert.rejects(calls.open(at("dir", "file", "child"), "r"), { code: "ENOTDIR" });
     });
 
     test("report a missing name as null, and every other failure as fs's error", async () => {
