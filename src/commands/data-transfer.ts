@@ -5,6 +5,7 @@
  */
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { socketBytes } from "../data/kernel-copy.js";
 import { armStallTimeout } from "../data/transfer.js";
 import { FtpError, replyForStorageError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
@@ -72,8 +73,9 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
       const text = await job.run(socket, signal);
       session.reply(Reply.ClosingData, text);
       if (session.log.isLevelEnabled("info")) {
+        const bytes = socketBytes(socket);
         session.log.info(
-          { transfer: job.label, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, ms: Date.now() - transfer.startedAt },
+          { transfer: job.label, bytesIn: bytes.in, bytesOut: bytes.out, zeroCopy: bytes.zeroCopy, ms: Date.now() - transfer.startedAt },
           "transfer complete",
         );
       }

@@ -1,4 +1,5 @@
 /** Directory listings: LIST and NLST (RFC 959 §4.1.3), MLSD and MLST (RFC 3659 §7), STAT (§4.1.3). */
+import { socketBytes } from "../data/kernel-copy.js";
 import { linesToStream, sendToClient } from "../data/transfer.js";
 import { FtpError } from "../protocol/errors.js";
 import { globMatch, hasWildcard, tooManyStars } from "../protocol/glob.js";
@@ -133,7 +134,8 @@ export const listingCommands: CommandSpec[] = [
     async handler(session, arg) {
       const transfer = session.transfer;
       if (transfer) {
-        const bytes = transfer.socket ? transfer.socket.bytesRead + transfer.socket.bytesWritten : 0;
+        const moved = transfer.socket ? socketBytes(transfer.socket) : null;
+        const bytes = moved ? moved.in + moved.out : 0;
         session.reply(Reply.SystemStatus, ["Status:", `Transferring ${transfer.label}: ${bytes} bytes so far.`, "End of status."]);
         return;
       }

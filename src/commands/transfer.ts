@@ -64,7 +64,11 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
         announce: announce ?? `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)}.`,
         label: path,
         async run(socket, signal) {
-          const source = receiveFromClient(socket, ascii, signal, { throttle: throttleFor(session, "up"), counter: tracked.counter });
+          const source = receiveFromClient(socket, ascii, signal, {
+            throttle: throttleFor(session, "up"),
+            counter: tracked.counter,
+            zeroCopy: session.config.transfers.zeroCopy,
+          });
           try {
             const bytes = await session.fs.write(path, source, {
               offset: offset || undefined,
@@ -122,7 +126,7 @@ export const transferCommands: CommandSpec[] = [
           announce: `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)} (${info.size} bytes).`,
           label: path,
           async run(socket, signal) {
-            await sendToClient(source, socket, session.type === "A", signal, throttleFor(session, "down"));
+            await sendToClient(source, socket, session.type === "A", signal, throttleFor(session, "down"), session.config.transfers.zeroCopy);
             return "Transfer complete.";
           },
         });

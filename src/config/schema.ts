@@ -127,6 +127,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    transfers: z
+      .object({
+        zeroCopy: bool
+          .default(true)
+          .describe("Let the kernel move file bytes to and from plain data connections by itself (sendfile/splice: Linux, with the addon npm install builds), for binary transfers of accounts without throttling or byte quota. Off: every transfer goes through Node streams."),
+      })
+      .strict()
+      .prefault({}),
     timeouts: z
       .object({
         login: seconds.default(60).describe("Seconds a connection may take to log in, counted from connect (a slow-loris client is cut off)."),

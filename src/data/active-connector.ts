@@ -27,6 +27,9 @@ function attempt(target: ActiveTarget, localPort: number, timeoutMs: number, sig
       localAddress: target.localAddress,
       ...(localPort > 0 ? { localPort } : {}),
     });
+    // Paused like a passive connection (pauseOnConnect): nothing is read before the transfer
+    // decides how (a stream, or the kernel splicing straight into the file).
+    socket.pause();
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();

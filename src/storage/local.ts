@@ -9,7 +9,7 @@
  * local user who can already write inside the root; it is accepted.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, createReadStream, createWriteStream, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
+import { constants as fsConstants, createReadStream, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
 import {
   type FileHandle,
   access,
@@ -27,17 +27,18 @@ import {
   utimes,
 } from "node:fs/promises";
 import path from "node:path";
-import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../observe/logger.js";
 import {
   StorageError,
   type EntryType,
   type FileInfo,
+  type FileReadable,
   type Storage,
   type StorageCapabilities,
   type StorageErrorCode,
   type StorageFactory,
+  type UploadReadable,
   type Usage,
   type WriteOptions,
 } from "./types.js";
@@ -107,6 +108,36 @@ function temporaryName(name: string): string {
 function readChunkSize(remaining: number): number {
   if (remaining >= 16 * STREAM_CHUNK_SIZE) return 4 * STREAM_CHUNK_SIZE;
   return Math.max(16 * 1024, Math.min(remaining, STREAM_CHUNK_SIZE));
+}
+
+/**
+ * Writes all of `source` into the open file from `position` (undefined: at the file's own position,
+ * e.g. O_APPEND) and closes it; resolves with the bytes written. A source that can move its bytes
+ * into the file itself (through the kernel, see {@link UploadReadable}) does so; any other is piped.
+ * With `durable`, the data is fsync'ed before the file is closed. `source` is destroyed on failure.
+ */
+async function fill(handle: FileHandle, source: UploadReadable, position: number | undefined, durable: boolean): Promise<number> {
+  if (source.copyInto && position !== undefined) {
+    let bytes: number;
+    try {
+      bytes = await source.copyInto({ fd: handle.fd, position });
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    if (durable) await handle.sync();
+    await handle.close();
+    return bytes;
+  }
+  const sink = handle.createWriteStream({
+    start: position,
+    highWaterMark: WRITE_BUFFER_SIZE,
+    // fsync before the stream closes the handle (Node >= 20.10): resolving promises durable data.
+    flush: durable,
+  });
+  // On success pipeline settles after the stream has flushed and closed the handle.
+  await pipeline(source, sink);
+  return sink.bytesWritten;
 }
 
 /** fsync of a directory, so a rename in it survives a power loss. Best effort: not every file system allows it. */
@@ -344,7 +375,7 @@ export class LocalStorage implements Storage {
   }
 
   /** {@inheritDoc Storage.read} */
-  async read(vpath: string, offset = 0): Promise<Readable> {
+  async read(vpath: string, offset = 0): Promise<FileReadable> {
     const real = await this.locate(vpath, true);
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
     // A descriptor, not a FileHandle: there is no synchronous way to a FileHandle, and on a fast
@@ -357,7 +388,9 @@ export class LocalStorage implements Storage {
       const info = await this.meta.fstat(fd);
       if (info.isDirectory()) throw refuse("is-dir", vpath);
       // The stream closes the descriptor when it ends or is destroyed (autoClose).
-      return createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset) });
+      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset) });
+      // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
+      return Object.assign(stream, { localFile: { fd, position: offset, size: info.size } }) satisfies FileReadable;
     } catch (err) {
       await this.meta.close(fd).catch(() => undefined);
       throw toStorageError(err, vpath);
@@ -382,7 +415,7 @@ export class LocalStorage implements Storage {
    * client can resume with REST/APPE) unless `keepPartial` is false (the default is to keep); the
    * rejection is what marks it incomplete. A failed atomic overwrite keeps the previous version.
    */
-  async write(vpath: string, source: Readable, options: WriteOptions = {}): Promise<number> {
+  async write(vpath: string, source: UploadReadable, options: WriteOptions = {}): Promise<number> {
     const offset = options.offset ?? 0;
     const keepPartial = options.keepPartial !== false;
     const durable = options.durable === true;
@@ -399,7 +432,7 @@ export class LocalStorage implements Storage {
       // Nothing to protect: a new file is written in place below.
     }
     const flags = options.append ? "a" : offset > 0 ? "r+" : "w";
-    let fd: number;
+    let handle: FileHandle;
     // Only needed to remove a failed new file: the real file (through a symlink) and whether it was there.
     let created: string | null = null;
     try {
@@ -407,30 +440,23 @@ export class LocalStorage implements Storage {
         const absent = target.entry === undefined ? !(await exists(target.resolved)) : target.entry === null;
         created = absent ? target.resolved : null;
       }
-      // A descriptor, not a FileHandle, as for read(): opened at once on a fast disk.
-      fd = await this.meta.open(target.real, flags);
+      handle = await open(target.real, flags);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
     }
-    // From here the stream owns the descriptor and closes it on every path (autoClose).
-    const sink = createWriteStream("", {
-      fd,
-      start: flags === "r+" ? offset : undefined,
-      highWaterMark: WRITE_BUFFER_SIZE,
-      // fsync before the stream closes the descriptor (Node >= 20.10): resolving promises durable data.
-      flush: durable,
-    });
     try {
-      // On success pipeline settles after the stream has flushed and closed the descriptor.
-      await pipeline(source, sink);
-      return sink.bytesWritten;
+      // An append (O_APPEND) has no position of its own to give a kernel copy.
+      return await fill(handle, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable);
     } catch (err) {
-      // On failure pipeline may settle first: wait for the close, so that nothing is left open
-      // and a partial file removed below is really gone.
-      if (!sink.closed) await new Promise<void>((resolve) => sink.once("close", () => resolve()));
+      await handle.close().catch(() => undefined);
       if (created !== null) await unlink(created).catch(() => undefined);
       throw toStorageError(err, vpath);
+    } finally {
+      // The stream closes the handle itself, but on failure pipeline may settle first; this waits for
+      // that close (a FileHandle closes once every user has let go) and is a no-op once it is done.
+      // A failure to close after a failed transfer adds nothing worth reporting over the first error.
+      await handle.close().catch(() => undefined);
     }
   }
 
@@ -438,7 +464,7 @@ export class LocalStorage implements Storage {
    * The atomic replace of {@link write}: temporary file, (fsync,) rename, (fsync of the directory).
    * Resolves null, having consumed nothing, when there is no previous version to protect.
    */
-  private async writeAtomic(vpath: string, located: Target, source: Readable, durable: boolean): Promise<number | null> {
+  private async writeAtomic(vpath: string, located: Target, source: UploadReadable, durable: boolean): Promise<number | null> {
     // The final file, through a symlink if the name is one: the link is kept, its target replaced.
     const target = located.resolved;
     let temp: string;
@@ -469,13 +495,12 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     try {
-      const sink = handle.createWriteStream({ highWaterMark: WRITE_BUFFER_SIZE, flush: durable });
-      await pipeline(source, sink);
-      await handle.close(); // already closed by the stream: waits for it
+      const bytes = await fill(handle, source, 0, durable);
+      await handle.close(); // already closed by fill: waits for it
       await rename(temp, target);
       liveUploads.delete(temp);
       if (durable) await syncDirectory(path.dirname(target));
-      return sink.bytesWritten;
+      return bytes;
     } catch (err) {
       // A failed replace keeps the previous version, whatever the partial-upload policy.
       await handle.close().catch(() => undefined);

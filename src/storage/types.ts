@@ -51,6 +51,35 @@ export interface WriteOptions {
   durable?: boolean;
 }
 
+/**
+ * An open file on a local file system, from `position` on. A backend that has one attaches it to
+ * what it reads ({@link FileReadable}), so the data layer can send it without a stream: by the
+ * kernel itself (sendfile(2)) or from reused buffers; an upload source that can move its bytes
+ * into such a file itself ({@link UploadReadable}) gets one from the backend's write instead of
+ * being read as a stream. Backends without local files (object storage) offer neither.
+ */
+export interface LocalFile {
+  readonly fd: number;
+  readonly position: number;
+  /** The file's size when it was opened: a hint for buffer sizes (a send goes on to EOF). */
+  readonly size?: number;
+}
+
+/** What `Storage.read` returns: a stream, possibly with the open file behind it. */
+export interface FileReadable extends Readable {
+  /** The file from the read's offset; valid until the stream is destroyed. */
+  readonly localFile?: LocalFile;
+}
+
+/** What `Storage.write` consumes: a stream, possibly able to move its bytes into a file itself. */
+export interface UploadReadable extends Readable {
+  /**
+   * Moves every byte of the upload into `file` (from its position) and resolves with the count;
+   * rejects like a failing stream would. When a backend calls it, it does not read the stream.
+   */
+  readonly copyInto?: (file: LocalFile) => Promise<number>;
+}
+
 /** What a directory tree holds: bytes of its files, and its entries (files and directories). */
 export interface Usage {
   bytes: number;
@@ -64,13 +93,13 @@ export interface Storage {
   /** Streams a directory's entries in no particular order with bounded memory. Throws not-found / not-dir. */
   list(path: string): AsyncIterable<FileInfo>;
   /** Opens a file for reading from `offset`. Throws not-found / is-dir. */
-  read(path: string, offset?: number): Promise<Readable>;
+  read(path: string, offset?: number): Promise<FileReadable>;
   /**
    * Consumes `source` into the file and resolves with the number of bytes written once the data is
    * durable at its final name (flushed and closed). If `source` errors or ends prematurely
    * (destroyed), rejects and leaves no file passed off as complete.
    */
-  write(path: string, source: Readable, options?: WriteOptions): Promise<number>;
+  write(path: string, source: UploadReadable, options?: WriteOptions): Promise<number>;
   mkdir(path: string): Promise<void>;
   /** Removes an empty directory. Throws not-empty / not-dir / not-found. */
   rmdir(path: string): Promise<void>;

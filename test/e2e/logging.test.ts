@@ -44,7 +44,7 @@ describe("session logging", () => {
   for (const level of ["debug", "info"] as const) {
     test(`at ${level}: ${level === "debug" ? "one line per command with its reply, the password masked" : "a line per transfer, none per command"}`, async () => {
       const log = captureLog();
-      const server = await startServer({ log: { level } }, [], { logDestination: log.stream });
+      const server = await startServer({ log: { level } }, [], { logTo: log.stream });
       try {
         writeFileSync(join(server.home(USER), "hello.txt"), "hello");
         await oneDownload(server.port);

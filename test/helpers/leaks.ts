@@ -1,8 +1,10 @@
 /**
- * Fails a test that leaves a socket, listener, timer, file handle or child process open:
- * `process.getActiveResourcesInfo()` after the test must come back to what it was before.
+ * Fails a test that leaves a socket, listener, timer, file handle, child process or kernel copy
+ * open: `process.getActiveResourcesInfo()` (and the zero-copy addon's count) after the test must
+ * come back to what it was before.
  */
 import { afterEach, beforeEach } from "node:test";
+import { kernelCopiesInFlight } from "../../src/data/kernel-copy.js";
 
 const WATCHED = new Set(["TCPSocketWrap", "TCPServerWrap", "Timeout", "FileHandle", "FSReqCallback", "ProcessWrap", "PipeWrap", "TLSWrap"]);
 
@@ -11,6 +13,9 @@ function snapshot(): Map<string, number> {
   for (const kind of process.getActiveResourcesInfo()) {
     if (WATCHED.has(kind)) counts.set(kind, (counts.get(kind) ?? 0) + 1);
   }
+  // The zero-copy addon's handles (a poll and a timer per copy) are invisible to Node's list.
+  const kernelCopies = kernelCopiesInFlight();
+  if (kernelCopies > 0) counts.set("KernelCopy", kernelCopies);
   return counts;
 }
 

@@ -28,8 +28,8 @@ export const PASSWORD = "wonderland";
 export interface ServerOptions {
   /** The storage factory the node uses (default: a LocalStorageFactory), e.g. a fault-injecting one. */
   storage?: StorageFactory;
-  /** Where the node's log lines go (default: stderr, at EDGEFTP_TEST_LOG or silent). */
-  logDestination?: NodeJS.WritableStream;
+  /** Where the node's log lines go (default: stderr), e.g. to check what a transfer logged. */
+  logTo?: NodeJS.WritableStream;
 }
 
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K] };
@@ -65,7 +65,7 @@ export async function startServer(
   // Homes exist before the first login, as `edgeftp user add` leaves them, so tests can seed files.
   for (const name of [USER, ...accounts.map((a) => a.name)]) mkdirSync(homeFor(config, { name, home: null }), { recursive: true });
   const node = await EdgeNode.start(config, {
-    logger: createLogger(config.log.level, options.logDestination ?? process.stderr),
+    logger: createLogger(config.log.level, options.logTo ?? process.stderr),
     accounts: store,
     storage: options.storage ?? new LocalStorageFactory(),
   });

@@ -1,0 +1,156 @@
+/**
+ * Zero-copy transfers: the kernel moves a file's bytes to a data socket (sendfile(2)) or a data
+ * socket's bytes into a file (splice(2)) by itself, on libuv's thread pool, so they never pass
+ * through JavaScript. This is what lets a download or upload run at the speed of the C servers
+ * (which send with sendfile too) instead of paying two user-space copies and a buffer per chunk.
+ *
+ * The addon (native/kernel_copy.c, built by `npm install` through node-gyp) exists on Linux only;
+ * without it, or for a connection it cannot serve (TLS, TYPE A, a throttled or quota-counted
+ * account), the stream path of transfer.ts is used. Whatever the path, the caller sees the same
+ * promise: it settles only once the kernel has let go of the file descriptor.
+ */
+import { createRequire } from "node:module";
+import type { Socket } from "node:net";
+import { constants as osConstants } from "node:os";
+import type { LocalFile } from "../storage/types.js";
+
+type Job = object;
+type Done = (errno: number, bytes: number) => void;
+
+interface KernelCopyAddon {
+  sendFile(socketFd: number, fileFd: number, position: number, stallMs: number, done: Done): Job;
+  receiveFile(socketFd: number, fileFd: number, position: number, stallMs: number, done: Done): Job;
+  cancel(job: Job): void;
+  progress(job: Job): number;
+  inFlight(): number;
+}
+
+function loadAddon(): KernelCopyAddon | null {
+  if (process.platform !== "linux") return null;
+  try {
+    // dist/src/data/kernel-copy.js → build/Release at the package root.
+    return createRequire(import.meta.url)("../../../build/Release/kernel_copy.node") as KernelCopyAddon;
+  } catch {
+    return null;
+  }
+}
+
+const addon = loadAddon();
+
+/** Whether this process can copy through the kernel at all (the addon loaded). */
+export const kernelCopyAvailable = addon !== null;
+
+/** Kernel copies started whose promise has not settled yet (for leak checks). */
+export function kernelCopiesInFlight(): number {
+  return addon?.inFlight() ?? 0;
+}
+
+/** errno numbers → their names (`ECONNRESET`…), for errors that read like Node's own. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
+
+/** Failure of a kernel copy, shaped like Node's system errors (`code`, `errno`, `syscall`). */
+export class KernelCopyError extends Error {
+  readonly code: string;
+  constructor(
+    readonly errno: number,
+    readonly syscall: "sendfile" | "splice",
+    /** Bytes moved before the failure. */
+    readonly bytes: number,
+  ) {
+    const code = ERRNO_NAMES.get(errno) ?? `E${errno}`;
+    super(`${syscall} failed: ${code}`);
+    this.code = code;
+    this.name = "KernelCopyError";
+  }
+}
+
+/**
+ * The socket's file descriptor when the kernel may copy to or from it: a plain TCP socket whose
+ * bytes are all still in the kernel (nothing read into Node's buffers). TLS sockets never qualify:
+ * their bytes must be encrypted in user space.
+ */
+export function kernelSocketFd(socket: Socket): number | null {
+  if (addon === null || "encrypted" in socket) return null;
+  if (socket.readableLength > 0 || socket.bytesRead > 0) return null;
+  // Node's handle must not be reading: what it took in would be missing from a splice. Data
+  // sockets are created paused (the port pool's pauseOnConnect, the active connector's pause()).
+  const handle = (socket as unknown as { _handle?: { fd?: number; reading?: boolean } })._handle;
+  if (!handle || handle.reading === true || typeof handle.fd !== "number" || handle.fd < 0) return null;
+  return handle.fd;
+}
+
+/** Bytes moved through the kernel per socket (in progress or done), for STAT and the transfer log. */
+const movedBySocket = new WeakMap<Socket, { direction: "send" | "receive"; bytes(): number }>();
+
+/**
+ * Bytes that went through the socket so far, in each direction: Node's own counters plus what the
+ * kernel moved by itself (which Node never sees); `zeroCopy` tells whether the kernel did.
+ */
+export function socketBytes(socket: Socket): { in: number; out: number; zeroCopy: boolean } {
+  const kernel = movedBySocket.get(socket);
+  const moved = kernel?.bytes() ?? 0;
+  return {
+    in: socket.bytesRead + (kernel?.direction === "receive" ? moved : 0),
+    out: socket.bytesWritten + (kernel?.direction === "send" ? moved : 0),
+    zeroCopy: kernel !== undefined,
+  };
+}
+
+/**
+ * Runs one copy on a socket that {@link kernelSocketFd} accepted. The socket's own idle timeout is
+ * suspended meanwhile (Node sees no activity on it) and enforced by the addon instead; the copy is
+ * cancelled when `signal` aborts or the socket closes. Settles only once the kernel has let go.
+ */
+function run(direction: "send" | "receive", socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
+  const native = addon!;
+  const socketFd = kernelSocketFd(socket);
+  if (socketFd === null) return Promise.reject(new Error("socket not eligible for a kernel copy"));
+  const stallMs = socket.timeout ?? 0;
+  socket.setTimeout(0);
+  return new Promise((resolve, reject) => {
+    let finished = false;
+    let total = 0;
+    const cancel = () => {
+      if (!finished) native.cancel(job);
+    };
+    const done: Done = (errno, bytes) => {
+      finished = true;
+      total = bytes;
+      signal.removeEventListener("abort", cancel);
+      socket.off("close", cancel);
+      if (stallMs > 0 && !socket.destroyed) socket.setTimeout(stallMs);
+      if (errno === 0) resolve(bytes);
+      else reject(new KernelCopyError(errno, direction === "send" ? "sendfile" : "splice", bytes));
+    };
+    const start = direction === "send" ? native.sendFile : native.receiveFile;
+    let job: Job;
+    try {
+      job = start(socketFd, file.fd, file.position, stallMs, done);
+    } catch (err) {
+      // Nothing started (no descriptor or pipe to spare): the socket is as it was.
+      if (stallMs > 0) socket.setTimeout(stallMs);
+      reject(err);
+      return;
+    }
+    movedBySocket.set(socket, { direction, bytes: () => (finished ? total : native.progress(job)) });
+    if (signal.aborted || socket.destroyed) cancel();
+    signal.addEventListener("abort", cancel, { once: true });
+    socket.once("close", cancel);
+  });
+}
+
+/**
+ * Sends the file from `file.position` to its end; resolves with the bytes sent (the socket is not
+ * ended). Rejects with a {@link KernelCopyError}.
+ */
+export function sendFileToSocket(socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
+  return run("send", socket, file, signal);
+}
+
+/**
+ * Writes what the peer sends, until its FIN, into the file from `file.position`; resolves with the
+ * bytes written. Rejects with a {@link KernelCopyError}.
+ */
+export function receiveSocketToFile(socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
+  return run("receive", socket, file, signal);
+}

@@ -1,0 +1,194 @@
+/**
+ * The zero-copy addon over real loopback sockets and real files: exact bytes from and to a
+ * position, cancellation, the stall timeout, peer resets, and which sockets qualify at all.
+ */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { connect as tlsConnect, createServer as createTlsServer } from "node:tls";
+import {
+  KernelCopyError,
+  kernelCopyAvailable,
+  kernelCopiesInFlight,
+  kernelSocketFd,
+  receiveSocketToFile,
+  sendFileToSocket,
+  socketBytes,
+} from "../../src/data/kernel-copy.js";
+import { ensureSelfSigned } from "../../src/tls/self-signed.js";
+import { checkLeaks } from "../helpers/leaks.js";
+
+const MiB = 1024 * 1024;
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+/** A connected pair on loopback: `server` as the port pool accepts it (paused), `client` as a client has it. */
+async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
+  const listener: Server = createServer({ pauseOnConnect: true });
+  await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+  const accepted = new Promise<Socket>((resolve) => listener.once("connection", resolve));
+  const client = connect((listener.address() as { port: number }).port, "127.0.0.1");
+  client.pause();
+  const server = await accepted;
+  listener.close();
+  for (const s of [server, client]) s.on("error", () => undefined);
+  return { server, client, close: () => (server.destroy(), client.destroy()) };
+}
+
+/** Everything the socket receives until its peer's FIN. */
+function drain(socket: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (c: Buffer) => chunks.push(c));
+  socket.resume();
+  return new Promise((resolve, reject) => {
+    socket.once("end", () => resolve(Buffer.concat(chunks)));
+    socket.once("error", reject);
+  });
+}
+
+describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the zero-copy addon is not built here" }, () => {
+  checkLeaks();
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "edgeftp-kcopy-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function withFile<T>(name: string, flags: string, fn: (h: FileHandle) => Promise<T>): Promise<T> {
+    const handle = await open(join(dir, name), flags);
+    try {
+      return await fn(handle);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  test("sends a file from a position to its end, and counts the bytes as the socket's", async () => {
+    const content = randomBytes(5 * MiB + 123);
+    writeFileSync(join(dir, "down.bin"), content);
+    const { server, client, close } = await socketPair();
+    try {
+      const received = drain(client);
+      const sent = await withFile("down.bin", "r", (h) =>
+        sendFileToSocket(server, { fd: h.fd, position: 1000 }, new AbortController().signal),
+      );
+      server.end();
+      assert.equal(sent, content.length - 1000);
+      assert.equal(sha(await received), sha(content.subarray(1000)));
+      assert.equal(socketBytes(server).out, content.length - 1000);
+    } finally {
+      close();
+    }
+  });
+
+  test("writes what the peer sends until its FIN into the file at a position, keeping the bytes before", async () => {
+    writeFileSync(join(dir, "up.bin"), Buffer.alloc(10, 0x41));
+    const upload = randomBytes(3 * MiB + 7);
+    const { server, client, close } = await socketPair();
+    try {
+      client.end(upload);
+      const written = await withFile("up.bin", "r+", (h) => receiveSocketToFile(server, { fd: h.fd, position: 4 }, new AbortController().signal));
+      assert.equal(written, upload.length);
+      const stored = readFileSync(join(dir, "up.bin"));
+      assert.equal(stored.length, 4 + upload.length);
+      assert.equal(stored.subarray(0, 4).toString(), "AAAA");
+      assert.equal(sha(stored.subarray(4)), sha(upload));
+      assert.equal(socketBytes(server).in, upload.length);
+    } finally {
+      close();
+    }
+  });
+
+  test("an abort while the peer reads nothing settles with ECANCELED, after the kernel let go", async () => {
+    writeFileSync(join(dir, "big.bin"), Buffer.alloc(64 * MiB, 1));
+    const { server, close } = await socketPair(); // the client never reads
+    try {
+      const controller = new AbortController();
+      const settled = withFile("big.bin", "r", (h) => sendFileToSocket(server, { fd: h.fd, position: 0 }, controller.signal));
+      setTimeout(() => controller.abort(), 50);
+      await assert.rejects(settled, (err: unknown) => err instanceof KernelCopyError && err.code === "ECANCELED" && err.bytes > 0);
+      assert.equal(kernelCopiesInFlight(), 0);
+    } finally {
+      close();
+    }
+  });
+
+  test("a socket that makes no progress for its timeout fails with ETIMEDOUT, then gets its timeout back", async () => {
+    writeFileSync(join(dir, "big2.bin"), Buffer.alloc(64 * MiB, 2));
+    const { server, close } = await socketPair();
+    try {
+      server.setTimeout(300);
+      await assert.rejects(
+        withFile("big2.bin", "r", (h) => sendFileToSocket(server, { fd: h.fd, position: 0 }, new AbortController().signal)),
+        (err: unknown) => err instanceof KernelCopyError && err.code === "ETIMEDOUT" && err.syscall === "sendfile",
+      );
+      assert.equal(server.timeout, 300);
+      const idleUpload = withFile("idle.bin", "w", (h) => receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal));
+      await assert.rejects(idleUpload, (err: unknown) => err instanceof KernelCopyError && err.code === "ETIMEDOUT" && err.syscall === "splice");
+    } finally {
+      close();
+    }
+  });
+
+  test("a peer that resets the connection fails the send and the receive, with what was moved so far", async () => {
+    writeFileSync(join(dir, "big3.bin"), Buffer.alloc(64 * MiB, 3));
+    const down = await socketPair();
+    try {
+      const settled = withFile("big3.bin", "r", (h) => sendFileToSocket(down.server, { fd: h.fd, position: 0 }, new AbortController().signal));
+      setTimeout(() => down.client.resetAndDestroy(), 50);
+      await assert.rejects(settled, (err: unknown) => err instanceof KernelCopyError && ["ECONNRESET", "EPIPE"].includes(err.code));
+    } finally {
+      down.close();
+    }
+    const up = await socketPair();
+    try {
+      up.client.write(Buffer.alloc(MiB, 4), () => setTimeout(() => up.client.resetAndDestroy(), 50));
+      await assert.rejects(
+        withFile("reset.bin", "w", (h) => receiveSocketToFile(up.server, { fd: h.fd, position: 0 }, new AbortController().signal)),
+        (err: unknown) => err instanceof KernelCopyError && err.code === "ECONNRESET",
+      );
+    } finally {
+      up.close();
+    }
+  });
+
+  test("the copy is cancelled when the socket is destroyed under it", async () => {
+    writeFileSync(join(dir, "big4.bin"), Buffer.alloc(64 * MiB, 5));
+    const { server, close } = await socketPair();
+    try {
+      const settled = withFile("big4.bin", "r", (h) => sendFileToSocket(server, { fd: h.fd, position: 0 }, new AbortController().signal));
+      setTimeout(() => server.destroy(), 50);
+      await assert.rejects(settled, (err: unknown) => err instanceof KernelCopyError && err.code === "ECANCELED");
+    } finally {
+      close();
+    }
+  });
+
+  test("only a plain socket whose bytes are all still in the kernel qualifies", async () => {
+    const plain = await socketPair();
+    try {
+      assert.equal(typeof kernelSocketFd(plain.server), "number");
+      plain.client.write("x");
+      plain.server.resume(); // Node now reads: a splice would miss what it took
+      await new Promise((r) => plain.server.once("data", r));
+      assert.equal(kernelSocketFd(plain.server), null);
+    } finally {
+      plain.close();
+    }
+    const files = await ensureSelfSigned(join(dir, "tls"));
+    const tlsServer = createTlsServer({ cert: readFileSync(files.cert), key: readFileSync(files.key) }, (s) => s.end());
+    await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
+    const secure = tlsConnect({ port: (tlsServer.address() as { port: number }).port, host: "127.0.0.1", rejectUnauthorized: false });
+    try {
+      await new Promise((r) => secure.once("secureConnect", r));
+      assert.equal(kernelSocketFd(secure), null);
+    } finally {
+      secure.destroy();
+      await new Promise((r) => tlsServer.close(r));
+    }
+  });
+});
