@@ -14,8 +14,10 @@
  * close the file. cancel() asks the copy to stop at the next opportunity.
  *
  * Exports:
- *   sendFile(socketFd, fileFd, position, stallMs, cb(errno, bytes)) -> job   (until the file's EOF)
- *   receiveFile(socketFd, fileFd, position, stallMs, cb(errno, bytes)) -> job (until the peer's FIN)
+ *   sendFile(socketFd, fileFd, position, -1, stallMs, cb(errno, bytes, false)) -> job   (until the file's EOF)
+ *   receiveFile(socketFd, fileFd, position, limit, stallMs, cb(errno, bytes, full)) -> job
+ *     until the peer's FIN, or until `limit` bytes (-1: none) are written and the peer has more to
+ *     send (`full`: the bytes beyond stay unread in the socket)
  *   cancel(job)
  *   progress(job) -> bytes moved so far (while the job runs)
  *   inFlight() -> jobs started whose callback has not run yet (leak checks)
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -67,6 +70,8 @@ typedef struct job {
   char *bounce;     /* uploads to a file system without splice support */
   off_t position;
   int64_t moved;    /* written by the pool thread, read by progress() */
+  int64_t limit;    /* uploads: bytes to write at most, -1 for no limit */
+  int full;         /* the limit was reached and the peer has more */
   uint64_t stall_ms;
   int error;        /* positive errno */
   int ended;        /* EOF of the file (send) or of the peer (receive) */
@@ -133,11 +138,34 @@ static int drain_pipe(job_t *job, size_t length) {
   return 0;
 }
 
+/* At the limit: whether the peer has more to send (full), has ended, or has not said yet. */
+static void probe_beyond_limit(job_t *job) {
+  char byte;
+  for (;;) {
+    ssize_t n = recv(job->socket, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) job->full = 1;
+    else if (n == 0) job->ended = 1;
+    else if (errno == EINTR) continue;
+    else if (errno == EAGAIN) job->would_block = 1;
+    else job->error = errno;
+    return;
+  }
+}
+
 static void receive_round(job_t *job) {
   int64_t budget = ROUND_BUDGET;
   while (budget > 0 && !job->cancelled) {
+    size_t want = PIPE_BYTES;
+    if (job->limit >= 0) {
+      int64_t left = job->limit - job->moved;
+      if (left <= 0) {
+        probe_beyond_limit(job);
+        return;
+      }
+      if ((int64_t)want > left) want = (size_t)left;
+    }
     /* The pipe is empty here (drained after every fill), so EAGAIN can only mean the socket. */
-    ssize_t n = splice(job->socket, NULL, job->pipe[1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n = splice(job->socket, NULL, job->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
       int err = drain_pipe(job, (size_t)n);
       if (err != 0) {
@@ -209,7 +237,7 @@ static void on_stall(uv_timer_t *timer) {
 static void after_round(uv_work_t *req, int status) {
   job_t *job = req->data;
   if (status == UV_ECANCELED) job->cancelled = 1;
-  if (job->cancelled || job->error != 0 || job->ended) {
+  if (job->cancelled || job->error != 0 || job->ended || job->full) {
     finish(job);
   } else if (job->would_block && job->poll_error != 0) {
     job->error = job->poll_error;
@@ -233,13 +261,14 @@ static void call_back(job_t *job) {
   napi_env env = job->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value callback, receiver, argv[2], result;
+  napi_value callback, receiver, argv[3], result;
   int error = job->error != 0 ? job->error : (job->cancelled ? ECANCELED : 0);
   napi_get_reference_value(env, job->callback, &callback);
   napi_get_global(env, &receiver); /* napi_make_callback wants an object as `this` */
   napi_create_int32(env, error, &argv[0]);
   napi_create_double(env, (double)job->moved, &argv[1]);
-  napi_status status = napi_make_callback(env, job->async_context, receiver, callback, 2, argv, &result);
+  napi_get_boolean(env, job->full != 0, &argv[2]);
+  napi_status status = napi_make_callback(env, job->async_context, receiver, callback, 3, argv, &result);
   if (status == napi_pending_exception) {
     napi_value exception;
     napi_get_and_clear_last_exception(env, &exception);
@@ -272,21 +301,17 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
 }
 
 static napi_value start(napi_env env, napi_callback_info info, direction_t direction) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "expected (socketFd, fileFd, position, stallMs, callback)");
-    return NULL;
-  }
   int32_t socket_fd, file_fd;
-  int64_t position, stall_ms;
+  int64_t position, limit, stall_ms;
   napi_valuetype callback_type;
-  if (napi_get_value_int32(env, argv[0], &socket_fd) != napi_ok || napi_get_value_int32(env, argv[1], &file_fd) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &position) != napi_ok || napi_get_value_int64(env, argv[3], &stall_ms) != napi_ok ||
-      napi_typeof(env, argv[4], &callback_type) != napi_ok || callback_type != napi_function || socket_fd < 0 || file_fd < 0 ||
-      position < 0 || stall_ms < 0) {
-    napi_throw_type_error(env, NULL, "expected (socketFd >= 0, fileFd >= 0, position >= 0, stallMs >= 0, callback)");
+  if (argc < 6 || napi_get_value_int32(env, argv[0], &socket_fd) != napi_ok || napi_get_value_int32(env, argv[1], &file_fd) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &position) != napi_ok || napi_get_value_int64(env, argv[3], &limit) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &stall_ms) != napi_ok || napi_typeof(env, argv[5], &callback_type) != napi_ok ||
+      callback_type != napi_function || socket_fd < 0 || file_fd < 0 || position < 0 || limit < -1 || stall_ms < 0) {
+    napi_throw_type_error(env, NULL, "expected (socketFd >= 0, fileFd >= 0, position >= 0, limit >= -1, stallMs >= 0, callback)");
     return NULL;
   }
 
@@ -297,6 +322,7 @@ static napi_value start(napi_env env, napi_callback_info info, direction_t direc
   job->file = file_fd;
   job->position = (off_t)position;
   job->stall_ms = (uint64_t)stall_ms;
+  job->limit = direction == DIRECTION_RECEIVE ? limit : -1;
   job->pipe[0] = job->pipe[1] = -1;
   job->socket = fcntl(socket_fd, F_DUPFD_CLOEXEC, 0);
   if (job->socket < 0) {
@@ -328,7 +354,7 @@ static napi_value start(napi_env env, napi_callback_info info, direction_t direc
   napi_value resource_name, handle;
   napi_create_string_utf8(env, "edgeftp.kernelCopy", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, NULL, resource_name, &job->async_context);
-  napi_create_reference(env, argv[4], 1, &job->callback);
+  napi_create_reference(env, argv[5], 1, &job->callback);
   napi_create_external(env, job, NULL, NULL, &handle);
   jobs_in_flight++;
   queue_round(job);
@@ -353,6 +379,7 @@ static napi_value cancel(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job_t *job = data;
+  if (job->state == STATE_FINISHING) return NULL; /* the outcome is settled: keep it */
   job->cancelled = 1;
   if (job->state == STATE_WAITING) {
     uv_poll_stop(&job->poll);

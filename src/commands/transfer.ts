@@ -67,6 +67,7 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
           const source = receiveFromClient(socket, ascii, signal, {
             throttle: throttleFor(session, "up"),
             counter: tracked.counter,
+            allowance: tracked.counter ? tracked : null,
             zeroCopy: session.config.transfers.zeroCopy,
           });
           try {

@@ -15,11 +15,12 @@ import { constants as osConstants } from "node:os";
 import type { LocalFile } from "../storage/types.js";
 
 type Job = object;
-type Done = (errno: number, bytes: number) => void;
+type Done = (errno: number, bytes: number, full: boolean) => void;
+type Start = (socketFd: number, fileFd: number, position: number, limit: number, stallMs: number, done: Done) => Job;
 
 interface KernelCopyAddon {
-  sendFile(socketFd: number, fileFd: number, position: number, stallMs: number, done: Done): Job;
-  receiveFile(socketFd: number, fileFd: number, position: number, stallMs: number, done: Done): Job;
+  sendFile: Start;
+  receiveFile: Start;
   cancel(job: Job): void;
   progress(job: Job): number;
   inFlight(): number;
@@ -101,7 +102,13 @@ export function socketBytes(socket: Socket): { in: number; out: number; zeroCopy
  * suspended meanwhile (Node sees no activity on it) and enforced by the addon instead; the copy is
  * cancelled when `signal` aborts or the socket closes. Settles only once the kernel has let go.
  */
-function run(direction: "send" | "receive", socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
+/** What a copy moved; `full`: it stopped at its limit with more bytes waiting in the socket. */
+export interface Copied {
+  bytes: number;
+  full: boolean;
+}
+
+function run(direction: "send" | "receive", socket: Socket, file: LocalFile, signal: AbortSignal, limit = -1): Promise<Copied> {
   const native = addon!;
   const socketFd = kernelSocketFd(socket);
   if (socketFd === null) return Promise.reject(new Error("socket not eligible for a kernel copy"));
@@ -113,19 +120,19 @@ function run(direction: "send" | "receive", socket: Socket, file: LocalFile, sig
     const cancel = () => {
       if (!finished) native.cancel(job);
     };
-    const done: Done = (errno, bytes) => {
+    const done: Done = (errno, bytes, full) => {
       finished = true;
       total = bytes;
       signal.removeEventListener("abort", cancel);
       socket.off("close", cancel);
       if (stallMs > 0 && !socket.destroyed) socket.setTimeout(stallMs);
-      if (errno === 0) resolve(bytes);
+      if (errno === 0) resolve({ bytes, full });
       else reject(new KernelCopyError(errno, direction === "send" ? "sendfile" : "splice", bytes));
     };
     const start = direction === "send" ? native.sendFile : native.receiveFile;
     let job: Job;
     try {
-      job = start(socketFd, file.fd, file.position, stallMs, done);
+      job = start(socketFd, file.fd, file.position, limit, stallMs, done);
     } catch (err) {
       // Nothing started (no descriptor or pipe to spare): the socket is as it was.
       if (stallMs > 0) socket.setTimeout(stallMs);
@@ -143,14 +150,15 @@ function run(direction: "send" | "receive", socket: Socket, file: LocalFile, sig
  * Sends the file from `file.position` to its end; resolves with the bytes sent (the socket is not
  * ended). Rejects with a {@link KernelCopyError}.
  */
-export function sendFileToSocket(socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
-  return run("send", socket, file, signal);
+export async function sendFileToSocket(socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
+  return (await run("send", socket, file, signal)).bytes;
 }
 
 /**
- * Writes what the peer sends, until its FIN, into the file from `file.position`; resolves with the
- * bytes written. Rejects with a {@link KernelCopyError}.
+ * Writes what the peer sends into the file from `file.position`, until its FIN or, with a `limit`,
+ * until that many bytes are written and the peer has more (`full`; the rest stays in the socket).
+ * Rejects with a {@link KernelCopyError}.
  */
-export function receiveSocketToFile(socket: Socket, file: LocalFile, signal: AbortSignal): Promise<number> {
-  return run("receive", socket, file, signal);
+export function receiveSocketToFile(socket: Socket, file: LocalFile, signal: AbortSignal, limit?: number): Promise<Copied> {
+  return run("receive", socket, file, signal, limit);
 }

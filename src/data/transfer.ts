@@ -41,8 +41,7 @@ export async function sendToClient(
     if (zeroCopy && kernelSocketFd(socket) !== null) {
       try {
         await sendFileToSocket(socket, file, signal);
-        socket.end();
-        await finished(socket, { readable: false });
+        await endSending(socket);
         return;
       } catch (err) {
         if (!(err instanceof KernelCopyError && err.bytes === 0 && KERNEL_COPY_UNSUPPORTED.has(err.code))) throw err;
@@ -85,6 +84,11 @@ async function pumpLocalFile(file: LocalFile, socket: Socket, signal: AbortSigna
     // The descriptor is closed once this returns: no read may still be running on it.
     await reading.catch(() => 0);
   }
+  await endSending(socket);
+}
+
+/** Sends FIN once everything written is handed to the kernel; resolves when that is done. */
+async function endSending(socket: Socket): Promise<void> {
   socket.end();
   await finished(socket, { readable: false });
 }
@@ -94,14 +98,47 @@ function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, buffer, 0, buffer.length, position, (err, bytes) => (err ? reject(err) : resolve(bytes))));
 }
 
+/**
+ * The account's byte quota as an upload the kernel splices sees it: room reserved in bulk, since
+ * such a copy cannot be stopped chunk by chunk as the stream counter does.
+ */
+export interface UploadAllowance {
+  /** Reserves room for up to `max` more bytes stored; returns how many fit (0: none). */
+  allow(max: number): number;
+  /** The error that stops an upload with more bytes than room (and marks it stopped by the quota). */
+  refuse(): Error;
+}
+
 /** What an upload's bytes pass through between the socket and storage. */
 export interface UploadStages {
   /** Meters wire bytes (before TYPE A conversion): the account's upload bandwidth. */
   throttle?: Transform | null;
-  /** Sees the bytes as stored (after conversion): the quota counter. */
+  /** Sees the bytes as stored (after conversion): the quota counter of the stream path. */
   counter?: Transform | null;
+  /** The same quota for the kernel path; none: the upload may grow without limit. */
+  allowance?: UploadAllowance | null;
   /** Whether the kernel may splice the bytes into the file when nothing needs to see them (default: yes). */
   zeroCopy?: boolean;
+}
+
+/** Quota room reserved per step of a spliced upload: the most it holds beyond what it wrote. */
+const QUOTA_STEP = 64 * 1024 * 1024;
+
+/**
+ * Splices the upload into `file` within the allowance: step by step, each limited to the room just
+ * reserved; an upload that still has bytes when the room is gone is refused (nothing beyond the
+ * room is written). Resolves with the bytes written.
+ */
+async function spliceWithinQuota(socket: Socket, file: LocalFile, signal: AbortSignal, allowance: UploadAllowance | null): Promise<number> {
+  if (!allowance) return (await receiveSocketToFile(socket, file, signal)).bytes;
+  let total = 0;
+  for (;;) {
+    const room = allowance.allow(QUOTA_STEP);
+    const step = await receiveSocketToFile(socket, { fd: file.fd, position: file.position + total }, signal, room);
+    total += step.bytes;
+    if (!step.full) return total;
+    if (room < QUOTA_STEP) throw allowance.refuse();
+  }
 }
 
 /**
@@ -114,16 +151,16 @@ export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortS
   const onAbort = () => socket.destroy(new Error("transfer aborted"));
   signal.addEventListener("abort", onAbort, { once: true });
   socket.once("close", () => signal.removeEventListener("abort", onAbort));
+  if (!ascii && !stages.throttle && stages.zeroCopy !== false && kernelSocketFd(socket) !== null) {
+    // Nothing needs to see the bytes: a storage with local files may let the kernel splice them in.
+    const copyInto = (file: LocalFile) => spliceWithinQuota(socket, file, signal, stages.allowance ?? null);
+    return Object.assign(socket, { copyInto }) satisfies UploadReadable;
+  }
   const chain: Transform[] = [];
   if (stages.throttle) chain.push(stages.throttle);
   if (ascii) chain.push(new AsciiDecoder());
   if (stages.counter) chain.push(stages.counter);
-  if (chain.length === 0) {
-    // Nothing to see on the way: a storage with local files may let the kernel splice the bytes in.
-    if (stages.zeroCopy === false || kernelSocketFd(socket) === null) return socket;
-    const copyInto = (file: LocalFile) => receiveSocketToFile(socket, file, signal);
-    return Object.assign(socket, { copyInto }) satisfies UploadReadable;
-  }
+  if (chain.length === 0) return socket;
   // The callback form returns the last stage for storage to consume; errors are delivered to
   // storage through that stage (pipeline destroys every stage with the error).
   return pipelineCallback([socket, ...chain], () => {}) as unknown as Readable;

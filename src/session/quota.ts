@@ -19,6 +19,7 @@
  */
 import { Transform, type TransformCallback } from "node:stream";
 import type { Account, AccountStore, Usage } from "../accounts/types.js";
+import type { UploadAllowance } from "../data/transfer.js";
 import type { Logger } from "../observe/logger.js";
 import { FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
@@ -149,8 +150,8 @@ export class QuotaTracker {
     this.reservedFiles++;
   }
 
-  /** Bytes an upload may still add (beyond `credit` bytes it overwrites); null: no byte quota. */
-  private bytesLeft(): number | null {
+  /** @internal Bytes an upload may still add (beyond `credit` bytes it overwrites); null: no byte quota. */
+  bytesLeft(): number | null {
     if (!this.usage || this.quotaBytes === null) return null;
     return this.quotaBytes - this.usage.bytes - this.inFlightBytes;
   }
@@ -248,7 +249,7 @@ export class QuotaTracker {
 }
 
 /** One upload's quota: the counter its bytes pass through and the settlement of its delta. */
-export class UploadQuota {
+export class UploadQuota implements UploadAllowance {
   /** A Transform refusing the chunk that would cross the byte quota; null when there is none. */
   readonly counter: Transform | null;
   /** Whether the counter stopped the upload. */
@@ -285,6 +286,22 @@ export class UploadQuota {
   /** The reply for an upload the counter stopped. */
   error(): FtpError {
     return this.tracker.exceededError();
+  }
+
+  /**
+   * {@inheritDoc UploadAllowance.allow} What fits is reserved as written at once (grow), so the
+   * reservation may run ahead of the file by up to `max` until the upload settles.
+   */
+  allow(max: number): number {
+    const left = this.tracker.bytesLeft();
+    const fit = left === null ? max : Math.max(0, Math.min(max, left + this.credit + this.growth - this.written));
+    return fit > 0 && this.grow(fit) ? fit : 0;
+  }
+
+  /** {@inheritDoc UploadAllowance.refuse} */
+  refuse(): FtpError {
+    this.exceeded = true;
+    return this.error();
   }
 
   /**

@@ -92,7 +92,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
     try {
       client.end(upload);
       const written = await withFile("up.bin", "r+", (h) => receiveSocketToFile(server, { fd: h.fd, position: 4 }, new AbortController().signal));
-      assert.equal(written, upload.length);
+      assert.deepEqual(written, { bytes: upload.length, full: false });
       const stored = readFileSync(join(dir, "up.bin"));
       assert.equal(stored.length, 4 + upload.length);
       assert.equal(stored.subarray(0, 4).toString(), "AAAA");
@@ -100,6 +100,27 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
       assert.equal(socketBytes(server).in, upload.length);
     } finally {
       close();
+    }
+  });
+
+  test("with a limit, a receive writes that many bytes and says whether the peer has more", async () => {
+    const upload = randomBytes(2 * MiB);
+    for (const [limit, expected] of [
+      [MiB + 1, { bytes: MiB + 1, full: true }],
+      [2 * MiB, { bytes: 2 * MiB, full: false }], // exactly the limit, then FIN: not full
+      [0, { bytes: 0, full: true }],
+    ] as const) {
+      const { server, client, close } = await socketPair();
+      try {
+        client.end(upload);
+        const result = await withFile("limit.bin", "w", (h) =>
+          receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal, limit),
+        );
+        assert.deepEqual(result, expected, `limit ${limit}`);
+        assert.equal(sha(readFileSync(join(dir, "limit.bin"))), sha(upload.subarray(0, expected.bytes)));
+      } finally {
+        close();
+      }
     }
   });
 

@@ -212,8 +212,16 @@ describe("quotas per account", () => {
     assert.equal(again.final?.code, 552, `${again.final?.code} ${again.final?.text}`);
     await assertExact("crossing", "an overwrite stopped by the quota");
     await ok(c, "PWD", 257);
-    // Room freed, an upload that fits passes.
+    // The same through the stream path's counter (TYPE A: the bytes are converted on the way,
+    // where binary uploads are spliced by the kernel within reserved room).
     await ok(c, "DELE huge.bin", 250);
+    await ok(c, "TYPE A", 200);
+    const ascii = await upload(c, "STOR huge.txt", bytes(1 * MiB));
+    assert.equal(ascii.final?.code, 552, `${ascii.final?.code} ${ascii.final?.text}`);
+    assert.ok((await assertExact("crossing", "a TYPE A upload stopped by the quota")).bytes <= 100 * KiB);
+    await ok(c, "TYPE I", 200);
+    await ok(c, "DELE huge.txt", 250);
+    // Room freed, an upload that fits passes.
     await stored(c, "STOR fits.bin", bytes(20 * KiB));
     await assertExact("crossing", "an upload that fits");
     await c.close();

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
@@ -70,7 +70,10 @@ describe("zero-copy transfers", { skip: !kernelCopyAvailable && "the zero-copy a
   checkLeaks();
 
   describe("on a default node", () => {
-    const ctx = fixture({ timeouts: { stall: 1 } }, [{ name: "metered", password: "pw", bandwidthDown: 50 * MiB, bandwidthUp: 50 * MiB }]);
+    const ctx = fixture({ timeouts: { stall: 1 } }, [
+      { name: "metered", password: "pw", bandwidthDown: 50 * MiB, bandwidthUp: 50 * MiB },
+      { name: "quota", password: "pw", quotaBytes: 3 * MiB },
+    ]);
     const clean = async (body: () => Promise<void>) => {
       try {
         await body();
@@ -137,6 +140,22 @@ describe("zero-copy transfers", { skip: !kernelCopyAvailable && "the zero-copy a
         assert.equal(ctx.log.zeroCopyOf("/rest.bin"), true);
         const expected = Buffer.concat([content.subarray(0, 1000), tail, content.subarray(1000 + tail.length)]);
         assert.equal(sha256(readFileSync(join(ctx.server.home(USER), "rest.bin"))), sha256(expected));
+      }));
+
+    test("an account with a byte quota splices too, and is stopped exactly at its quota", () =>
+      clean(async () => {
+        const c = await login(ctx, "quota", "pw");
+        const content = randomBytes(2 * MiB);
+        assert.equal(sha256(await roundTrip(ctx, c, "within.bin", content)), sha256(content));
+        assert.equal(ctx.log.zeroCopyOf("/within.bin"), true);
+        const data = ctx.connections.track(await c.passive());
+        expectCode(await c.command("STOR beyond.bin"), 150, "STOR");
+        data.end(randomBytes(2 * MiB));
+        const r = await c.reply(10_000);
+        expectCode(r, 552, "STOR beyond the quota");
+        assert.match(r.text, /^Quota exceeded/);
+        // What arrived is kept (uploads.partial: keep), up to the quota and not a byte beyond.
+        assert.equal(statSync(join(ctx.server.home("quota"), "beyond.bin")).size, MiB);
       }));
 
     test("TYPE A and a throttled account go through streams (the bytes must be seen)", () =>
