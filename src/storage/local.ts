@@ -283,16 +283,18 @@ export class LocalStorage implements Storage {
   };
 
   private readonly rootPrefix: string;
+  private readonly meta: MetadataCalls;
 
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
    *   (use {@link LocalStorageFactory.forRoot} to get one).
-   * @param meta - How metadata calls are made; the factory shares one between its storages.
+   * @param options.metadata - How metadata calls are made; the factory shares one between its storages.
    */
   constructor(
     private readonly root: string,
-    private readonly meta = new MetadataCalls(),
+    options: { metadata?: MetadataCalls } = {},
   ) {
+    this.meta = options.metadata ?? new MetadataCalls();
     if (!path.isAbsolute(root)) throw new TypeError("LocalStorage root must be an absolute path");
     this.rootPrefix = root.endsWith(path.sep) ? root : root + path.sep;
   }
@@ -818,7 +820,7 @@ export class LocalStorageFactory implements StorageFactory {
       throw toStorageError(err, "home directory");
     }
     await this.cleanupOnce(real);
-    return new LocalStorage(real, this.meta);
+    return new LocalStorage(real, { metadata: this.meta });
   }
 
   /**
