@@ -3,11 +3,11 @@ import { socketBytes } from "../data/kernel-copy.js";
 import { linesToStream, sendToClient } from "../data/transfer.js";
 import { FtpError } from "../protocol/errors.js";
 import { globMatch, hasWildcard, tooManyStars } from "../protocol/glob.js";
-import { formatListLine, formatMlsxLine, MLST_FEAT, type PermFlags } from "../protocol/listing.js";
+import { listLineFormatter, mlsxLineFormatter, MLST_FEAT, type PermFlags } from "../protocol/listing.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
-import { StorageError, type FileInfo } from "../storage/types.js";
+import { StorageError, type FileInfo, type Storage } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
 import { runTransfer } from "./data-transfer.js";
 import { throttleFor } from "./transfer.js";
@@ -22,11 +22,31 @@ function stripListOptions(arg: string): string {
   return rest;
 }
 
+/** How a listing reads a directory: entries with their metadata (LIST, STAT), or names only (NLST). */
+interface DirectoryReader<T> {
+  list(fs: Storage, path: string): AsyncIterable<T[]>;
+  name(item: T): string;
+  /** The item for a single file the argument names. */
+  file(info: FileInfo, name: string): T;
+}
+
+const WITH_METADATA: DirectoryReader<FileInfo> = {
+  list: (fs, path) => fs.list(path),
+  name: (entry) => entry.name,
+  file: (info, name) => ({ ...info, name }),
+};
+
+const NAMES_ONLY: DirectoryReader<string> = {
+  list: (fs, path) => fs.listNames(path),
+  name: (name) => name,
+  file: (_info, name) => name,
+};
+
 /**
- * The entries a LIST/NLST/STAT argument names: a directory's entries, a single file, or the
- * entries of the parent directory that match a wildcard in the last segment.
+ * What a LIST/NLST/STAT argument names, in batches (see `Storage.list`): a directory's entries, a
+ * single file, or the entries of the parent directory that match a wildcard in the last segment.
  */
-async function* entriesFor(session: Session, arg: string): AsyncGenerator<FileInfo> {
+async function* entriesFor<T>(session: Session, arg: string, reader: DirectoryReader<T>): AsyncGenerator<T[]> {
   const path = session.resolve(arg || ".");
   let info: FileInfo;
   try {
@@ -35,13 +55,14 @@ async function* entriesFor(session: Session, arg: string): AsyncGenerator<FileIn
     const pattern = virtualBasename(path);
     if (!(err instanceof StorageError && err.code === "not-found" && hasWildcard(pattern))) throw err;
     if (tooManyStars(pattern)) throw new FtpError(Reply.SyntaxErrorArgs, "Too many wildcards.");
-    for await (const entry of session.fs.list(virtualDirname(path))) {
-      if (globMatch(pattern, entry.name)) yield entry;
+    for await (const batch of reader.list(session.fs, virtualDirname(path))) {
+      const matching = batch.filter((item) => globMatch(pattern, reader.name(item)));
+      if (matching.length > 0) yield matching;
     }
     return;
   }
-  if (info.type === "dir") yield* session.fs.list(path);
-  else yield { ...info, name: virtualBasename(path) };
+  if (info.type === "dir") yield* reader.list(session.fs, path);
+  else yield [reader.file(info, virtualBasename(path))];
 }
 
 function permFlags(session: Session): PermFlags {
@@ -49,13 +70,14 @@ function permFlags(session: Session): PermFlags {
   return { read: has("read"), write: has("write"), delete: has("delete"), rename: has("rename"), mkdir: has("mkdir"), list: has("list") };
 }
 
-async function* mapLines(entries: AsyncIterable<FileInfo>, format: (e: FileInfo) => string): AsyncGenerator<string> {
-  for await (const entry of entries) yield format(entry) + "\r\n";
+/** Each batch of entries as its lines (without CRLF). */
+async function* linesOf(batches: AsyncIterable<FileInfo[]>, format: (entry: FileInfo) => string): AsyncGenerator<string[]> {
+  for await (const batch of batches) yield batch.map(format);
 }
 
-/** Sends listing lines over a data connection (always ASCII: they are already CRLF-terminated). */
-async function sendListing(session: Session, label: string, lines: AsyncIterable<string>): Promise<void> {
-  // Fail before the 150 when the argument names nothing: pull the first line eagerly.
+/** Sends batches of listing lines over a data connection (always ASCII: CRLF is added on the way). */
+async function sendListing(session: Session, label: string, lines: AsyncIterable<string[]>): Promise<void> {
+  // Fail before the 150 when the argument names nothing: pull the first batch eagerly.
   const iterator = lines[Symbol.asyncIterator]();
   const first = await iterator.next();
   async function* all() {
@@ -84,8 +106,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      const now = Date.now();
-      await sendListing(session, "file list", mapLines(entriesFor(session, stripListOptions(arg)), (e) => formatListLine(e, now)));
+      await sendListing(session, "file list", linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now())));
     },
   },
   {
@@ -94,7 +115,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "name list", mapLines(entriesFor(session, stripListOptions(arg)), (e) => e.name));
+      await sendListing(session, "name list", entriesFor(session, stripListOptions(arg), NAMES_ONLY));
     },
   },
   {
@@ -107,8 +128,7 @@ export const listingCommands: CommandSpec[] = [
       const info = await session.fs.stat(path);
       // RFC 3659 §7.2.1: MLSD names a directory; a file is an error.
       if (info.type !== "dir") throw new FtpError(Reply.SyntaxErrorArgs, `${arg}: Not a directory.`);
-      const perms = permFlags(session);
-      await sendListing(session, "MLSD", mapLines(session.fs.list(path), (e) => formatMlsxLine(e, perms, session.mlstFacts)));
+      await sendListing(session, "MLSD", linesOf(session.fs.list(path), mlsxLineFormatter(permFlags(session), session.mlstFacts)));
     },
   },
   {
@@ -120,7 +140,7 @@ export const listingCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg || ".");
       const info = await session.fs.stat(path);
-      const facts = formatMlsxLine({ ...info, name: path }, permFlags(session), session.mlstFacts);
+      const facts = mlsxLineFormatter(permFlags(session), session.mlstFacts)({ ...info, name: path });
       session.reply(Reply.FileActionOk, [`Listing ${path}`, ` ${facts}`, "End."]);
     },
   },
@@ -152,8 +172,7 @@ export const listingCommands: CommandSpec[] = [
       }
       if (!session.account) throw new FtpError(Reply.NotLoggedIn, "Please login with USER and PASS.");
       if (!session.hasPermission("list")) throw new FtpError(Reply.FileUnavailable, "Permission denied.");
-      const now = Date.now();
-      const lines = mapLines(entriesFor(session, stripListOptions(arg)), (e) => formatListLine(e, now));
+      const lines = linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now()));
       await session.replyStream(Reply.FileStatus, "Status follows:", lines, "End of status.");
     },
   },

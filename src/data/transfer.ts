@@ -171,18 +171,21 @@ export function armStallTimeout(socket: Socket, timeoutMs: number): void {
   socket.setTimeout(timeoutMs, () => socket.destroy(Object.assign(new Error("data connection stalled"), { code: "ETIMEDOUT" })));
 }
 
-/** Streams text lines (already CRLF-terminated) in large chunks, pulled at the socket's pace. */
-export function linesToStream(lines: AsyncIterable<string>): Readable {
-  async function* batched() {
-    let batch = "";
-    for await (const line of lines) {
-      batch += line;
-      if (batch.length >= 64 * 1024) {
-        yield Buffer.from(batch, "utf8");
-        batch = "";
+/** A listing's bytes go to the socket in chunks of about this size: few writes, bounded memory. */
+const LINES_CHUNK_SIZE = 64 * 1024;
+
+/** Streams batches of text lines as CRLF-terminated lines in large chunks, pulled at the socket's pace. */
+export function linesToStream(batches: AsyncIterable<readonly string[]>): Readable {
+  async function* chunks() {
+    let text = "";
+    for await (const lines of batches) {
+      for (const line of lines) text += line + "\r\n";
+      if (text.length >= LINES_CHUNK_SIZE) {
+        yield Buffer.from(text, "utf8");
+        text = "";
       }
     }
-    if (batch) yield Buffer.from(batch, "utf8");
+    if (text) yield Buffer.from(text, "utf8");
   }
-  return Readable.from(batched(), { objectMode: false });
+  return Readable.from(chunks(), { objectMode: false });
 }

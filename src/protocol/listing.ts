@@ -2,20 +2,28 @@
  * Wire formats for directory listings and times: `ls -l` lines for LIST (the de-facto format
  * every client parses), MLSx facts (RFC 3659 §7) and the YYYYMMDDHHMMSS[.sss] time-val (§2.3).
  */
-import type { FileInfo } from "../storage/types.js";
+import type { EntryType, FileInfo } from "../storage/types.js";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const SIX_MONTHS_MS = 182 * 24 * 3600 * 1000;
+const MINUTE_MS = 60 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
 
 const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
 
+/** `YYYYMMDDHHMMSS` in UTC: the time-val without its fraction. */
+function timeValSeconds(date: Date): string {
+  return (
+    `${date.getUTCFullYear()}${pad2(date.getUTCMonth() + 1)}${pad2(date.getUTCDate())}` +
+    `${pad2(date.getUTCHours())}${pad2(date.getUTCMinutes())}${pad2(date.getUTCSeconds())}`
+  );
+}
+
+const timeValFraction = (ms: number) => (ms ? `.${String(ms).padStart(3, "0")}` : "");
+
 /** RFC 3659 time-val in UTC, with milliseconds only when there are some. */
 export function formatTimeVal(date: Date): string {
-  const base =
-    `${date.getUTCFullYear()}${pad2(date.getUTCMonth() + 1)}${pad2(date.getUTCDate())}` +
-    `${pad2(date.getUTCHours())}${pad2(date.getUTCMinutes())}${pad2(date.getUTCSeconds())}`;
-  const ms = date.getUTCMilliseconds();
-  return ms ? `${base}.${String(ms).padStart(3, "0")}` : base;
+  return timeValSeconds(date) + timeValFraction(date.getUTCMilliseconds());
 }
 
 /** Parses an RFC 3659 time-val (UTC); null when malformed or out of range. */
@@ -29,15 +37,20 @@ export function parseTimeVal(text: string): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+/** `rwxr-x---` for every permission-bit pattern, indexed by `mode & 0o777`. */
+const PERMISSION_TEXT: readonly string[] = Array.from({ length: 0o1000 }, (_, mode) => {
+  let text = "";
+  for (let shift = 6; shift >= 0; shift -= 3) {
+    const bits = (mode >> shift) & 7;
+    text += (bits & 4 ? "r" : "-") + (bits & 2 ? "w" : "-") + (bits & 1 ? "x" : "-");
+  }
+  return text;
+});
+
 function modeString(info: FileInfo): string {
   const kind = info.type === "dir" ? "d" : info.type === "link" ? "l" : "-";
   const mode = info.mode ?? (info.type === "dir" ? 0o755 : 0o644);
-  let out = kind;
-  for (let shift = 6; shift >= 0; shift -= 3) {
-    const bits = (mode >> shift) & 7;
-    out += (bits & 4 ? "r" : "-") + (bits & 2 ? "w" : "-") + (bits & 1 ? "x" : "-");
-  }
-  return out;
+  return kind + PERMISSION_TEXT[mode & 0o777];
 }
 
 /** Names cannot hold CR or LF on the wire: a listing line would split. */
@@ -45,16 +58,34 @@ function wireName(name: string): string {
   return name.replace(/[\r\n]/g, "?");
 }
 
-/** One `ls -l` style line (without CRLF), dated like ls: time for recent files, year for older. */
-export function formatListLine(info: FileInfo, now: number): string {
-  const d = info.mtime;
-  const recent = Math.abs(now - d.getTime()) < SIX_MONTHS_MS;
-  const when = `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${
+/** ls's date column: `Mon DD HH:MM` for recent entries, `Mon DD  YYYY` for the others. */
+function lsDate(d: Date, recent: boolean): string {
+  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${
     recent ? `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}` : ` ${d.getUTCFullYear()}`
   }`;
-  return `${modeString(info)} 1 ftp ftp ${String(info.size).padStart(12, " ")} ${when} ${wireName(info.name)}`;
 }
 
+/**
+ * The `ls -l` line formatter of one listing (lines without CRLF), dated like ls: time for entries
+ * within six months of `now`, year for the others. Entries written together share their date
+ * text, so the last one is kept (by minute, or by day for old entries) instead of rebuilt per line.
+ */
+export function listLineFormatter(now: number): (info: FileInfo) => string {
+  let lastKey = NaN;
+  let lastRecent = false;
+  let lastDate = "";
+  return (info) => {
+    const time = info.mtime.getTime();
+    const recent = Math.abs(now - time) < SIX_MONTHS_MS;
+    const key = Math.floor(time / (recent ? MINUTE_MS : DAY_MS));
+    if (key !== lastKey || recent !== lastRecent) {
+      lastDate = lsDate(info.mtime, recent);
+      lastKey = key;
+      lastRecent = recent;
+    }
+    return `${modeString(info)} 1 ftp ftp ${String(info.size).padStart(12, " ")} ${lastDate} ${wireName(info.name)}`;
+  };
+}
 /** What the session may do with an entry, as MLSx `perm` letters (RFC 3659 §7.5.5). */
 export interface PermFlags {
   read: boolean;
@@ -65,9 +96,10 @@ export interface PermFlags {
   list: boolean;
 }
 
-function permFact(info: FileInfo, p: PermFlags): string {
+/** The `perm` letters of a directory (`dir`) or of anything else. */
+function permLetters(dir: boolean, p: PermFlags): string {
   let perm = "";
-  if (info.type === "dir") {
+  if (dir) {
     if (p.write) perm += "c";
     if (p.delete) perm += "d";
     if (p.list) perm += "el";
@@ -86,16 +118,41 @@ function permFact(info: FileInfo, p: PermFlags): string {
 /** Every fact we can emit (RFC 3659 §7.5), in the order they are written. */
 export const MLSX_FACTS = ["type", "size", "modify", "perm", "unix.mode"] as const;
 
-/** The MLSx fact line for an entry, with the facts the client selected: `type=file;size=…; name`. */
-export function formatMlsxLine(info: FileInfo, perms: PermFlags, facts: ReadonlySet<string>): string {
-  let line = "";
-  if (facts.has("type")) line += `type=${info.type === "dir" ? "dir" : info.type === "file" ? "file" : "OS.unix=" + info.type};`;
-  if (facts.has("size") && info.type !== "dir") line += `size=${info.size};`;
-  if (facts.has("modify")) line += `modify=${formatTimeVal(info.mtime)};`;
-  if (facts.has("perm")) line += `perm=${permFact(info, perms)};`;
-  if (facts.has("unix.mode") && info.mode !== undefined) line += `unix.mode=0${(info.mode & 0o7777).toString(8)};`;
-  return `${line} ${wireName(info.name)}`;
-}
+const TYPE_FACT: Readonly<Record<EntryType, string>> = {
+  file: "type=file;",
+  dir: "type=dir;",
+  link: "type=OS.unix=link;",
+  other: "type=OS.unix=other;",
+};
 
+/**
+ * The MLSx fact-line formatter for one listing (`type=file;size=…; name`), with the facts the
+ * client selected and the session's permissions, both decided once rather than per line. The
+ * modify fact of the last second is kept, since entries written together share it.
+ */
+export function mlsxLineFormatter(perms: PermFlags, facts: ReadonlySet<string>): (info: FileInfo) => string {
+  const [type, size, modify, perm, unixMode] = MLSX_FACTS.map((fact) => facts.has(fact));
+  const dirPerm = `perm=${permLetters(true, perms)};`;
+  const otherPerm = `perm=${permLetters(false, perms)};`;
+  let lastSecond = NaN;
+  let lastModify = "";
+  return (info) => {
+    let line = "";
+    if (type) line += TYPE_FACT[info.type];
+    if (size && info.type !== "dir") line += `size=${info.size};`;
+    if (modify) {
+      const time = info.mtime.getTime();
+      const second = Math.floor(time / 1000);
+      if (second !== lastSecond) {
+        lastModify = timeValSeconds(info.mtime);
+        lastSecond = second;
+      }
+      line += `modify=${lastModify}${timeValFraction(time - second * 1000)};`;
+    }
+    if (perm) line += info.type === "dir" ? dirPerm : otherPerm;
+    if (unixMode && info.mode !== undefined) line += `unix.mode=0${(info.mode & 0o7777).toString(8)};`;
+    return `${line} ${wireName(info.name)}`;
+  };
+}
 /** FEAT line for MLST: facts we emit, `*` marking those on by default. */
 export const MLST_FEAT = `MLST ${MLSX_FACTS.map((f) => `${f}*;`).join("")}`;

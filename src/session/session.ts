@@ -178,17 +178,20 @@ export class Session {
   }
 
   /**
-   * A multi-line reply whose middle is streamed (STAT of a large directory) at the socket's pace.
-   * The first line is pulled before anything is written, so a bad argument still gets a plain error.
+   * A multi-line reply whose middle is streamed (STAT of a large directory) at the socket's pace, from
+   * batches of lines (without CRLF). The first batch is pulled before anything is written, so a bad
+   * argument still gets a plain error.
    */
-  async replyStream(code: ReplyCode, first: string, lines: AsyncIterable<string>, last: string): Promise<void> {
+  async replyStream(code: ReplyCode, first: string, lines: AsyncIterable<readonly string[]>, last: string): Promise<void> {
     const iterator = lines[Symbol.asyncIterator]();
     let next = await iterator.next();
     this.socket.write(`${code}-${first}\r\n`);
     try {
       while (!next.done && !this.socket.destroyed) {
-        const line = next.value;
-        if (!this.socket.write(/^\d/.test(line) ? ` ${line}` : line)) await this.drained();
+        let text = "";
+        // A line starting with a digit would read as the reply's end (RFC 959 §4.2): indent it.
+        for (const line of next.value) text += (/^\d/.test(line) ? " " : "") + line + "\r\n";
+        if (!this.socket.write(text)) await this.drained();
         next = await iterator.next();
       }
     } catch (err) {

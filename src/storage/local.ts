@@ -45,16 +45,23 @@ import {
 import { MetadataCalls } from "./metadata-calls.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
-/** Directory entries read per readdir call: bounds listing memory whatever the directory's size. */
+/** Directory entries read per readdir call and per listing batch: bounds listing memory whatever the directory's size. */
 const LIST_BUFFER_SIZE = 256;
 /**
- * A listing stats its entries synchronously while the medium answers fast (a batch of 256 entries
- * within this many ms: dentries and inodes in the page cache, as right after readdir), yielding to
- * the event loop between batches; a slower batch switches the rest of the listing to the thread
- * pool, so a slow disk never blocks the node. One promise and one thread-pool hop per entry was
- * most of a large listing's cost.
+ * A listing reads and stats its entries synchronously while the medium answers fast (dentries and
+ * inodes in the page cache: a few µs an entry), yielding to the event loop between batches; one
+ * promise and one thread-pool hop per entry was most of a large listing's cost. Once a batch has
+ * spent this many ms, the rest of its entries and the next batch go through the thread pool, so a
+ * slow disk blocks the node for about this long (plus one entry) per attempt. The synchronous way is
+ * tried again after 1, 2, 4 … {@link MAX_POOL_BATCHES} pool batches: a process that was merely
+ * descheduled (a busy machine) or still compiling its code costs a batch through the pool, not the
+ * whole listing.
  */
 const SYNC_BATCH_BUDGET_MS = 2;
+/** Entries between two looks at the clock in a synchronous batch (a look costs ~60 ns). */
+const SYNC_CLOCK_STRIDE = 8;
+/** At most this many thread-pool batches between two synchronous attempts while the medium stays slow. */
+const MAX_POOL_BATCHES = 64;
 /** Large chunks keep the per-chunk overhead small on fast data connections. */
 const STREAM_CHUNK_SIZE = 256 * 1024;
 /**
@@ -182,6 +189,8 @@ const MESSAGE_BY_CODE: Readonly<Record<StorageErrorCode, string>> = {
 
 /** Decodes names lossily: a non-UTF-8 name becomes U+FFFD characters instead of failing the listing. */
 const NAME_DECODER = new TextDecoder("utf-8");
+/** A name read as latin1 that holds a byte above 0x7f: not its own UTF-8 (see `LocalStorage.readBatch`). */
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
  * Turns any error met while serving `subject` into the StorageError a client may see.
@@ -212,6 +221,14 @@ function entryType(st: Stats): EntryType {
 
 function toFileInfo(name: string, st: Stats): FileInfo {
   return { name, type: entryType(st), size: st.size, mtime: st.mtime, mode: st.mode & 0o777 };
+}
+
+/** Names read from a directory, and the real paths to stat them by (strings, or bytes when not ASCII). */
+interface NamedEntries {
+  names: string[];
+  paths: Array<string | Buffer>;
+  /** The directory has no more entries. */
+  done: boolean;
 }
 
 function isMissing(err: unknown): boolean {
@@ -284,19 +301,23 @@ export class LocalStorage implements Storage {
 
   private readonly rootPrefix: string;
   private readonly meta: MetadataCalls;
+  private readonly syncBudgetMs: number;
 
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
    *   (use {@link LocalStorageFactory.forRoot} to get one).
    * @param options.metadata - How metadata calls are made; the factory shares one between its storages.
+   * @param options.syncBudgetMs - Overrides {@link SYNC_BATCH_BUDGET_MS}; 0 sends nearly every listed
+   *   entry through the thread pool (how tests cover the slow-medium path).
    */
   constructor(
     private readonly root: string,
-    options: { metadata?: MetadataCalls } = {},
+    options: { metadata?: MetadataCalls; syncBudgetMs?: number } = {},
   ) {
     this.meta = options.metadata ?? new MetadataCalls();
     if (!path.isAbsolute(root)) throw new TypeError("LocalStorage root must be an absolute path");
     this.rootPrefix = root.endsWith(path.sep) ? root : root + path.sep;
+    this.syncBudgetMs = options.syncBudgetMs ?? SYNC_BATCH_BUDGET_MS;
   }
 
   /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
@@ -316,57 +337,60 @@ export class LocalStorage implements Storage {
   /**
    * {@inheritDoc Storage.list}
    *
-   * Entries are read {@link LIST_BUFFER_SIZE} at a time; each batch is stat'ed concurrently (following
-   * symlinks that stay inside the root) and yielded before the next is read, so memory stays bounded by
-   * one batch. Names are read as raw bytes and stat'ed by those bytes, so a name that is not valid UTF-8
-   * is listed (lossily decoded) rather than breaking the listing. Reserved names (uploads in progress,
-   * {@link RESERVED_PREFIX}) are left out.
+   * Entries are described following symlinks that stay inside the root (see {@link entryInfo}), with
+   * synchronous calls while the medium is fast (see {@link SYNC_BATCH_BUDGET_MS}). Batches, names and
+   * reserved names as in {@link readDirectory}.
    */
-  async *list(vpath: string): AsyncIterable<FileInfo> {
+  list(vpath: string): AsyncIterable<FileInfo[]> {
+    return this.readDirectory(vpath, (entries, sync) => this.describe(entries, sync));
+  }
+
+  /** {@inheritDoc Storage.listNames} Batches, names and reserved names as in {@link readDirectory}. */
+  listNames(vpath: string): AsyncIterable<string[]> {
+    return this.readDirectory(vpath, async (entries) => ({ items: entries.names, overBudget: false }));
+  }
+
+  /**
+   * Reads a directory {@link LIST_BUFFER_SIZE} names at a time and yields each batch as `describe`
+   * turns it into items, before reading more, so memory stays bounded by one batch. Reserved names
+   * (uploads in progress, {@link RESERVED_PREFIX}) are left out; a name that is not valid UTF-8 is
+   * listed, lossily decoded, rather than breaking the listing (see {@link readNames}).
+   *
+   * Pacing: names are read with synchronous calls, and `describe` is told to use them too, while a
+   * batch stays within {@link SYNC_BATCH_BUDGET_MS}; after one that does not, the next 1, 2, 4 …
+   * {@link MAX_POOL_BATCHES} batches go through the thread pool before the synchronous way is tried
+   * again. The event loop gets a turn between synchronous batches.
+   */
+  private async *readDirectory<T>(
+    vpath: string,
+    describe: (entries: NamedEntries, sync: boolean) => Promise<{ items: T[]; overBudget: boolean }>,
+  ): AsyncIterable<T[]> {
     this.hideReserved(vpath);
     const real = await this.locate(vpath, true);
     let dir: Dir;
     try {
-      // @types/node only types string names, but Node supports `encoding: "buffer"` here.
-      dir = await opendir(real, { bufferSize: LIST_BUFFER_SIZE, encoding: "buffer" as BufferEncoding });
+      dir = await opendir(real, { bufferSize: LIST_BUFFER_SIZE, encoding: "latin1" });
     } catch (err) {
       throw toStorageError(err, vpath);
     }
-    const readEntry = async () => (await dir.read()) as unknown as Dirent<Buffer> | null;
-    // While the medium is fast (see SYNC_BATCH_BUDGET_MS), entries are taken from the handle's
-    // buffer synchronously too: one promise per entry is what a large listing otherwise pays.
-    const readEntrySync = () => dir.readSync() as unknown as Dirent<Buffer> | null;
-    const dirPrefix = Buffer.from(real.endsWith(path.sep) ? real : real + path.sep);
+    const prefix = real.endsWith(path.sep) ? real : real + path.sep;
     try {
-      let done = false;
-      let sync = true;
-      while (!done) {
+      let poolBatches = 0; // thread-pool batches to go before the next synchronous attempt
+      let backoff = 1; // pool batches after the next synchronous batch that runs over budget
+      for (let done = false; !done; ) {
+        const sync = poolBatches === 0;
         const started = performance.now();
-        const batch: Dirent<Buffer>[] = [];
-        while (batch.length < LIST_BUFFER_SIZE) {
-          const entry = sync ? readEntrySync() : await readEntry();
-          if (entry === null) {
-            done = true;
-            break;
-          }
-          if (!isReservedName(entry.name)) batch.push(entry);
-        }
-        const infos = await Promise.all(
-          batch.map((entry) => {
-            const full = Buffer.concat([dirPrefix, entry.name]);
-            if (sync) {
-              const st = lstatSync(full, { throwIfNoEntry: false });
-              if (st === undefined) return undefined; // removed since readdir
-              if (!st.isSymbolicLink()) return toFileInfo(NAME_DECODER.decode(entry.name), st);
-            }
-            return this.entryInfo(full, entry.name); // symlinks: checked against the root
-          }),
-        );
+        const entries = await this.readNames(dir, prefix, sync);
+        const batch = await describe(entries, sync);
         if (sync) {
-          sync = performance.now() - started <= SYNC_BATCH_BUDGET_MS;
+          if (batch.overBudget || performance.now() - started > this.syncBudgetMs) {
+            poolBatches = backoff;
+            backoff = Math.min(2 * backoff, MAX_POOL_BATCHES);
+          } else backoff = 1;
           await new Promise((resolve) => setImmediate(resolve));
-        }
-        for (const info of infos) if (info) yield info;
+        } else poolBatches--;
+        done = entries.done;
+        if (batch.items.length > 0) yield batch.items;
       }
     } catch (err) {
       throw toStorageError(err, vpath);
@@ -374,6 +398,61 @@ export class LocalStorage implements Storage {
       // Also runs when the consumer stops iterating early.
       await dir.close();
     }
+  }
+
+  /**
+   * Reads up to {@link LIST_BUFFER_SIZE} names from `dir` (whose real path ends with `prefix`), with
+   * the paths to stat them by; `done` once the directory is exhausted.
+   *
+   * Names arrive as latin1 strings, one character per byte, so nothing is lost: an ASCII name (nearly
+   * all) is already its own UTF-8 and is stat'ed by that string; any other is stat'ed by its bytes and
+   * decoded lossily for display. Raw Buffer names for every entry cost a quarter of a listing's time.
+   */
+  private async readNames(dir: Dir, prefix: string, sync: boolean): Promise<NamedEntries> {
+    const entries: NamedEntries = { names: [], paths: [], done: false };
+    for (let read = 0; read < LIST_BUFFER_SIZE; read++) {
+      const entry = sync ? dir.readSync() : await dir.read();
+      if (entry === null) {
+        entries.done = true;
+        break;
+      }
+      const raw = entry.name;
+      if (raw.startsWith(RESERVED_PREFIX)) continue;
+      if (NON_ASCII.test(raw)) {
+        const bytes = Buffer.from(raw, "latin1");
+        entries.names.push(NAME_DECODER.decode(bytes));
+        entries.paths.push(Buffer.concat([Buffer.from(prefix), bytes]));
+      } else {
+        entries.names.push(raw);
+        entries.paths.push(prefix + raw);
+      }
+    }
+    return entries;
+  }
+
+  /**
+   * Describes read entries, with synchronous lstat calls (`sync`) until {@link SYNC_BATCH_BUDGET_MS}
+   * is spent (`overBudget`: the rest goes through the pool), or through the thread pool. Symlinks
+   * always go through {@link entryInfo} on the pool; entries removed since readdir are left out.
+   */
+  private async describe(entries: NamedEntries, sync: boolean): Promise<{ items: FileInfo[]; overBudget: boolean }> {
+    const { names, paths } = entries;
+    const started = performance.now();
+    const items: FileInfo[] = [];
+    const resolving: Promise<FileInfo | undefined>[] = [];
+    let viaPool = !sync; // from the first entry, or once the budget is spent
+    for (let i = 0; i < names.length; i++) {
+      if (viaPool) {
+        resolving.push(this.entryInfo(paths[i], names[i]));
+        continue;
+      }
+      const st = lstatSync(paths[i], { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) resolving.push(this.entryInfo(paths[i], names[i]));
+      else if (st !== undefined) items.push(toFileInfo(names[i], st));
+      if ((i + 1) % SYNC_CLOCK_STRIDE === 0 && performance.now() - started > this.syncBudgetMs) viaPool = true;
+    }
+    for (const info of await Promise.all(resolving)) if (info) items.push(info);
+    return { items, overBudget: sync && viaPool };
   }
 
   /** {@inheritDoc Storage.read} */
@@ -684,22 +763,21 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * Describes one listed entry from its raw path. A symlink is followed when it stays inside the root;
-   * a dangling or escaping one is reported as a `link` of size 0. An entry that vanished between readdir
-   * and stat is skipped (`undefined`).
+   * Describes one listed entry from its real path (a string, or raw bytes for a name that is not
+   * ASCII). A symlink is followed when it stays inside the root; a dangling or escaping one is reported
+   * as a `link` of size 0. An entry that vanished between readdir and stat is skipped (`undefined`).
    */
-  private async entryInfo(rawPath: Buffer, rawName: Buffer): Promise<FileInfo | undefined> {
-    const name = NAME_DECODER.decode(rawName);
+  private async entryInfo(full: string | Buffer, name: string): Promise<FileInfo | undefined> {
     let st: Stats;
     try {
-      st = await lstat(rawPath);
+      st = await lstat(full);
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
     }
     if (!st.isSymbolicLink()) return toFileInfo(name, st);
     try {
-      if (this.isInside(await realpath(rawPath))) return toFileInfo(name, await stat(rawPath));
+      if (this.isInside(await realpath(full))) return toFileInfo(name, await stat(full));
     } catch {
       // Dangling or looping: describe the link itself.
     }

@@ -90,8 +90,18 @@ export interface Storage {
   readonly capabilities: StorageCapabilities;
   /** Throws StorageError("not-found") when absent. Follows symlinks that stay inside the root. */
   stat(path: string): Promise<FileInfo>;
-  /** Streams a directory's entries in no particular order with bounded memory. Throws not-found / not-dir. */
-  list(path: string): AsyncIterable<FileInfo>;
+  /**
+   * Streams a directory's entries, in no particular order, as batches: each batch non-empty and of at
+   * most a few hundred entries, so memory stays bounded whatever the directory's size and a consumer
+   * pays one await per batch rather than per entry. Throws not-found / not-dir.
+   */
+  list(path: string): AsyncIterable<FileInfo[]>;
+  /**
+   * The names of a directory's entries, batched as {@link list}, without their metadata: what NLST
+   * needs, and cheaper where the medium keeps names apart from metadata (no stat per entry).
+   * Throws not-found / not-dir.
+   */
+  listNames(path: string): AsyncIterable<string[]>;
   /** Opens a file for reading from `offset`. Throws not-found / is-dir. */
   read(path: string, offset?: number): Promise<FileReadable>;
   /**

@@ -120,15 +120,28 @@ export class FaultyStorage implements Storage {
     return this.inner.stat(path);
   }
 
-  async *list(path: string): AsyncIterable<FileInfo> {
+  list(path: string): AsyncIterable<FileInfo[]> {
+    return this.failingListing(path, this.inner.list(path));
+  }
+
+  listNames(path: string): AsyncIterable<string[]> {
+    return this.failingListing(path, this.inner.listNames(path));
+  }
+
+  /** A listing under a "list" fault: fails at once, or after `after` items (the ones before still go out). */
+  private async *failingListing<T>(path: string, batches: AsyncIterable<T[]>): AsyncIterable<T[]> {
     const fault = this.plan.take("list", path);
     const fail = () => toStorageError(errnoError(fault!.error, "scandir", path), path);
     if (fault && fault.after === undefined) throw fail();
     let count = 0;
-    for await (const entry of this.inner.list(path)) {
-      if (fault && count >= fault.after!) throw fail();
-      count++;
-      yield entry;
+    for await (const batch of batches) {
+      if (fault && count + batch.length > fault.after!) {
+        const room = fault.after! - count;
+        if (room > 0) yield batch.slice(0, room);
+        throw fail();
+      }
+      count += batch.length;
+      yield batch;
     }
     if (fault && count >= fault.after!) throw fail();
   }

@@ -15,7 +15,8 @@ import {
   isReservedPath,
   removeLeftoverUploads,
 } from "../../src/storage/local.js";
-import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
+import { StorageError, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
+import { collect } from "../helpers/listing.js";
 
 let base: string;
 let rootDir: string;
@@ -56,12 +57,6 @@ function failingSource(...chunks: (string | Buffer)[]): Readable {
       else setImmediate(() => this.destroy(Object.assign(new Error("connection reset"), { code: "ECONNRESET" })));
     },
   });
-}
-
-async function collect(entries: AsyncIterable<FileInfo>): Promise<FileInfo[]> {
-  const out: FileInfo[] = [];
-  for await (const entry of entries) out.push(entry);
-  return out;
 }
 
 /** Names in a real directory that carry the reserved prefix. */
@@ -330,9 +325,11 @@ describe("reserved names", () => {
     await writeFile(inRoot("visible"), "v");
     assert.deepEqual((await collect(storage.list("/"))).map((e) => e.name).sort(), ["d", "visible"]);
     assert.deepEqual(await collect(storage.list("/d")), []);
+    assert.deepEqual((await collect(storage.listNames("/"))).sort(), ["d", "visible"]);
     await assert.rejects(storage.stat(`/${reserved}`), isStorageError("not-found"));
     await assert.rejects(storage.stat(`/d/${reserved}`), isStorageError("not-found"));
     await assert.rejects(collect(storage.list(`/${RESERVED_PREFIX}dir`)), isStorageError("not-found"));
+    await assert.rejects(collect(storage.listNames(`/${RESERVED_PREFIX}dir`)), isStorageError("not-found"));
   });
 
   test("cannot be created, read, changed, renamed to or from, or removed", async () => {

@@ -7,6 +7,7 @@ import {
   readFile,
   readdir,
   readlink,
+  realpath,
   rm,
   stat as fsStat,
   symlink,
@@ -21,6 +22,7 @@ import { MetadataCalls } from "../../src/storage/metadata-calls.js";
 import { LocalStorage, LocalStorageFactory, toStorageError } from "../../src/storage/local.js";
 import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
 import { resolveVirtualPath } from "../../src/storage/virtual-path.js";
+import { collect } from "../helpers/listing.js";
 
 /** Per test: `base/root` is the account root, `base/outside` holds what must stay unreachable. */
 let base: string;
@@ -50,12 +52,6 @@ function isStorageError(code: StorageErrorCode) {
     assert.ok(!err.message.includes(base), `message leaks the real path: ${err.message}`);
     return true;
   };
-}
-
-async function collect(entries: AsyncIterable<FileInfo>): Promise<FileInfo[]> {
-  const out: FileInfo[] = [];
-  for await (const entry of entries) out.push(entry);
-  return out;
 }
 
 async function readAll(stream: Readable): Promise<string> {
@@ -337,29 +333,67 @@ describe("list", () => {
     assert.equal(byName.get("f\uFFFDo")?.size, 4);
   });
 
-  test("streams a directory of 20,000 entries", async () => {
+  test("a name in UTF-8 beyond ASCII is listed as itself, with its metadata", async () => {
+    await writeFile(inRoot("café ü.txt"), "12345");
+    await mkdir(inRoot("目录"));
+    await writeFile(inRoot("plain"), "p");
+
+    const byName = new Map((await collect(storage.list("/"))).map((e) => [e.name, e]));
+    assert.deepEqual([...byName.keys()].sort(), ["café ü.txt", "plain", "目录"]);
+    assert.equal(byName.get("café ü.txt")?.size, 5);
+    assert.equal(byName.get("目录")?.type, "dir");
+  });
+
+  test("streams a directory of 20,000 entries in bounded batches", async () => {
     const count = 20_000;
     await mkdir(inRoot("big"));
     await writeFile(inRoot("big", "f0"), "");
     // Hard links add directory entries without allocating inodes: ten times faster than creating files.
     for (let i = 1; i < count; i++) linkSync(inRoot("big", "f0"), inRoot("big", `f${i}`));
     let seen = 0;
+    let largest = 0;
     const names = new Set<string>();
-    for await (const entry of storage.list("/big")) {
-      seen++;
-      names.add(entry.name);
-      assert.equal(entry.type, "file");
+    for await (const batch of storage.list("/big")) {
+      assert.ok(batch.length > 0);
+      largest = Math.max(largest, batch.length);
+      for (const entry of batch) {
+        seen++;
+        names.add(entry.name);
+        assert.equal(entry.type, "file");
+      }
     }
     assert.equal(seen, count);
     assert.equal(names.size, count);
+    assert.ok(largest <= 512, `batches of at most a few hundred entries (largest: ${largest})`);
+  });
+
+  test("the thread-pool path (a medium too slow for synchronous calls) lists the same entries", async () => {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("d", "f0"), "12345");
+    for (let i = 1; i < 1500; i++) linkSync(inRoot("d", "f0"), inRoot("d", `f${i}`));
+    await mkdir(inRoot("d", "sub"));
+    await writeFile(inRoot("d", "ünïcode"), "");
+    await symlink("f0", inRoot("d", "link-in"));
+    await symlink(path.join(outside, "secret"), inRoot("d", "link-out"));
+    const describe = (entries: FileInfo[]) =>
+      entries.map((e) => `${e.name} ${e.type} ${e.size} ${e.mtime.getTime()} ${e.mode}`).sort();
+
+    // A zero budget: a few entries of each synchronous attempt, everything else through the pool.
+    const slow = new LocalStorage(await realpath(rootDir), { syncBudgetMs: 0 });
+    const expected = describe(await collect(storage.list("/d")));
+    assert.equal(expected.length, 1504);
+    assert.deepEqual(describe(await collect(slow.list("/d"))), expected);
+    assert.deepEqual((await collect(slow.listNames("/d"))).sort(), (await collect(storage.listNames("/d"))).sort());
+    assert.ok(expected.some((l) => l.startsWith("link-in file 5 ")));
+    assert.ok(expected.some((l) => l.startsWith("link-out link 0 ")));
   });
 
   test("stopping early closes the directory handle", async () => {
     await mkdir(inRoot("d"));
     await writeFile(inRoot("d", "f0"), "");
     for (let i = 1; i < 600; i++) linkSync(inRoot("d", "f0"), inRoot("d", `f${i}`));
-    for await (const entry of storage.list("/d")) {
-      assert.equal(entry.type, "file");
+    for await (const batch of storage.list("/d")) {
+      assert.equal(batch[0].type, "file");
       assert.equal(await openDescriptorsOn(inRoot("d")), existsSync("/proc/self/fd") ? 1 : 0);
       break;
     }
@@ -370,6 +404,22 @@ describe("list", () => {
     await writeFile(inRoot("f"), "x");
     await assert.rejects(collect(storage.list("/nope")), isStorageError("not-found"));
     await assert.rejects(collect(storage.list("/f")), isStorageError("not-dir"));
+    await assert.rejects(collect(storage.listNames("/nope")), isStorageError("not-found"));
+    await assert.rejects(collect(storage.listNames("/f")), isStorageError("not-dir"));
+  });
+
+  test("names only: the names list gives, odd links and non-UTF-8 names included", async () => {
+    await writeFile(inRoot("a.txt"), "abc");
+    await mkdir(inRoot("sub"));
+    await writeFile(inRoot("sub", "inner"), "not listed");
+    await symlink(path.join(outside, "secret"), inRoot("escaping"));
+    await symlink("nowhere", inRoot("dangling"));
+    await writeFile(inRoot("café"), "");
+    await writeFile(Buffer.concat([Buffer.from(rootDir + path.sep), Buffer.from([0x66, 0xff, 0x6f])]), "raw!");
+
+    const names = (await collect(storage.listNames("/"))).sort();
+    assert.deepEqual(names, ["a.txt", "café", "dangling", "escaping", "f\uFFFDo", "sub"]);
+    assert.deepEqual(names, (await collect(storage.list("/"))).map((e) => e.name).sort());
   });
 });
 
