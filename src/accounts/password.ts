@@ -54,11 +54,33 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
   const id = recentId(passwordHash, password);
   const until = recent.get(id);
   if (until !== undefined && until > Date.now()) return true;
-  const matches = await verify(passwordHash, password);
-  if (matches) {
-    recent.delete(id); // re-insert: the Map's order is the eviction order
-    recent.set(id, Date.now() + RECENT_TTL_MS);
-    if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value!);
+  let verifying = inFlight.get(id);
+  if (!verifying) {
+    verifying = verifyAndRemember(id, passwordHash, password);
+    inFlight.set(id, verifying);
   }
-  return matches;
+  return verifying;
+}
+
+/**
+ * Verifications under way, by the same id as {@link recent}: a burst of logins with the same
+ * credentials (a fleet of cameras after a restart, when nothing is remembered yet) waits for one
+ * argon2id run instead of queueing one each. It is the same computation on the same input, so
+ * every caller gets the answer it would have computed; the entry goes as soon as it settles, so a
+ * failure is shared only with the attempts made while it was being computed, never remembered.
+ */
+const inFlight = new Map<string, Promise<boolean>>();
+
+async function verifyAndRemember(id: string, passwordHash: string, password: string): Promise<boolean> {
+  try {
+    const matches = await verify(passwordHash, password);
+    if (matches) {
+      recent.delete(id); // re-insert: the Map's order is the eviction order
+      recent.set(id, Date.now() + RECENT_TTL_MS);
+      if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value!);
+    }
+    return matches;
+  } finally {
+    inFlight.delete(id);
+  }
 }

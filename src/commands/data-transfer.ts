@@ -72,11 +72,13 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     try {
       const text = await job.run(socket, signal);
       session.reply(Reply.ClosingData, text);
-      const bytes = socketBytes(socket);
-      session.log.info(
-        { transfer: job.label, bytesIn: bytes.in, bytesOut: bytes.out, zeroCopy: bytes.zeroCopy, ms: Date.now() - transfer.startedAt },
-        "transfer complete",
-      );
+      if (session.log.isLevelEnabled("info")) {
+        const bytes = socketBytes(socket);
+        session.log.info(
+          { transfer: job.label, bytesIn: bytes.in, bytesOut: bytes.out, zeroCopy: bytes.zeroCopy, ms: Date.now() - transfer.startedAt },
+          "transfer complete",
+        );
+      }
     } catch (err) {
       const failure = transferFailure(err, signal.aborted || networkError !== null, job.label);
       session.log.info({ transfer: job.label, reason: (err as Error).message, reply: failure.code }, "transfer failed");

@@ -16,7 +16,8 @@ export function parseCommand(line: string): { verb: string; arg: string } {
 }
 
 export async function dispatch(session: Session, line: string): Promise<void> {
-  const started = performance.now();
+  // The per-command line is debug level: at the usual levels neither it nor its timing is built.
+  const started = session.log.isLevelEnabled("debug") ? performance.now() : -1;
   const { verb, arg } = parseCommand(line);
   const spec = session.services.commands.get(verb);
   // A rename must be RNFR immediately followed by RNTO (RFC 959 §4.1.3).
@@ -51,6 +52,7 @@ export async function dispatch(session: Session, line: string): Promise<void> {
       session.reply(Reply.LocalError, "Local error in processing.");
     }
   }
+  if (started < 0) return;
   session.log.debug(
     { verb, arg: verb === "PASS" ? "****" : arg.slice(0, 256), reply: session.lastReply, ms: +(performance.now() - started).toFixed(2) },
     "command",

@@ -22,6 +22,8 @@ class WheelEntry implements WheelTimer {
   ) {}
 
   reschedule(delayMs: number): void {
+    // Every command pushes its session's idle deadline back: within one tick that changes nothing.
+    if (this.tick >= 0 && this.tick === this.wheel.tickFor(delayMs)) return;
     this.wheel.remove(this);
     this.wheel.add(this, delayMs);
   }
@@ -52,10 +54,15 @@ export class TimerWheel {
     return entry;
   }
 
+  /** @internal The tick a deadline `delayMs` from now is filed under. */
+  tickFor(delayMs: number): number {
+    // Round up: a deadline never fires early; never file behind the tick being processed.
+    return Math.max(Math.ceil((Date.now() + delayMs) / this.resolutionMs), this.lastTick);
+  }
+
   /** @internal */
   add(entry: WheelEntry, delayMs: number): void {
-    // Round up: a deadline never fires early; never file behind the tick being processed.
-    entry.tick = Math.max(Math.ceil((Date.now() + delayMs) / this.resolutionMs), this.lastTick);
+    entry.tick = this.tickFor(delayMs);
     let bucket = this.buckets.get(entry.tick);
     if (!bucket) this.buckets.set(entry.tick, (bucket = new Set()));
     bucket.add(entry);
@@ -70,12 +77,26 @@ export class TimerWheel {
     const bucket = this.buckets.get(tick);
     if (!bucket?.delete(entry)) return;
     if (bucket.size === 0) this.buckets.delete(tick);
-    if (--this.size === 0) this.stop();
+    if (--this.size === 0) this.idle();
   }
 
+  /**
+   * A lone session pauses its deadline for every transfer and re-arms it after: clearing and
+   * re-creating the interval each time would cost more than the transfer's other bookkeeping.
+   * So an emptied wheel only unrefs its interval (it no longer holds the process, nor counts as
+   * an active timer) and the next tick clears it, unless a deadline came back meanwhile.
+   */
   private start(): void {
+    if (this.interval) {
+      this.interval.ref();
+      return;
+    }
     this.lastTick = this.currentTick();
     this.interval = setInterval(() => this.tick(), this.resolutionMs);
+  }
+
+  private idle(): void {
+    this.interval?.unref();
   }
 
   private stop(): void {

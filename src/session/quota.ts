@@ -18,7 +18,7 @@
  * target's size; concurrent commands on the same path may record overlapping deltas.
  */
 import { Transform, type TransformCallback } from "node:stream";
-import type { AccountStore, Usage } from "../accounts/types.js";
+import type { Account, AccountStore, Usage } from "../accounts/types.js";
 import type { UploadAllowance } from "../data/transfer.js";
 import type { Logger } from "../observe/logger.js";
 import { FtpError } from "../protocol/errors.js";
@@ -76,9 +76,10 @@ export class QuotaTracker {
 
   /**
    * The tracker of the session's account, loaded (and its usage measured when unknown and the
-   * account has a quota). Call `release()` when done, on every path.
+   * account has a quota). Call `release()` when done, on every path. `fresh`: the account as the
+   * store returned it within this command (login), so a new tracker need not read it again.
    */
-  static async open(session: Session): Promise<QuotaTracker> {
+  static async open(session: Session, fresh?: Account): Promise<QuotaTracker> {
     const owner = session.services;
     let registry = trackers.get(owner);
     if (!registry) {
@@ -90,7 +91,7 @@ export class QuotaTracker {
     if (!tracker) {
       tracker = new QuotaTracker(registry, owner.accounts, owner.logger, name);
       registry.set(name, tracker);
-      tracker.ready = tracker.load(session.fs);
+      tracker.ready = tracker.load(session.fs, fresh);
     }
     tracker.holders++;
     try {
@@ -116,8 +117,8 @@ export class QuotaTracker {
     return this.usage && { ...this.usage };
   }
 
-  private async load(fs: Storage): Promise<void> {
-    const account = await this.accounts.get(this.name);
+  private async load(fs: Storage, fresh?: Account): Promise<void> {
+    const account = fresh ?? (await this.accounts.get(this.name));
     if (!account) return;
     this.quotaBytes = account.quotaBytes;
     this.quotaFiles = account.quotaFiles;
@@ -367,7 +368,8 @@ export async function withQuota<T>(session: Session, action: (quota: QuotaTracke
  */
 export async function measureUsageAtLogin(session: Session): Promise<void> {
   try {
-    (await QuotaTracker.open(session)).release();
+    // The account was read by the PASS that calls this, a moment ago.
+    (await QuotaTracker.open(session, session.account ?? undefined)).release();
   } catch (err) {
     session.log.warn({ err: (err as Error).message }, "usage check at login failed");
   }

@@ -9,7 +9,7 @@
  * local user who can already write inside the root; it is accepted.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
+import { constants as fsConstants, createReadStream, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
 import {
   type FileHandle,
   access,
@@ -43,6 +43,7 @@ import {
   type WriteOptions,
 } from "./types.js";
 import { DirectoryReader, directoryReaderAvailable, type DirectoryBatch } from "./directory-reader.js";
+import { MetadataCalls } from "./metadata-calls.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
 /** Directory entries read per readdir call and per listing batch: bounds listing memory whatever the directory's size. */
@@ -263,6 +264,11 @@ function isMissing(err: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+function nullIfMissing(err: unknown): null {
+  if (isMissing(err)) return null;
+  throw err;
+}
+
 /** Whether anything is at `p` (not following a final symlink); an error other than absence counts as yes. */
 async function exists(p: string): Promise<boolean> {
   try {
@@ -298,6 +304,19 @@ async function resolveReal(p: string, hops = 0): Promise<string> {
   return resolveReal(path.resolve(realParent, target), hops + 1);
 }
 
+/** Where an operation through a final symlink acts: see {@link LocalStorage.inspect}. */
+interface Target {
+  /** `root + path`: what the operation's system call is given. */
+  real: string;
+  /** What the kernel acts on, symlinks followed (dangling ones too): inside the root. */
+  resolved: string;
+  /**
+   * What is at `resolved`, from an lstat of a name that is not a symlink (so the same as a stat);
+   * null: nothing there; undefined: not looked at (the name is a symlink, or its directory is missing).
+   */
+  entry: Stats | null | undefined;
+}
+
 /** A Storage confined to one directory of the local file system. */
 export class LocalStorage implements Storage {
   /** Everything is supported on a local disk. */
@@ -309,6 +328,7 @@ export class LocalStorage implements Storage {
   };
 
   private readonly rootPrefix: string;
+  private readonly meta: MetadataCalls;
   private readonly syncBudgetMs: number;
   /** Whether listings go through the native addon (built, and not turned off for a test). */
   private readonly nativeListing: boolean;
@@ -316,6 +336,7 @@ export class LocalStorage implements Storage {
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
    *   (use {@link LocalStorageFactory.forRoot} to get one).
+   * @param options.metadata - How metadata calls are made; the factory shares one between its storages.
    * @param options.syncBudgetMs - Overrides {@link SYNC_BATCH_BUDGET_MS}; 0 sends nearly every listed
    *   entry through the thread pool (how tests cover the slow-medium path).
    * @param options.nativeListing - false lists with Node's own calls even where the addon is built
@@ -323,8 +344,9 @@ export class LocalStorage implements Storage {
    */
   constructor(
     private readonly root: string,
-    options: { syncBudgetMs?: number; nativeListing?: boolean } = {},
+    options: { metadata?: MetadataCalls; syncBudgetMs?: number; nativeListing?: boolean } = {},
   ) {
+    this.meta = options.metadata ?? new MetadataCalls();
     if (!path.isAbsolute(root)) throw new TypeError("LocalStorage root must be an absolute path");
     this.rootPrefix = root.endsWith(path.sep) ? root : root + path.sep;
     this.syncBudgetMs = options.syncBudgetMs ?? SYNC_BATCH_BUDGET_MS;
@@ -334,12 +356,15 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
   async stat(vpath: string): Promise<FileInfo> {
     this.hideReserved(vpath);
-    const real = await this.locate(vpath, true);
+    const { real, entry } = await this.inspect(vpath);
+    let st: Stats | null;
     try {
-      return toFileInfo(virtualBasename(vpath), await stat(real));
+      st = entry !== undefined ? entry : await this.meta.stat(real);
     } catch (err) {
       throw toStorageError(err, vpath);
     }
+    if (st === null) throw refuse("not-found", vpath);
+    return toFileInfo(virtualBasename(vpath), st);
   }
 
   /**
@@ -516,18 +541,21 @@ export class LocalStorage implements Storage {
   async read(vpath: string, offset = 0): Promise<FileReadable> {
     const real = await this.locate(vpath, true);
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
-    const handle = await open(real, "r").catch((err: unknown) => {
+    // A descriptor, not a FileHandle: there is no synchronous way to a FileHandle, and on a fast
+    // disk the open and fstat cost less done at once than two trips through the thread pool.
+    const fd = await this.meta.open(real, "r").catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
     try {
       // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
-      const info = await handle.stat();
+      const info = await this.meta.fstat(fd);
       if (info.isDirectory()) throw refuse("is-dir", vpath);
-      const stream = handle.createReadStream({ start: offset, highWaterMark: readChunkSize(info.size - offset) });
+      // The stream closes the descriptor when it ends or is destroyed (autoClose).
+      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset) });
       // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
-      return Object.assign(stream, { localFile: { fd: handle.fd, position: offset, size: info.size } }) satisfies FileReadable;
+      return Object.assign(stream, { localFile: { fd, position: offset, size: info.size } }) satisfies FileReadable;
     } catch (err) {
-      await handle.close().catch(() => undefined);
+      await this.meta.close(fd).catch(() => undefined);
       throw toStorageError(err, vpath);
     }
   }
@@ -554,8 +582,15 @@ export class LocalStorage implements Storage {
     const offset = options.offset ?? 0;
     const keepPartial = options.keepPartial !== false;
     const durable = options.durable === true;
+    let target: Target;
+    try {
+      target = await this.inspect(vpath);
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
     if (options.atomic && !options.append && offset <= 0) {
-      const replaced = await this.writeAtomic(vpath, source, durable);
+      const replaced = await this.writeAtomic(vpath, target, source, durable);
       if (replaced !== null) return replaced;
       // Nothing to protect: a new file is written in place below.
     }
@@ -564,12 +599,11 @@ export class LocalStorage implements Storage {
     // Only needed to remove a failed new file: the real file (through a symlink) and whether it was there.
     let created: string | null = null;
     try {
-      const real = await this.locate(vpath, true);
       if (!keepPartial && flags !== "r+") {
-        const target = await resolveReal(real);
-        created = (await exists(target)) ? null : target;
+        const absent = target.entry === undefined ? !(await exists(target.resolved)) : target.entry === null;
+        created = absent ? target.resolved : null;
       }
-      handle = await open(real, flags);
+      handle = await open(target.real, flags);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
@@ -593,18 +627,13 @@ export class LocalStorage implements Storage {
    * The atomic replace of {@link write}: temporary file, (fsync,) rename, (fsync of the directory).
    * Resolves null, having consumed nothing, when there is no previous version to protect.
    */
-  private async writeAtomic(vpath: string, source: UploadReadable, durable: boolean): Promise<number | null> {
-    let target: string;
+  private async writeAtomic(vpath: string, located: Target, source: UploadReadable, durable: boolean): Promise<number | null> {
+    // The final file, through a symlink if the name is one: the link is kept, its target replaced.
+    const target = located.resolved;
     let temp: string;
     let handle: FileHandle;
     try {
-      // The final file, through a symlink if the name is one: the link is kept, its target replaced.
-      target = await resolveReal(await this.locate(vpath, true));
-      if (!this.isInside(target)) throw refuse("permission", vpath);
-      const previous = await stat(target).catch((err: unknown) => {
-        if (isMissing(err)) return null;
-        throw err;
-      });
+      const previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
       if (previous === null) return null;
       if (previous.isDirectory()) throw refuse("is-dir", vpath);
       // rename(2) would replace a read-only file; an in-place overwrite (open O_TRUNC) would not.
@@ -741,20 +770,69 @@ export class LocalStorage implements Storage {
    * removed, never its target). A path through a reserved name is refused with `invalid-path`.
    */
   private async locate(vpath: string, follow: boolean): Promise<string> {
-    // Re-normalising is idempotent for well-formed input and keeps a careless caller inside the root.
-    const virtual = resolveVirtualPath("/", vpath);
-    if (isReservedPath(virtual)) throw refuse("invalid-path", vpath);
-    // path.join would leave a trailing separator for "/", and the root is compared by equality.
-    const real = virtual === "/" ? this.root : path.join(this.root, virtual);
-    const checked = follow || virtual === "/" ? real : path.dirname(real);
+    const real = this.rootJoin(vpath);
+    const checked = follow || real === this.root ? real : path.dirname(real);
     let resolved: string;
     try {
-      resolved = await resolveReal(checked);
+      resolved = await this.meta.realpath(checked).catch((err: unknown) => {
+        if (!isMissing(err)) throw err;
+        return resolveReal(checked); // something on the way is missing: walk it, dangling links included
+      });
     } catch (err) {
       throw toStorageError(err, vpath);
     }
     if (!this.isInside(resolved)) throw refuse("permission", vpath);
     return real;
+  }
+
+  /**
+   * {@link locate} with `follow`, for operations that also need what is there (stat, uploads): the
+   * directory is resolved once and the name lstat'ed, so a name that is not a symlink costs two
+   * calls and a missing one (every new upload) throws nothing. A symlink, or a missing directory on
+   * the way, is resolved by the full walk, as before: the same path results, checked the same way.
+   */
+  private async inspect(vpath: string): Promise<Target> {
+    const real = this.rootJoin(vpath);
+    let target: Target;
+    try {
+      target = await this.resolveTarget(real);
+    } catch (err) {
+      throw toStorageError(err, vpath);
+    }
+    if (!this.isInside(target.resolved)) throw refuse("permission", vpath);
+    return target;
+  }
+
+  private async resolveTarget(real: string): Promise<Target> {
+    let realDir: string;
+    try {
+      realDir = await this.meta.realpath(path.dirname(real));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      return { real, resolved: await resolveReal(real), entry: undefined };
+    }
+    const resolved = path.join(realDir, path.basename(real));
+    let entry: Stats | null;
+    try {
+      entry = await this.meta.lstat(resolved);
+    } catch (err) {
+      // ENOTDIR (the "directory" is a file): nothing there; the operation itself reports why.
+      if (!isMissing(err)) throw err;
+      return { real, resolved, entry: undefined };
+    }
+    if (entry?.isSymbolicLink()) return { real, resolved: await resolveReal(resolved), entry: undefined };
+    return { real, resolved, entry };
+  }
+
+  /**
+   * `root + path`. Re-normalising is idempotent for well-formed input and keeps a careless caller
+   * inside the root; a path through a reserved name is refused with `invalid-path`.
+   */
+  private rootJoin(vpath: string): string {
+    const virtual = resolveVirtualPath("/", vpath);
+    if (isReservedPath(virtual)) throw refuse("invalid-path", vpath);
+    // path.join would leave a trailing separator for "/", and the root is compared by equality.
+    return virtual === "/" ? this.root : path.join(this.root, virtual);
   }
 
   /** Reserved names do not exist for a client's stat or listing. */
@@ -868,6 +946,8 @@ export interface LocalStorageFactoryOptions {
   logger?: Pick<Logger, "info" | "warn">;
   /** Bounds of the leftover-upload cleanup, or false to skip it. */
   cleanup?: CleanupLimits | false;
+  /** How metadata calls are made (default: synchronously while the disk answers fast, see MetadataCalls). */
+  metadata?: MetadataCalls;
 }
 
 /** Creates {@link LocalStorage} instances, one per login. */
@@ -875,7 +955,12 @@ export class LocalStorageFactory implements StorageFactory {
   /** One cleanup per real root for the life of this factory (that is, of the process serving it). */
   private readonly cleanups = new Map<string, Promise<CleanupResult | null>>();
 
-  constructor(private readonly options: LocalStorageFactoryOptions = {}) {}
+  /** Shared by every storage of this factory: a slow disk is noticed once for all of them. */
+  private readonly meta: MetadataCalls;
+
+  constructor(private readonly options: LocalStorageFactoryOptions = {}) {
+    this.meta = options.metadata ?? new MetadataCalls();
+  }
 
   /**
    * Creates `root` (recursively) when missing, resolves it to its real path and returns a storage
@@ -889,13 +974,13 @@ export class LocalStorageFactory implements StorageFactory {
   async forRoot(root: string): Promise<Storage> {
     let real: string;
     try {
-      await mkdir(root, { recursive: true });
-      real = await realpath(path.resolve(root));
+      await this.meta.mkdirRecursive(root);
+      real = await this.meta.realpath(path.resolve(root));
     } catch (err) {
       throw toStorageError(err, "home directory");
     }
     await this.cleanupOnce(real);
-    return new LocalStorage(real);
+    return new LocalStorage(real, { metadata: this.meta });
   }
 
   /**

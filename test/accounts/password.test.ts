@@ -40,3 +40,16 @@ test("a remembered success never outlives a password change", async () => {
     await store.close();
   }
 });
+
+test("concurrent verifications of the same credentials agree, and a failure is not remembered", async () => {
+  const stored = await hashPassword("burst");
+  const [right, wrong] = await Promise.all([
+    Promise.all(Array.from({ length: 8 }, () => verifyPassword(stored, "burst"))),
+    Promise.all(Array.from({ length: 8 }, () => verifyPassword(stored, "bursT"))),
+  ]);
+  assert.deepEqual(right, Array(8).fill(true));
+  assert.deepEqual(wrong, Array(8).fill(false));
+  assert.equal(await verifyPassword(stored, "bursT"), false);
+  await assert.rejects(Promise.all([verifyPassword("not-a-hash", "pw"), verifyPassword("not-a-hash", "pw")]));
+  await assert.rejects(verifyPassword("not-a-hash", "pw"), "a rejection is not remembered either");
+});

@@ -47,3 +47,20 @@ test("10,000 deadlines share one interval", () => {
   assert.equal(wheel.pending, 0);
   assert.equal(process.getActiveResourcesInfo().filter((r) => r === "Timeout").length, before);
 });
+
+test("a wheel emptied and refilled (a session's transfer pausing its deadline) keeps working and holds no timer while empty", async () => {
+  const wheel = new TimerWheel(20);
+  let fired = 0;
+  for (let i = 0; i < 5; i++) {
+    const paused = wheel.schedule(40, () => fired++);
+    paused.cancel();
+    assert.equal(wheel.pending, 0);
+    assert.ok(!process.getActiveResourcesInfo().includes("Timeout"), "an empty wheel holds no active timer");
+  }
+  wheel.schedule(30, () => fired++);
+  assert.ok(process.getActiveResourcesInfo().includes("Timeout"), "a pending deadline keeps its timer active");
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(fired, 1);
+  assert.equal(wheel.pending, 0);
+  assert.ok(!process.getActiveResourcesInfo().includes("Timeout"));
+});

@@ -18,6 +18,7 @@ import { existsSync, linkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
+import { MetadataCalls } from "../../src/storage/metadata-calls.js";
 import { LocalStorage, LocalStorageFactory, RESERVED_PREFIX, toStorageError } from "../../src/storage/local.js";
 import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
 import { resolveVirtualPath } from "../../src/storage/virtual-path.js";
@@ -100,158 +101,207 @@ describe("LocalStorageFactory", () => {
   });
 });
 
-describe("confinement", () => {
-  test("traversal arguments resolve inside the root", async () => {
-    const attempts = ["../../etc/passwd", "a/../../b", "../outside/secret", "%2e%2e/%2e%2e"];
-    for (const arg of attempts) {
-      const vpath = resolveVirtualPath("/", arg);
-      await assert.rejects(storage.stat(vpath), isStorageError("not-found"), arg);
-    }
-    assert.equal((await storage.stat(resolveVirtualPath("/", "/../.."))).name, "/");
+/**
+ * Confinement and stat run twice: with the metadata calls made synchronously (the default on a fast
+ * disk) and on the thread pool (a slow disk), which must decide exactly alike.
+ */
+const METADATA_MODES: Array<[label: string, metadata: () => MetadataCalls | undefined]> = [
+  ["", () => undefined],
+  [", metadata calls on the thread pool", () => new MetadataCalls({ threadPoolOnly: true })],
+];
+
+for (const [label, metadata] of METADATA_MODES) {
+  describe(`confinement${label}`, () => {
+    beforeEach(async () => {
+      storage = await new LocalStorageFactory({ metadata: metadata() }).forRoot(rootDir);
+    });
+
+    test("traversal arguments resolve inside the root", async () => {
+      const attempts = ["../../etc/passwd", "a/../../b", "../outside/secret", "%2e%2e/%2e%2e"];
+      for (const arg of attempts) {
+        const vpath = resolveVirtualPath("/", arg);
+        await assert.rejects(storage.stat(vpath), isStorageError("not-found"), arg);
+      }
+      assert.equal((await storage.stat(resolveVirtualPath("/", "/../.."))).name, "/");
+    });
+
+    test("a backslash name is created inside the root, as a single name", async () => {
+      const vpath = resolveVirtualPath("/", "..\\..\\windows");
+      await storage.write(vpath, source("w"));
+      assert.equal(await readFile(inRoot("..\\..\\windows"), "utf8"), "w");
+      const names = (await collect(storage.list("/"))).map((e) => e.name);
+      assert.deepEqual(names, ["..\\..\\windows"]);
+    });
+
+    test("a path that was not normalised by the caller is still kept inside the root", async () => {
+      await assert.rejects(storage.stat("/../outside/secret"), isStorageError("not-found"));
+      await assert.rejects(storage.read("../../outside/secret"), isStorageError("not-found"));
+    });
+
+    test("control characters are refused", async () => {
+      for (const bad of ["/a\0b", "/a\r\nb", "/a\nb"]) {
+        await assert.rejects(storage.stat(bad), isStorageError("invalid-path"));
+        await assert.rejects(storage.write(bad, source("x")), isStorageError("invalid-path"));
+      }
+    });
+
+    test("a symlink that stays inside the root works normally", async () => {
+      await mkdir(inRoot("dir"));
+      await writeFile(inRoot("dir", "real.txt"), "inside");
+      await symlink("dir/real.txt", inRoot("file-link"));
+      await symlink(inRoot("dir"), inRoot("dir-link"));
+
+      assert.equal((await storage.stat("/file-link")).type, "file");
+      assert.equal(await readAll(await storage.read("/file-link")), "inside");
+      assert.equal((await storage.stat("/dir-link")).type, "dir");
+      assert.deepEqual((await collect(storage.list("/dir-link"))).map((e) => e.name), ["real.txt"]);
+      await storage.write("/dir-link/new.txt", source("via link"));
+      assert.equal(await readFile(inRoot("dir", "new.txt"), "utf8"), "via link");
+
+      const listed = await collect(storage.list("/"));
+      const byName = new Map(listed.map((e) => [e.name, e]));
+      assert.equal(byName.get("file-link")?.type, "file");
+      assert.equal(byName.get("file-link")?.size, 6);
+      assert.equal(byName.get("dir-link")?.type, "dir");
+    });
+
+    test("a symlink to a file outside the root is refused for every use of its target", async () => {
+      const secret = path.join(outside, "secret");
+      await symlink(secret, inRoot("evil"));
+      await assert.rejects(storage.stat("/evil"), isStorageError("permission"));
+      await assert.rejects(storage.read("/evil"), isStorageError("permission"));
+      await assert.rejects(storage.write("/evil", source("pwned")), isStorageError("permission"));
+      await assert.rejects(
+        storage.write("/evil", source("pwned"), { append: true }),
+        isStorageError("permission"),
+      );
+      await assert.rejects(storage.chmod("/evil", 0o777), isStorageError("permission"));
+      await assert.rejects(storage.setModifiedTime("/evil", new Date(0)), isStorageError("permission"));
+      await assert.rejects(collect(storage.list("/evil")), isStorageError("permission"));
+      assert.equal(await readFile(secret, "utf8"), "top secret");
+      assert.notEqual((await fsStat(secret)).mtimeMs, 0);
+    });
+
+    test("a relative symlink climbing out of the root is refused", async () => {
+      await symlink("../outside/secret", inRoot("climb"));
+      await assert.rejects(storage.read("/climb"), isStorageError("permission"));
+    });
+
+    test("a symlinked directory escaping the root is refused, cd-style stat included", async () => {
+      await symlink(outside, inRoot("escape"));
+      await writeFile(inRoot("mine"), "mine");
+      await assert.rejects(storage.stat("/escape"), isStorageError("permission"));
+      await assert.rejects(collect(storage.list("/escape")), isStorageError("permission"));
+      await assert.rejects(storage.stat("/escape/secret"), isStorageError("permission"));
+      await assert.rejects(storage.read("/escape/secret"), isStorageError("permission"));
+      await assert.rejects(storage.write("/escape/new", source("x")), isStorageError("permission"));
+      await assert.rejects(storage.mkdir("/escape/sub"), isStorageError("permission"));
+      await assert.rejects(storage.delete("/escape/secret"), isStorageError("permission"));
+      await assert.rejects(storage.rmdir("/escape/sub"), isStorageError("permission"));
+      await assert.rejects(storage.rename("/escape/secret", "/stolen"), isStorageError("permission"));
+      await assert.rejects(storage.rename("/mine", "/escape/mine"), isStorageError("permission"));
+      assert.deepEqual((await readdir(outside)).sort(), ["secret"]);
+      assert.ok(existsSync(inRoot("mine")));
+    });
+
+    test("a dangling symlink is followed for writes only when its target is inside the root", async () => {
+      await symlink(path.join(outside, "planted"), inRoot("dangling-out"));
+      await assert.rejects(storage.write("/dangling-out", source("x")), isStorageError("permission"));
+      assert.ok(!existsSync(path.join(outside, "planted")));
+
+      await symlink("later.txt", inRoot("dangling-in"));
+      await storage.write("/dangling-in", source("created"));
+      assert.equal(await readFile(inRoot("later.txt"), "utf8"), "created");
+    });
+
+    test("a chain of symlinks ending outside is refused", async () => {
+      await symlink(path.join(outside, "missing-dir", "x"), inRoot("hop2"));
+      await symlink("hop2", inRoot("hop1"));
+      await assert.rejects(storage.write("/hop1", source("x")), isStorageError("permission"));
+      await assert.rejects(storage.stat("/hop1"), isStorageError("permission"));
+    });
+
+    test("a file used as a directory, a missing directory and a looping link get the same answers everywhere", async () => {
+      await writeFile(inRoot("f"), "x");
+      await symlink("loop", inRoot("loop"));
+      for (const atomic of [false, true]) {
+        await assert.rejects(storage.write("/f/child", source("x"), { atomic }), isStorageError("not-dir"));
+        await assert.rejects(storage.write("/missing/child", source("x"), { atomic }), isStorageError("not-found"));
+        await assert.rejects(storage.write("/loop", source("x"), { atomic }), isStorageError("io"));
+        await assert.rejects(storage.write("/loop/child", source("x"), { atomic }), isStorageError("io"));
+      }
+      await assert.rejects(storage.stat("/loop"), isStorageError("io"));
+      await assert.rejects(storage.stat("/missing/child"), isStorageError("not-found"));
+      await assert.rejects(storage.read("/f/child"), isStorageError("not-dir"));
+      await assert.rejects(storage.read("/missing"), isStorageError("not-found"));
+      assert.deepEqual((await readdir(rootDir)).sort(), ["f", "loop"]);
+    });
+
+    test("a new file written through an in-root directory link and a dangling in-root link, with partial uploads removed", async () => {
+      await mkdir(inRoot("dir"));
+      await symlink("dir", inRoot("dir-link"));
+      await symlink("dir/later.txt", inRoot("dangling"));
+      await storage.write("/dir-link/new.txt", source("via dir link"), { atomic: true, keepPartial: false });
+      assert.equal(await readFile(inRoot("dir", "new.txt"), "utf8"), "via dir link");
+      const failing = new Readable({ read() { this.destroy(new Error("client went away")); } });
+      await assert.rejects(storage.write("/dangling", failing, { atomic: true, keepPartial: false }));
+      assert.ok(!existsSync(inRoot("dir", "later.txt")), "the failed new file behind the dangling link is removed");
+      await storage.write("/dangling", source("created"), { atomic: true, keepPartial: false });
+      assert.equal(await readFile(inRoot("dir", "later.txt"), "utf8"), "created");
+      assert.equal((await storage.stat("/dangling")).size, 7);
+    });
+
+    test("the escaping link itself can be removed or renamed without touching its target", async () => {
+      await symlink(path.join(outside, "secret"), inRoot("evil"));
+      await storage.rename("/evil", "/evil2");
+      await storage.delete("/evil2");
+      assert.ok(!existsSync(inRoot("evil2")));
+      assert.equal(await readFile(path.join(outside, "secret"), "utf8"), "top secret");
+    });
+
+    test("the root itself cannot be removed or moved", async () => {
+      await writeFile(inRoot("f"), "x");
+      await assert.rejects(storage.rmdir("/"), isStorageError("permission"));
+      await assert.rejects(storage.delete("/"), isStorageError("permission"));
+      await assert.rejects(storage.rename("/", "/moved"), isStorageError("permission"));
+      await assert.rejects(storage.rename("/f", "/"), isStorageError("permission"));
+      await assert.rejects(storage.rmdir("/.."), isStorageError("permission"));
+      assert.ok((await fsStat(rootDir)).isDirectory());
+    });
   });
 
-  test("a backslash name is created inside the root, as a single name", async () => {
-    const vpath = resolveVirtualPath("/", "..\\..\\windows");
-    await storage.write(vpath, source("w"));
-    assert.equal(await readFile(inRoot("..\\..\\windows"), "utf8"), "w");
-    const names = (await collect(storage.list("/"))).map((e) => e.name);
-    assert.deepEqual(names, ["..\\..\\windows"]);
+  describe(`stat${label}`, () => {
+    beforeEach(async () => {
+      storage = await new LocalStorageFactory({ metadata: metadata() }).forRoot(rootDir);
+    });
+
+    test("describes files, directories and the root", async () => {
+      await writeFile(inRoot("f.txt"), "12345", { mode: 0o640 });
+      await fsChmod(inRoot("f.txt"), 0o640);
+      await mkdir(inRoot("d"));
+      const when = new Date("2020-01-02T03:04:05Z");
+      await utimes(inRoot("f.txt"), when, when);
+
+      const file = await storage.stat("/f.txt");
+      assert.equal(file.name, "f.txt");
+      assert.equal(file.type, "file");
+      assert.equal(file.size, 5);
+      assert.equal(file.mtime.getTime(), when.getTime());
+      assert.equal(file.mode, 0o640);
+      assert.equal((await storage.stat("/d")).type, "dir");
+      const root = await storage.stat("/");
+      assert.equal(root.name, "/");
+      assert.equal(root.type, "dir");
+    });
+
+    test("missing paths and files used as directories", async () => {
+      await writeFile(inRoot("f"), "x");
+      await assert.rejects(storage.stat("/nope"), isStorageError("not-found"));
+      await assert.rejects(storage.stat("/nope/deeper"), isStorageError("not-found"));
+      await assert.rejects(storage.stat("/f/child"), isStorageError("not-dir"));
+    });
   });
-
-  test("a path that was not normalised by the caller is still kept inside the root", async () => {
-    await assert.rejects(storage.stat("/../outside/secret"), isStorageError("not-found"));
-    await assert.rejects(storage.read("../../outside/secret"), isStorageError("not-found"));
-  });
-
-  test("control characters are refused", async () => {
-    for (const bad of ["/a\0b", "/a\r\nb", "/a\nb"]) {
-      await assert.rejects(storage.stat(bad), isStorageError("invalid-path"));
-      await assert.rejects(storage.write(bad, source("x")), isStorageError("invalid-path"));
-    }
-  });
-
-  test("a symlink that stays inside the root works normally", async () => {
-    await mkdir(inRoot("dir"));
-    await writeFile(inRoot("dir", "real.txt"), "inside");
-    await symlink("dir/real.txt", inRoot("file-link"));
-    await symlink(inRoot("dir"), inRoot("dir-link"));
-
-    assert.equal((await storage.stat("/file-link")).type, "file");
-    assert.equal(await readAll(await storage.read("/file-link")), "inside");
-    assert.equal((await storage.stat("/dir-link")).type, "dir");
-    assert.deepEqual((await collect(storage.list("/dir-link"))).map((e) => e.name), ["real.txt"]);
-    await storage.write("/dir-link/new.txt", source("via link"));
-    assert.equal(await readFile(inRoot("dir", "new.txt"), "utf8"), "via link");
-
-    const listed = await collect(storage.list("/"));
-    const byName = new Map(listed.map((e) => [e.name, e]));
-    assert.equal(byName.get("file-link")?.type, "file");
-    assert.equal(byName.get("file-link")?.size, 6);
-    assert.equal(byName.get("dir-link")?.type, "dir");
-  });
-
-  test("a symlink to a file outside the root is refused for every use of its target", async () => {
-    const secret = path.join(outside, "secret");
-    await symlink(secret, inRoot("evil"));
-    await assert.rejects(storage.stat("/evil"), isStorageError("permission"));
-    await assert.rejects(storage.read("/evil"), isStorageError("permission"));
-    await assert.rejects(storage.write("/evil", source("pwned")), isStorageError("permission"));
-    await assert.rejects(
-      storage.write("/evil", source("pwned"), { append: true }),
-      isStorageError("permission"),
-    );
-    await assert.rejects(storage.chmod("/evil", 0o777), isStorageError("permission"));
-    await assert.rejects(storage.setModifiedTime("/evil", new Date(0)), isStorageError("permission"));
-    await assert.rejects(collect(storage.list("/evil")), isStorageError("permission"));
-    assert.equal(await readFile(secret, "utf8"), "top secret");
-    assert.notEqual((await fsStat(secret)).mtimeMs, 0);
-  });
-
-  test("a relative symlink climbing out of the root is refused", async () => {
-    await symlink("../outside/secret", inRoot("climb"));
-    await assert.rejects(storage.read("/climb"), isStorageError("permission"));
-  });
-
-  test("a symlinked directory escaping the root is refused, cd-style stat included", async () => {
-    await symlink(outside, inRoot("escape"));
-    await writeFile(inRoot("mine"), "mine");
-    await assert.rejects(storage.stat("/escape"), isStorageError("permission"));
-    await assert.rejects(collect(storage.list("/escape")), isStorageError("permission"));
-    await assert.rejects(storage.stat("/escape/secret"), isStorageError("permission"));
-    await assert.rejects(storage.read("/escape/secret"), isStorageError("permission"));
-    await assert.rejects(storage.write("/escape/new", source("x")), isStorageError("permission"));
-    await assert.rejects(storage.mkdir("/escape/sub"), isStorageError("permission"));
-    await assert.rejects(storage.delete("/escape/secret"), isStorageError("permission"));
-    await assert.rejects(storage.rmdir("/escape/sub"), isStorageError("permission"));
-    await assert.rejects(storage.rename("/escape/secret", "/stolen"), isStorageError("permission"));
-    await assert.rejects(storage.rename("/mine", "/escape/mine"), isStorageError("permission"));
-    assert.deepEqual((await readdir(outside)).sort(), ["secret"]);
-    assert.ok(existsSync(inRoot("mine")));
-  });
-
-  test("a dangling symlink is followed for writes only when its target is inside the root", async () => {
-    await symlink(path.join(outside, "planted"), inRoot("dangling-out"));
-    await assert.rejects(storage.write("/dangling-out", source("x")), isStorageError("permission"));
-    assert.ok(!existsSync(path.join(outside, "planted")));
-
-    await symlink("later.txt", inRoot("dangling-in"));
-    await storage.write("/dangling-in", source("created"));
-    assert.equal(await readFile(inRoot("later.txt"), "utf8"), "created");
-  });
-
-  test("a chain of symlinks ending outside is refused", async () => {
-    await symlink(path.join(outside, "missing-dir", "x"), inRoot("hop2"));
-    await symlink("hop2", inRoot("hop1"));
-    await assert.rejects(storage.write("/hop1", source("x")), isStorageError("permission"));
-    await assert.rejects(storage.stat("/hop1"), isStorageError("permission"));
-  });
-
-  test("the escaping link itself can be removed or renamed without touching its target", async () => {
-    await symlink(path.join(outside, "secret"), inRoot("evil"));
-    await storage.rename("/evil", "/evil2");
-    await storage.delete("/evil2");
-    assert.ok(!existsSync(inRoot("evil2")));
-    assert.equal(await readFile(path.join(outside, "secret"), "utf8"), "top secret");
-  });
-
-  test("the root itself cannot be removed or moved", async () => {
-    await writeFile(inRoot("f"), "x");
-    await assert.rejects(storage.rmdir("/"), isStorageError("permission"));
-    await assert.rejects(storage.delete("/"), isStorageError("permission"));
-    await assert.rejects(storage.rename("/", "/moved"), isStorageError("permission"));
-    await assert.rejects(storage.rename("/f", "/"), isStorageError("permission"));
-    await assert.rejects(storage.rmdir("/.."), isStorageError("permission"));
-    assert.ok((await fsStat(rootDir)).isDirectory());
-  });
-});
-
-describe("stat", () => {
-  test("describes files, directories and the root", async () => {
-    await writeFile(inRoot("f.txt"), "12345", { mode: 0o640 });
-    await fsChmod(inRoot("f.txt"), 0o640);
-    await mkdir(inRoot("d"));
-    const when = new Date("2020-01-02T03:04:05Z");
-    await utimes(inRoot("f.txt"), when, when);
-
-    const file = await storage.stat("/f.txt");
-    assert.equal(file.name, "f.txt");
-    assert.equal(file.type, "file");
-    assert.equal(file.size, 5);
-    assert.equal(file.mtime.getTime(), when.getTime());
-    assert.equal(file.mode, 0o640);
-    assert.equal((await storage.stat("/d")).type, "dir");
-    const root = await storage.stat("/");
-    assert.equal(root.name, "/");
-    assert.equal(root.type, "dir");
-  });
-
-  test("missing paths and files used as directories", async () => {
-    await writeFile(inRoot("f"), "x");
-    await assert.rejects(storage.stat("/nope"), isStorageError("not-found"));
-    await assert.rejects(storage.stat("/nope/deeper"), isStorageError("not-found"));
-    await assert.rejects(storage.stat("/f/child"), isStorageError("not-dir"));
-  });
-});
+}
 
 describe("list", () => {
   test("lists files, directories and odd links without failing", async () => {

@@ -1,0 +1,72 @@
+/**
+ * What a session logs (conventions §9): at debug, one line per command with its reply code (the
+ * password masked); at info, one line per transfer and none per command.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { describe, test } from "node:test";
+import { checkLeaks } from "../helpers/leaks.js";
+import { RawClient, readAll } from "../helpers/raw-client.js";
+import { PASSWORD, startServer, USER } from "../helpers/server.js";
+
+/** A log destination that keeps the parsed JSON lines. */
+function captureLog(): { stream: Writable; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const text of chunk.toString("utf8").split("\n")) if (text.trim()) lines.push(JSON.parse(text) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { stream, lines };
+}
+
+/** Logs in, downloads one file and quits; resolves once the server has closed the session. */
+async function oneDownload(port: number): Promise<void> {
+  const client = await RawClient.connect(port);
+  await client.login(USER, PASSWORD);
+  assert.equal((await client.command("TYPE I")).code, 200);
+  const data = await client.passive();
+  const received = readAll(data);
+  assert.equal((await client.command("RETR hello.txt")).code, 150);
+  assert.equal((await client.reply()).code, 226);
+  assert.equal((await received).toString(), "hello");
+  assert.equal((await client.command("QUIT")).code, 221);
+  await client.closed();
+  await client.close();
+}
+
+describe("session logging", () => {
+  checkLeaks();
+
+  for (const level of ["debug", "info"] as const) {
+    test(`at ${level}: ${level === "debug" ? "one line per command with its reply, the password masked" : "a line per transfer, none per command"}`, async () => {
+      const log = captureLog();
+      const server = await startServer({ log: { level } }, [], { logTo: log.stream });
+      try {
+        writeFileSync(join(server.home(USER), "hello.txt"), "hello");
+        await oneDownload(server.port);
+        await server.node.close();
+        const commands = log.lines.filter((l) => l.msg === "command");
+        const transfers = log.lines.filter((l) => l.msg === "transfer complete");
+        assert.equal(transfers.length, 1);
+        assert.equal(transfers[0].bytesOut, 5);
+        if (level === "info") {
+          assert.equal(commands.length, 0);
+        } else {
+          assert.deepEqual(
+            commands.map((l) => [l.verb, l.reply]),
+            [["USER", 331], ["PASS", 230], ["TYPE", 200], ["EPSV", 229], ["RETR", 226], ["QUIT", 221]],
+          );
+          assert.equal(commands[1].arg, "****");
+          assert.ok(commands.every((l) => typeof l.ms === "number"));
+        }
+        assert.ok(!JSON.stringify(log.lines).includes(PASSWORD), "the password is never logged");
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});

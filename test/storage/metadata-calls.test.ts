@@ -1,0 +1,119 @@
+import { afterEach, beforeEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, lstatSync, readSync, realpathSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { MetadataCalls } from "../../src/storage/metadata-calls.js";
+
+let base: string;
+
+beforeEach(async () => {
+  base = realpathSync(await mkdtemp(path.join(os.tmpdir(), "edgeftp-metadata-")));
+  await mkdir(path.join(base, "dir"));
+  await writeFile(path.join(base, "dir", "file"), "12345");
+  await symlink("dir/file", path.join(base, "link"));
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+const at = (...parts: string[]) => path.join(base, ...parts);
+
+for (const [mode, options] of [
+  ["synchronously", {}],
+  ["on the thread pool", { threadPoolOnly: true }],
+] as const) {
+  describe(`metadata calls made ${mode}`, () => {
+    test("answer what fs answers", async () => {
+      const calls = new MetadataCalls(options);
+      assert.equal(calls.synchronous, mode === "synchronously");
+      assert.equal(await calls.realpath(at("link")), at("dir", "file"));
+      assert.ok((await calls.lstat(at("link")))?.isSymbolicLink());
+      assert.equal((await calls.stat(at("link")))?.size, 5);
+      assert.equal((await calls.lstat(at("dir")))?.ino, lstatSync(at("dir")).ino);
+      assert.equal((await calls.stat(at("dir", "file")))?.mtimeMs, statSync(at("dir", "file")).mtimeMs);
+      await calls.mkdirRecursive(at("a", "b", "c"));
+      await calls.mkdirRecursive(at("a", "b", "c"));
+      assert.ok(existsSync(at("a", "b", "c")));
+    });
+
+    test("open a file for reading, fstat and close its descriptor", async () => {
+      const calls = new MetadataCalls(options);
+      const fd = await calls.open(at("link"), "r");
+      assert.equal((await calls.fstat(fd)).size, 5);
+      assert.equal(readSync(fd, Buffer.alloc(8), 0, 8, 0), 5);
+      await calls.close(fd);
+      await assert.rejects(calls.open(at("nothing"), "r"), { code: "ENOENT" });
+      await assert.rejects(calls.open(at("dir", "file", "child"), "r"), { code: "ENOTDIR" });
+    });
+
+    test("report a missing name as null, and every other failure as fs's error", async () => {
+      const calls = new MetadataCalls(options);
+      assert.equal(await calls.lstat(at("nothing")), null);
+      assert.equal(await calls.stat(at("dir", "nothing")), null);
+      await assert.rejects(calls.realpath(at("nothing")), { code: "ENOENT" });
+      await assert.rejects(calls.lstat(at("dir", "file", "child")), { code: "ENOTDIR" });
+      await assert.rejects(calls.stat(at("dir", "file", "child")), { code: "ENOTDIR" });
+      await assert.rejects(calls.mkdirRecursive(at("dir", "file", "sub")), { code: "ENOTDIR" });
+    });
+  });
+}
+
+describe("the switch to the thread pool", () => {
+  /** A clock for the calls: each synchronous call takes `cost` ms by it (two readings per call). */
+  function fakeClock(): { clock: () => number; cost: number } {
+    let now = 0;
+    const state = {
+      cost: 0,
+      clock: () => (now += state.cost / 2),
+    };
+    return state;
+  }
+
+  /** Makes `n` lstat calls and reports, for each, whether it was made synchronously. */
+  async function pattern(calls: MetadataCalls, n: number): Promise<string> {
+    let out = "";
+    for (let i = 0; i < n; i++) {
+      out += calls.synchronous ? "s" : "p";
+      await calls.lstat(at("dir"));
+    }
+    return out;
+  }
+
+  test("each slow synchronous try in a row sends twice as many calls to the pool, up to the cap", async () => {
+    const time = fakeClock();
+    time.cost = 5;
+    const calls = new MetadataCalls({ slowCallMs: 1, maxPoolCalls: 4, clock: time.clock });
+    assert.equal(await pattern(calls, 20), "sp" + "spp" + "spppp" + "spppp" + "spppp");
+  });
+
+  test("a fast synchronous call ends the backoff", async () => {
+    const time = fakeClock();
+    const calls = new MetadataCalls({ slowCallMs: 1, clock: time.clock });
+    time.cost = 5;
+    assert.equal(await pattern(calls, 4), "spsp");
+    time.cost = 0.5;
+    assert.equal(await pattern(calls, 3), "pss", "the pending pool calls, then synchronous again");
+    time.cost = 5;
+    assert.equal(await pattern(calls, 3), "sps", "a new slow call starts the backoff from one call again");
+  });
+
+  test("a slow call that fails counts too, and answers the same from the pool", async () => {
+    const time = fakeClock();
+    time.cost = 5;
+    const calls = new MetadataCalls({ slowCallMs: 1, clock: time.clock });
+    await assert.rejects(calls.realpath(at("nothing")), { code: "ENOENT" });
+    assert.equal(calls.synchronous, false);
+    await assert.rejects(calls.realpath(at("nothing")), { code: "ENOENT" });
+    assert.equal(calls.synchronous, true);
+    assert.equal(await calls.lstat(at("nothing")), null);
+  });
+
+  test("fast calls stay synchronous; threadPoolOnly never calls synchronously", async () => {
+    const time = fakeClock();
+    assert.equal(await pattern(new MetadataCalls({ clock: time.clock }), 50), "s".repeat(50));
+    assert.equal(await pattern(new MetadataCalls({ threadPoolOnly: true }), 5), "ppppp");
+  });
+});
