@@ -9,7 +9,19 @@
  * local user who can already write inside the root; it is accepted.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, createReadStream, lstatSync, type Dir, type Dirent, type Stats } from "node:fs";
+import {
+  constants as fsConstants,
+  createReadStream,
+  createWriteStream,
+  fchmod,
+  fsync,
+  lstatSync,
+  open as openCallback,
+  read as readCallback,
+  type Dir,
+  type Dirent,
+  type Stats,
+} from "node:fs";
 import {
   type FileHandle,
   access,
@@ -28,6 +40,7 @@ import {
 } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import type { Logger } from "../observe/logger.js";
 import {
   StorageError,
@@ -84,6 +97,9 @@ const MAX_SYMLINK_HOPS = 40;
  */
 export const RESERVED_PREFIX = ".edgeftp-upload-";
 const RESERVED_PREFIX_BYTES = Buffer.from(RESERVED_PREFIX);
+const fsyncAsync = promisify(fsync);
+const fchmodAsync = promisify(fchmod);
+
 /** Linux NAME_MAX: the temporary name keeps only as much of the target's name as fits. */
 const NAME_MAX_BYTES = 255;
 /** The real paths of this process's uploads in progress: a leftover cleanup never touches them. */
@@ -121,32 +137,43 @@ function readChunkSize(remaining: number): number {
 }
 
 /**
- * Writes all of `source` into the open file from `position` (undefined: at the file's own position,
- * e.g. O_APPEND) and closes it; resolves with the bytes written. A source that can move its bytes
- * into the file itself (through the kernel, see {@link UploadReadable}) does so; any other is piped.
- * With `durable`, the data is fsync'ed before the file is closed. `source` is destroyed on failure.
+ * Writes all of `source` into the open file `fd` from `position` (undefined: at the file's own
+ * position, e.g. O_APPEND) and closes it, on every path; resolves with the bytes written. A source
+ * that can move its bytes into the file itself (through the kernel, see {@link UploadReadable})
+ * does so, and the descriptor is closed through `meta` (at once on a fast disk); any other is piped
+ * into a write stream that owns the descriptor. With `durable`, the data is fsync'ed before the
+ * close. `source` is destroyed on failure.
  */
-async function fill(handle: FileHandle, source: UploadReadable, position: number | undefined, durable: boolean): Promise<number> {
+async function fill(fd: number, source: UploadReadable, position: number | undefined, durable: boolean, meta: MetadataCalls): Promise<number> {
   if (source.copyInto && position !== undefined) {
     let bytes: number;
     try {
-      bytes = await source.copyInto({ fd: handle.fd, position });
+      bytes = await source.copyInto({ fd, position });
+      if (durable) await fsyncAsync(fd);
     } catch (err) {
       source.destroy();
+      await meta.close(fd).catch(() => undefined);
       throw err;
     }
-    if (durable) await handle.sync();
-    await handle.close();
+    await meta.close(fd);
     return bytes;
   }
-  const sink = handle.createWriteStream({
+  const sink = createWriteStream("", {
+    fd,
     start: position,
     highWaterMark: WRITE_BUFFER_SIZE,
-    // fsync before the stream closes the handle (Node >= 20.10): resolving promises durable data.
+    // fsync before the stream closes the descriptor (Node >= 20.10): resolving promises durable data.
     flush: durable,
   });
-  // On success pipeline settles after the stream has flushed and closed the handle.
-  await pipeline(source, sink);
+  try {
+    // On success pipeline settles after the stream has flushed and closed the descriptor.
+    await pipeline(source, sink);
+  } catch (err) {
+    // On failure it may settle first: wait for the close, so that a partial file the caller
+    // removes next is really let go of.
+    if (!sink.closed) await new Promise<void>((resolve) => sink.once("close", () => resolve()));
+    throw err;
+  }
   return sink.bytesWritten;
 }
 
@@ -304,6 +331,9 @@ async function resolveReal(p: string, hops = 0): Promise<string> {
   return resolveReal(path.resolve(realParent, target), hops + 1);
 }
 
+/** What {@link LocalStorage.lstatBelowRoot} answers when a segment is a symlink: the full resolution must decide. */
+const SYMLINK_MET = Symbol("symlink met");
+
 /** Where an operation through a final symlink acts: see {@link LocalStorage.inspect}. */
 interface Target {
   /** `root + path`: what the operation's system call is given. */
@@ -332,10 +362,21 @@ export class LocalStorage implements Storage {
   private readonly syncBudgetMs: number;
   /** Whether listings go through the native addon (built, and not turned off for a test). */
   private readonly nativeListing: boolean;
+  /**
+   * The calls a download's read stream makes on its descriptor: reads on the thread pool, the close
+   * through the metadata calls (at once on a fast disk: most downloads are sent by the kernel and
+   * never read through the stream, which then only closes the descriptor).
+   */
+  private readonly streamCalls = {
+    open: openCallback,
+    read: readCallback,
+    close: (fd: number, done: (err: unknown) => void) => void this.meta.close(fd).then(() => done(null), done),
+  };
 
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
-   *   (use {@link LocalStorageFactory.forRoot} to get one).
+   *   (use {@link LocalStorageFactory.forRoot} to get one). Confinement checks what lies below it,
+   *   never its own path again.
    * @param options.metadata - How metadata calls are made; the factory shares one between its storages.
    * @param options.syncBudgetMs - Overrides {@link SYNC_BATCH_BUDGET_MS}; 0 sends nearly every listed
    *   entry through the thread pool (how tests cover the slow-medium path).
@@ -551,7 +592,7 @@ export class LocalStorage implements Storage {
       const info = await this.meta.fstat(fd);
       if (info.isDirectory()) throw refuse("is-dir", vpath);
       // The stream closes the descriptor when it ends or is destroyed (autoClose).
-      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset) });
+      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls });
       // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
       return Object.assign(stream, { localFile: { fd, position: offset, size: info.size } }) satisfies FileReadable;
     } catch (err) {
@@ -595,7 +636,7 @@ export class LocalStorage implements Storage {
       // Nothing to protect: a new file is written in place below.
     }
     const flags = options.append ? "a" : offset > 0 ? "r+" : "w";
-    let handle: FileHandle;
+    let fd: number;
     // Only needed to remove a failed new file: the real file (through a symlink) and whether it was there.
     let created: string | null = null;
     try {
@@ -603,23 +644,18 @@ export class LocalStorage implements Storage {
         const absent = target.entry === undefined ? !(await exists(target.resolved)) : target.entry === null;
         created = absent ? target.resolved : null;
       }
-      handle = await open(target.real, flags);
+      // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
+      fd = await this.meta.open(target.real, flags);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
     }
     try {
       // An append (O_APPEND) has no position of its own to give a kernel copy.
-      return await fill(handle, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable);
+      return await fill(fd, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable, this.meta);
     } catch (err) {
-      await handle.close().catch(() => undefined);
       if (created !== null) await unlink(created).catch(() => undefined);
       throw toStorageError(err, vpath);
-    } finally {
-      // The stream closes the handle itself, but on failure pipeline may settle first; this waits for
-      // that close (a FileHandle closes once every user has let go) and is a no-op once it is done.
-      // A failure to close after a failed transfer adds nothing worth reporting over the first error.
-      await handle.close().catch(() => undefined);
     }
   }
 
@@ -631,7 +667,7 @@ export class LocalStorage implements Storage {
     // The final file, through a symlink if the name is one: the link is kept, its target replaced.
     const target = located.resolved;
     let temp: string;
-    let handle: FileHandle;
+    let fd: number;
     try {
       const previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
       if (previous === null) return null;
@@ -641,15 +677,15 @@ export class LocalStorage implements Storage {
       temp = path.join(path.dirname(target), temporaryName(path.basename(target)));
       liveUploads.add(temp);
       try {
-        handle = await open(temp, "wx");
+        fd = await this.meta.open(temp, "wx");
       } catch (err) {
         liveUploads.delete(temp);
         throw err;
       }
       try {
-        await handle.chmod(previous.mode & 0o777);
+        await fchmodAsync(fd, previous.mode & 0o777);
       } catch (err) {
-        await handle.close().catch(() => undefined);
+        await this.meta.close(fd).catch(() => undefined);
         await this.discardUpload(temp);
         throw err;
       }
@@ -658,15 +694,13 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     try {
-      const bytes = await fill(handle, source, 0, durable);
-      await handle.close(); // already closed by fill: waits for it
+      const bytes = await fill(fd, source, 0, durable, this.meta);
       await rename(temp, target);
       liveUploads.delete(temp);
       if (durable) await syncDirectory(path.dirname(target));
       return bytes;
     } catch (err) {
       // A failed replace keeps the previous version, whatever the partial-upload policy.
-      await handle.close().catch(() => undefined);
       await this.discardUpload(temp);
       throw toStorageError(err, vpath);
     }
@@ -774,6 +808,8 @@ export class LocalStorage implements Storage {
     const checked = follow || real === this.root ? real : path.dirname(real);
     let resolved: string;
     try {
+      // The root is a real path (see the constructor): nothing above it is looked at.
+      if (checked === this.root || (await this.lstatBelowRoot(checked)) !== SYMLINK_MET) return real;
       resolved = await this.meta.realpath(checked).catch((err: unknown) => {
         if (!isMissing(err)) throw err;
         return resolveReal(checked); // something on the way is missing: walk it, dangling links included
@@ -786,16 +822,17 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * {@link locate} with `follow`, for operations that also need what is there (stat, uploads): the
-   * directory is resolved once and the name lstat'ed, so a name that is not a symlink costs two
-   * calls and a missing one (every new upload) throws nothing. A symlink, or a missing directory on
-   * the way, is resolved by the full walk, as before: the same path results, checked the same way.
+   * {@link locate} with `follow`, for operations that also need what is there (stat, uploads): a path
+   * without a symlink costs one lstat per segment below the root, the last of which says what is
+   * there, and a missing one (every new upload) throws nothing. A symlink anywhere on the way, or a
+   * final one, is resolved by the full walk: the same path results, checked the same way.
    */
   private async inspect(vpath: string): Promise<Target> {
     const real = this.rootJoin(vpath);
     let target: Target;
     try {
-      target = await this.resolveTarget(real);
+      const entry = await this.lstatBelowRoot(real);
+      target = entry !== SYMLINK_MET ? { real, resolved: real, entry } : await this.resolveThroughLinks(real);
     } catch (err) {
       throw toStorageError(err, vpath);
     }
@@ -803,7 +840,35 @@ export class LocalStorage implements Storage {
     return target;
   }
 
-  private async resolveTarget(real: string): Promise<Target> {
+  /**
+   * lstat of each segment of `real` (the root or below it) from the root down, stopping at the first
+   * that is missing or a symlink. Without a symlink on the way, `real` is where the kernel acts (the
+   * root being a real path), so this is realpath(3) without its walk over the root's own segments.
+   * Returns {@link SYMLINK_MET}, or what is at `real` itself: its lstat, null when nothing is there,
+   * undefined when a directory on the way is missing or not a directory (ENOENT/ENOTDIR: the
+   * operation's own call reports which).
+   */
+  private async lstatBelowRoot(real: string): Promise<Stats | null | undefined | typeof SYMLINK_MET> {
+    // Index of the separator before the segment to look at next (the root's own length for a root "/").
+    let cut = real === this.root ? real.length : this.rootPrefix.length - 1;
+    for (;;) {
+      const next = real.indexOf(path.sep, cut + 1);
+      let entry: Stats | null;
+      try {
+        entry = await this.meta.lstat(next < 0 ? real : real.slice(0, next));
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        return undefined;
+      }
+      if (entry === null) return next < 0 ? null : undefined;
+      if (entry.isSymbolicLink()) return SYMLINK_MET;
+      if (next < 0) return entry;
+      cut = next;
+    }
+  }
+
+  /** {@link inspect} of a path with a symlink on the way: the directory resolved by realpath, then the name. */
+  private async resolveThroughLinks(real: string): Promise<Target> {
     let realDir: string;
     try {
       realDir = await this.meta.realpath(path.dirname(real));

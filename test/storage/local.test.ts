@@ -251,6 +251,32 @@ for (const [label, metadata] of METADATA_MODES) {
       assert.equal((await storage.stat("/dangling")).size, 7);
     });
 
+    test("links deep in the tree are met at any depth: escaping ones refused, in-root ones followed", async () => {
+      await mkdir(inRoot("a", "b", "c"), { recursive: true });
+      await mkdir(inRoot("dir"));
+      await writeFile(inRoot("dir", "inside.txt"), "inside");
+      await symlink(outside, inRoot("a", "b", "escape"));
+      await symlink("../../../dir", inRoot("a", "b", "c", "back"));
+      for (const vpath of ["/a/b/escape", "/a/b/escape/secret", "/a/b/escape/missing/deeper"]) {
+        await assert.rejects(storage.stat(vpath), isStorageError("permission"), vpath);
+        await assert.rejects(storage.write(vpath, source("x")), isStorageError("permission"), vpath);
+      }
+      await assert.rejects(storage.read("/a/b/escape/secret"), isStorageError("permission"));
+      await assert.rejects(storage.mkdir("/a/b/escape/new"), isStorageError("permission"));
+      await assert.rejects(storage.delete("/a/b/escape/secret"), isStorageError("permission"));
+      await assert.rejects(collect(storage.list("/a/b/escape")), isStorageError("permission"));
+      assert.deepEqual((await readdir(outside)).sort(), ["secret"]);
+
+      assert.equal(await readAll(await storage.read("/a/b/c/back/inside.txt")), "inside");
+      assert.equal((await storage.stat("/a/b/c/back")).type, "dir");
+      await storage.write("/a/b/c/back/new.txt", source("deep"));
+      assert.equal(await readFile(inRoot("dir", "new.txt"), "utf8"), "deep");
+      await storage.mkdir("/a/b/c/back/sub");
+      assert.ok((await fsStat(inRoot("dir", "sub"))).isDirectory());
+      await assert.rejects(storage.stat("/a/b/c/missing/x"), isStorageError("not-found"));
+      await assert.rejects(storage.stat("/dir/inside.txt/x"), isStorageError("not-dir"));
+    });
+
     test("the escaping link itself can be removed or renamed without touching its target", async () => {
       await symlink(path.join(outside, "secret"), inRoot("evil"));
       await storage.rename("/evil", "/evil2");
