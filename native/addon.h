@@ -7,6 +7,8 @@
 
 /* Zero-copy transfers: sendFile, receiveFile, cancel, progress, inFlight (kernel_copy.c). */
 void kernel_copy_init(napi_env env, napi_value exports);
+/* The first bytes of a transfer at once, on the event loop: sendNow, receiveNow (copy_now.c). */
+void copy_now_init(napi_env env, napi_value exports);
 /* Directory listings in batches: openDirectory, readBatch, closeDirectory (list_directory.c). */
 void list_directory_init(napi_env env, napi_value exports);
 

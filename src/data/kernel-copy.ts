@@ -3,6 +3,7 @@
  * socket's bytes into a file (splice(2)) by itself, on libuv's thread pool, so they never pass
  * through JavaScript. This is what lets a download or upload run at the speed of the C servers
  * (which send with sendfile too) instead of paying two user-space copies and a buffer per chunk.
+ * A small copy is first tried at once on the event loop, timed (see {@link COPY_NOW_BYTES}).
  *
  * The addon (native/kernel_copy.c, see src/native.ts) exists on Linux only; without it, or for a
  * connection it cannot serve (TLS, TYPE A, a throttled account), transfer.ts moves the bytes itself. Whatever the path, the caller sees the same
@@ -11,10 +12,13 @@
 import type { Socket } from "node:net";
 import { errnoName, nativeAddon } from "../native.js";
 import type { LocalFile } from "../storage/types.js";
+import { SyncPacing } from "../sync-pacing.js";
 
 type Job = object;
 type Done = (errno: number, bytes: number, full: boolean) => void;
 type Start = (socketFd: number, fileFd: number, position: number, limit: number, stallMs: number, done: Done) => Job;
+/** [errno, bytes moved, state: 0 goes on, 1 ended, 2 full]: see native/copy_now.c. */
+type CopyNow = [errno: number, bytes: number, state: number];
 
 interface KernelCopyAddon {
   sendFile: Start;
@@ -22,6 +26,8 @@ interface KernelCopyAddon {
   cancel(job: Job): void;
   progress(job: Job): number;
   inFlight(): number;
+  sendNow(socketFd: number, fileFd: number, position: number, maxBytes: number): CopyNow;
+  receiveNow(socketFd: number, fileFd: number, position: number, limit: number, maxBytes: number): CopyNow;
 }
 
 const addon = nativeAddon<KernelCopyAddon>();
@@ -82,49 +88,81 @@ export function socketBytes(socket: Socket): { in: number; out: number; zeroCopy
   };
 }
 
-/**
- * Runs one copy on a socket that {@link kernelSocketFd} accepted. The socket's own idle timeout is
- * suspended meanwhile (Node sees no activity on it) and enforced by the addon instead; the copy is
- * cancelled when `signal` aborts or the socket closes. Settles only once the kernel has let go.
- */
 /** What a copy moved; `full`: it stopped at its limit with more bytes waiting in the socket. */
 export interface Copied {
   bytes: number;
   full: boolean;
 }
 
+/**
+ * A download with at most this many bytes left, and the first this many bytes of an upload, are
+ * first copied at once on the event loop (copy_now.c): for a small file in the page cache or an
+ * upload already waiting in the socket, that is microseconds, against a job on the thread pool (a
+ * poll handle, a timer, an upload's pipe, two thread hand-offs). Each such copy is timed, and a slow
+ * one sends the next copies to the pool (SyncPacing): a cold file on a slow disk blocks the node once.
+ */
+const COPY_NOW_BYTES = 128 * 1024;
+/** The states copy_now.c reports besides "goes on". */
+const NOW_ENDED = 1;
+const NOW_FULL = 2;
+const pacing = new SyncPacing();
+
+/**
+ * Runs one copy on a socket that {@link kernelSocketFd} accepted: what can be done at once first
+ * (see {@link COPY_NOW_BYTES}), the rest as a job on the thread pool. The socket's own idle timeout
+ * is suspended while the job runs (Node sees no activity on it) and enforced by the addon instead;
+ * the job is cancelled when `signal` aborts or the socket closes. Settles only once the kernel has
+ * let go.
+ */
 function run(direction: "send" | "receive", socket: Socket, file: LocalFile, signal: AbortSignal, limit = -1): Promise<Copied> {
   const native = addon!;
   const socketFd = kernelSocketFd(socket);
   if (socketFd === null) return Promise.reject(new Error("socket not eligible for a kernel copy"));
+  const syscall = direction === "send" ? "sendfile" : "splice";
+  const small = direction === "receive" || (file.size !== undefined && file.size - file.position < COPY_NOW_BYTES);
+  // Bytes copied at once, before the job.
+  let before = 0;
+  if (small && !signal.aborted && !socket.destroyed && pacing.takeSynchronous()) {
+    const [errno, bytes, state] = pacing.timed(() =>
+      direction === "send"
+        ? native.sendNow(socketFd, file.fd, file.position, COPY_NOW_BYTES)
+        : native.receiveNow(socketFd, file.fd, file.position, limit, COPY_NOW_BYTES),
+    );
+    if (errno !== 0 || state === NOW_ENDED || state === NOW_FULL) {
+      movedBySocket.set(socket, { direction, bytes: () => bytes });
+      if (errno !== 0) return Promise.reject(new KernelCopyError(errno, syscall, bytes));
+      return Promise.resolve({ bytes, full: state === NOW_FULL });
+    }
+    before = bytes;
+  }
   const stallMs = socket.timeout ?? 0;
   socket.setTimeout(0);
   return new Promise((resolve, reject) => {
     let finished = false;
-    let total = 0;
+    let total = before;
     const cancel = () => {
       if (!finished) native.cancel(job);
     };
     const done: Done = (errno, bytes, full) => {
       finished = true;
-      total = bytes;
+      total = before + bytes;
       signal.removeEventListener("abort", cancel);
       socket.off("close", cancel);
       if (stallMs > 0 && !socket.destroyed) socket.setTimeout(stallMs);
-      if (errno === 0) resolve({ bytes, full });
-      else reject(new KernelCopyError(errno, direction === "send" ? "sendfile" : "splice", bytes));
+      if (errno === 0) resolve({ bytes: total, full });
+      else reject(new KernelCopyError(errno, syscall, total));
     };
     const start = direction === "send" ? native.sendFile : native.receiveFile;
     let job: Job;
     try {
-      job = start(socketFd, file.fd, file.position, limit, stallMs, done);
+      job = start(socketFd, file.fd, file.position + before, limit < 0 ? -1 : limit - before, stallMs, done);
     } catch (err) {
       // Nothing started (no descriptor or pipe to spare): the socket is as it was.
       if (stallMs > 0) socket.setTimeout(stallMs);
       reject(err);
       return;
     }
-    movedBySocket.set(socket, { direction, bytes: () => (finished ? total : native.progress(job)) });
+    movedBySocket.set(socket, { direction, bytes: () => (finished ? total : before + native.progress(job)) });
     if (signal.aborted || socket.destroyed) cancel();
     signal.addEventListener("abort", cancel, { once: true });
     socket.once("close", cancel);

@@ -124,6 +124,87 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
     }
   });
 
+  test("small copies (done at once on the event loop) move exact bytes, from and to a position", async () => {
+    const content = randomBytes(4096 + 17);
+    writeFileSync(join(dir, "small.bin"), content);
+    const down = await socketPair();
+    try {
+      const received = drain(down.client);
+      const sent = await withFile("small.bin", "r", (h) =>
+        sendFileToSocket(down.server, { fd: h.fd, position: 17, size: content.length }, new AbortController().signal),
+      );
+      down.server.end();
+      assert.equal(sent, 4096);
+      assert.equal(sha(await received), sha(content.subarray(17)));
+      assert.equal(socketBytes(down.server).out, 4096);
+      assert.equal(kernelCopiesInFlight(), 0);
+    } finally {
+      down.close();
+    }
+    writeFileSync(join(dir, "small-up.bin"), Buffer.alloc(3, 0x41));
+    const up = await socketPair();
+    try {
+      await new Promise<void>((resolve) => up.client.end(content, resolve));
+      const written = await withFile("small-up.bin", "r+", (h) => receiveSocketToFile(up.server, { fd: h.fd, position: 3 }, new AbortController().signal));
+      assert.deepEqual(written, { bytes: content.length, full: false });
+      assert.equal(sha(readFileSync(join(dir, "small-up.bin"))), sha(Buffer.concat([Buffer.from("AAA"), content])));
+      assert.equal(socketBytes(up.server).in, content.length);
+    } finally {
+      up.close();
+    }
+  });
+
+  test("an upload partly there at once and partly later, or larger than one copy at once, arrives whole", async () => {
+    for (const [first, later] of [
+      [0, 5000],
+      [3000, 200 * 1024],
+      [300 * 1024, 0],
+    ]) {
+      const upload = randomBytes(first + later);
+      const { server, client, close } = await socketPair();
+      try {
+        if (first > 0) await new Promise<void>((resolve) => client.write(upload.subarray(0, first), () => resolve()));
+        const written = withFile("parts.bin", "w", (h) => receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal));
+        setTimeout(() => client.end(upload.subarray(first)), 20);
+        assert.deepEqual(await written, { bytes: upload.length, full: false }, `${first} + ${later}`);
+        assert.equal(sha(readFileSync(join(dir, "parts.bin"))), sha(upload));
+      } finally {
+        close();
+      }
+    }
+  });
+
+  test("a small upload at a limit says whether the peer has more, and a reset peer fails it", async () => {
+    const upload = randomBytes(5000);
+    for (const [limit, expected] of [
+      [4000, { bytes: 4000, full: true }],
+      [5000, { bytes: 5000, full: false }],
+    ] as const) {
+      const { server, client, close } = await socketPair();
+      try {
+        await new Promise<void>((resolve) => client.end(upload, resolve));
+        const result = await withFile("small-limit.bin", "w", (h) =>
+          receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal, limit),
+        );
+        assert.deepEqual(result, expected, `limit ${limit}`);
+        assert.equal(sha(readFileSync(join(dir, "small-limit.bin"))), sha(upload.subarray(0, expected.bytes)));
+      } finally {
+        close();
+      }
+    }
+    const reset = await socketPair();
+    try {
+      reset.client.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 20));
+      await assert.rejects(
+        withFile("reset-small.bin", "w", (h) => receiveSocketToFile(reset.server, { fd: h.fd, position: 0 }, new AbortController().signal)),
+        (err: unknown) => err instanceof KernelCopyError && err.code === "ECONNRESET" && err.syscall === "splice",
+      );
+    } finally {
+      reset.close();
+    }
+  });
+
   test("an abort while the peer reads nothing settles with ECANCELED, after the kernel let go", async () => {
     writeFileSync(join(dir, "big.bin"), Buffer.alloc(64 * MiB, 1));
     const { server, close } = await socketPair(); // the client never reads
