@@ -6,7 +6,7 @@ import { Reply } from "../protocol/replies.js";
 import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
-import { StorageError, type FileInfo } from "../storage/types.js";
+import { StorageError, type FileInfo, type FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
 import { runTransfer } from "./data-transfer.js";
 
@@ -119,12 +119,18 @@ export const transferCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg);
       const offset = takeRestOffset(session);
-      const info = await session.fs.stat(path);
-      if (info.type === "dir") throw fileUnavailable(`${arg}: Not a plain file.`);
-      const source = await session.fs.read(path, offset);
+      // No stat first: opening the file tells both what it is and its size.
+      let source: FileReadable;
       try {
+        source = await session.fs.read(path, offset);
+      } catch (err) {
+        if (err instanceof StorageError && err.code === "is-dir") throw fileUnavailable(`${arg}: Not a plain file.`);
+        throw err;
+      }
+      try {
+        const size = source.size ?? (await session.fs.stat(path)).size;
         await runTransfer(session, {
-          announce: `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)} (${info.size} bytes).`,
+          announce: `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)} (${size} bytes).`,
           label: path,
           async run(socket, signal) {
             await sendToClient(source, socket, session.type === "A", signal, throttleFor(session, "down"), session.config.transfers.zeroCopy);

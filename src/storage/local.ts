@@ -578,8 +578,9 @@ export class LocalStorage implements Storage {
     return { items, overBudget: sync && viaPool };
   }
 
-  /** {@inheritDoc Storage.read} */
+  /** {@inheritDoc Storage.read} A reserved name (an upload in progress) is `not-found`, as for stat. */
   async read(vpath: string, offset = 0): Promise<FileReadable> {
+    this.hideReserved(vpath);
     const real = await this.locate(vpath, true);
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
     // A descriptor, not a FileHandle: there is no synchronous way to a FileHandle, and on a fast
@@ -594,7 +595,7 @@ export class LocalStorage implements Storage {
       // The stream closes the descriptor when it ends or is destroyed (autoClose).
       const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls });
       // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
-      return Object.assign(stream, { localFile: { fd, position: offset, size: info.size } }) satisfies FileReadable;
+      return Object.assign(stream, { localFile: { fd, position: offset, size: info.size }, size: info.size }) satisfies FileReadable;
     } catch (err) {
       await this.meta.close(fd).catch(() => undefined);
       throw toStorageError(err, vpath);

@@ -69,6 +69,8 @@ export interface LocalFile {
 export interface FileReadable extends Readable {
   /** The file from the read's offset; valid until the stream is destroyed. */
   readonly localFile?: LocalFile;
+  /** The whole file's size when it was opened, where the backend learnt it in opening the file. */
+  readonly size?: number;
 }
 
 /** What `Storage.write` consumes: a stream, possibly able to move its bytes into a file itself. */

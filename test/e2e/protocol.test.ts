@@ -334,7 +334,9 @@ describe("FTP protocol (raw client)", () => {
       const c = await loggedIn();
       mkdirSync(join(home, "retr-dir"), { recursive: true });
       expectCode(await c.command("RETR does-not-exist.bin"), 550, "RETR missing (no data channel)");
-      expectCode(await c.command("RETR retr-dir"), 550, "RETR directory (no data channel)");
+      const directory = await c.command("RETR retr-dir");
+      expectCode(directory, 550, "RETR directory (no data channel)");
+      assert.match(directory.text, /retr-dir: Not a plain file\./);
       // With a data channel set up, still 550 and nothing is sent.
       const data = track(await c.passive());
       expectCode(await c.command("RETR does-not-exist.bin"), 550, "RETR missing");
