@@ -119,12 +119,13 @@ export const transferCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg);
       const offset = takeRestOffset(session);
-      // No stat first: opening the file tells both what it is and its size.
+      // No stat first: opening the file tells its size. When it fails, the stat decides the reply,
+      // as it did when it came first (a reserved name is not-found to it, a directory not a plain file).
       let source: FileReadable;
       try {
         source = await session.fs.read(path, offset);
       } catch (err) {
-        if (err instanceof StorageError && err.code === "is-dir") throw fileUnavailable(`${arg}: Not a plain file.`);
+        if ((await session.fs.stat(path)).type === "dir") throw fileUnavailable(`${arg}: Not a plain file.`);
         throw err;
       }
       try {

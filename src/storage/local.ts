@@ -578,9 +578,8 @@ export class LocalStorage implements Storage {
     return { items, overBudget: sync && viaPool };
   }
 
-  /** {@inheritDoc Storage.read} A reserved name (an upload in progress) is `not-found`, as for stat. */
+  /** {@inheritDoc Storage.read} */
   async read(vpath: string, offset = 0): Promise<FileReadable> {
-    this.hideReserved(vpath);
     const real = await this.locate(vpath, true);
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
     // A descriptor, not a FileHandle: there is no synchronous way to a FileHandle, and on a fast
