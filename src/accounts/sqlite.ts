@@ -68,9 +68,15 @@ export class SqliteAccountStore implements AccountStore {
   readonly #delete: Database.Statement<[string], unknown>;
   readonly #setUsage: Database.Statement<[number, number, string], unknown>;
   readonly #addUsage: Database.Statement<[number, number, string], unknown>;
+  readonly #dataVersion: Database.Statement<[], number>;
+  /** See {@link revision}: bumped by every write of ours and whenever SQLite's data_version moves. */
+  #revision = 0;
+  #seenDataVersion = -1;
 
   private constructor(db: Database.Database) {
     this.#db = db;
+    // Changes when another connection (the CLI, another process) commits; never for our own writes.
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.#selectOne = db.prepare("SELECT * FROM accounts WHERE name = ?");
     this.#selectAll = db.prepare("SELECT * FROM accounts ORDER BY name");
     this.#insert = db.prepare(
@@ -158,6 +164,7 @@ export class SqliteAccountStore implements AccountStore {
       ...limitColumns(account, null),
     };
     try {
+      this.#written();
       this.#insert.run(row);
     } catch (err) {
       if (err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
@@ -172,6 +179,7 @@ export class SqliteAccountStore implements AccountStore {
   async setPassword(name: string, password: string): Promise<void> {
     validatePassword(password);
     const passwordHash = await hashPassword(password);
+    this.#written();
     if (this.#updatePassword.run(passwordHash, name).changes === 0) throw notFound(name);
   }
 
@@ -196,22 +204,41 @@ export class SqliteAccountStore implements AccountStore {
       this.#updateSettings.run(next);
       return next;
     });
+    this.#written();
     return toAccount(apply.immediate());
   }
 
   /** {@inheritDoc AccountStore.remove} */
   async remove(name: string): Promise<void> {
+    this.#written();
     if (this.#delete.run(name).changes === 0) throw notFound(name);
   }
 
   /** {@inheritDoc AccountStore.setUsage} */
   async setUsage(name: string, usage: Usage): Promise<void> {
+    this.#written();
     if (this.#setUsage.run(usage.bytes, usage.files, name).changes === 0 && (await this.get(name)) === null) throw notFound(name);
   }
 
   /** {@inheritDoc AccountStore.addUsage} */
   async addUsage(name: string, delta: Usage): Promise<void> {
+    this.#written();
     this.#addUsage.run(delta.bytes, delta.files, name);
+  }
+
+  /** {@inheritDoc AccountStore.revision} One `PRAGMA data_version` (~2 µs), not a read of any account. */
+  revision(): number {
+    const dataVersion = this.#dataVersion.get()!;
+    if (dataVersion !== this.#seenDataVersion) {
+      this.#seenDataVersion = dataVersion;
+      this.#revision++;
+    }
+    return this.#revision;
+  }
+
+  /** Our own writes do not move data_version: they move the revision themselves. */
+  #written(): void {
+    this.#revision++;
   }
 
   /** Closes the database; SQLite checkpoints the WAL and removes its -wal and -shm files. */

@@ -77,6 +77,13 @@ export interface AccountStore {
   setUsage(name: string, usage: Usage): Promise<void>;
   /** Adds (or, negative, removes) bytes and entries to the tracked usage, atomically; no-op while usage is unmeasured. */
   addUsage(name: string, delta: Usage): Promise<void>;
+  /**
+   * A number that stays the same only while no account can have changed: every write through this
+   * store changes it, and so does a write by anyone else where the medium tells (SQLite does, for
+   * other connections to the same file). What was read from the store while the revision stayed the
+   * same is still what the store holds. A store that cannot tell returns a new number every call.
+   */
+  revision(): number;
   close(): Promise<void>;
 }
 

@@ -10,6 +10,12 @@
  * and the account has a quota; an account with neither a quota nor a measured usage is not tracked
  * at all (no extra stat, no counter).
  *
+ * One exception to forgetting: the tracker of such an untracked account (it holds nothing but the
+ * fact that there is no limit) is kept while idle, and reused only while the store's revision
+ * (AccountStore.revision) shows no change since it read the account. A quota set meanwhile (the
+ * CLI, another node on the same database) is seen by the next command exactly as before; an
+ * unlimited account's uploads skip reading the account each time.
+ *
  * Changes are recorded from what storage reports, not from what the client sent: an upload's delta
  * is the target file's state after the write (whatever happened: completed, refused, aborted, a
  * partial file kept or removed, an atomic replace that kept the old version) minus its state
@@ -52,6 +58,8 @@ export function stateOf(info: FileInfo | null): EntryState {
 }
 
 const trackers = new WeakMap<object, Map<string, QuotaTracker>>();
+/** Trackers are kept idle (see the module's comment) only while a node's registry holds fewer. */
+const MAX_IDLE_TRACKERS = 1000;
 
 export class QuotaTracker {
   private holders = 0;
@@ -66,6 +74,8 @@ export class QuotaTracker {
   private inFlightBytes = 0;
   /** New entries being created (uploads of new files in flight, MKD under way). */
   private reservedFiles = 0;
+  /** The store's revision just before this tracker read the account; NaN: not read by it (login's). */
+  private revision = Number.NaN;
 
   private constructor(
     private readonly registry: Map<string, QuotaTracker>,
@@ -88,6 +98,7 @@ export class QuotaTracker {
     }
     const name = session.account!.name;
     let tracker = registry.get(name);
+    if (tracker && tracker.holders === 0 && !tracker.unchanged()) tracker = undefined; // kept idle, now stale
     if (!tracker) {
       tracker = new QuotaTracker(registry, owner.accounts, owner.logger, name);
       registry.set(name, tracker);
@@ -104,7 +115,21 @@ export class QuotaTracker {
   }
 
   release(): void {
-    if (--this.holders === 0 && this.registry.get(this.name) === this) this.registry.delete(this.name);
+    if (--this.holders === 0 && this.registry.get(this.name) === this && !this.keptIdle()) this.registry.delete(this.name);
+  }
+
+  /**
+   * Whether to keep this tracker once idle (see the module's comment): the account has no quota and
+   * no measured usage, so there is no usage in memory that could go stale, only that fact; and the
+   * registry stays bounded.
+   */
+  private keptIdle(): boolean {
+    return !this.tracking && this.quotaBytes === null && this.quotaFiles === null && this.loadError === null && this.registry.size <= MAX_IDLE_TRACKERS;
+  }
+
+  /** Whether the store shows no change since this tracker read the account. */
+  private unchanged(): boolean {
+    return this.revision === this.accounts.revision();
   }
 
   /** Whether this account's usage is tracked (changes are recorded). */
@@ -118,6 +143,8 @@ export class QuotaTracker {
   }
 
   private async load(fs: Storage, fresh?: Account): Promise<void> {
+    // Read before the account, so a change made in between shows as a newer revision next time.
+    if (!fresh) this.revision = this.accounts.revision();
     const account = fresh ?? (await this.accounts.get(this.name));
     if (!account) return;
     this.quotaBytes = account.quotaBytes;

@@ -329,6 +329,28 @@ test("two stores on one file (server and CLI) see each other's writes", async (t
   assert.equal(await server.authenticate("alice", "pw"), null);
 });
 
+test("the revision stays while nothing is written, and moves with every write, ours or another store's", async (t) => {
+  const db = tempDb(t);
+  const server = db.open();
+  const cli = db.open();
+  await server.create({ name: "alice", password: "pw" });
+  let seen = server.revision();
+  const moved = async (what: string, write: () => Promise<unknown>) => {
+    await server.get("alice");
+    assert.equal(server.revision(), seen, `unchanged before ${what}`);
+    await write();
+    const now = server.revision();
+    assert.notEqual(now, seen, `moved by ${what}`);
+    seen = now;
+  };
+  await moved("another store's update", () => cli.update("alice", { quotaBytes: 100 }));
+  await moved("another store's usage", () => cli.setUsage("alice", { bytes: 1, files: 1 }));
+  await moved("our update", () => server.update("alice", { quotaBytes: null }));
+  await moved("our usage change", () => server.addUsage("alice", { bytes: 1, files: 0 }));
+  await moved("our password change", () => server.setPassword("alice", "pw2"));
+  await moved("another store's removal", () => cli.remove("alice"));
+});
+
 test("openAccountStore opens the SQLite store at the configured path", async (t) => {
   const db = tempDb(t);
   const store = openAccountStore({ driver: "sqlite", sqlitePath: db.path });

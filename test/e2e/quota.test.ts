@@ -78,6 +78,7 @@ describe("quotas per account", () => {
     { name: "few", password: PASSWORD, quotaFiles: 3 },
     { name: "pair", password: PASSWORD, quotaBytes: 100 * KiB },
     { name: "aborted", password: PASSWORD, quotaBytes: 1 * MiB },
+    { name: "unlimited", password: PASSWORD },
   ];
 
   before(async () => {
@@ -280,6 +281,20 @@ describe("quotas per account", () => {
     const usage = await assertExact("pair", "concurrent uploads");
     assert.ok(usage.bytes <= 100 * KiB, `within the quota: ${usage.bytes}`);
     await Promise.all([a.close(), b.close()]);
+  });
+
+  test("a quota given to an unlimited account by another process holds for the session's next upload", async () => {
+    const c = await session("unlimited");
+    await stored(c, "STOR one.bin", bytes(2 * KiB));
+    await stored(c, "STOR two.bin", bytes(2 * KiB));
+    assert.equal(await tracked("unlimited"), null, "nothing tracked without a quota");
+    await store.update("unlimited", { quotaBytes: 3 * KiB });
+    const { first } = await upload(c, "STOR three.bin", bytes(10));
+    assert.equal(first.code, 552);
+    assert.deepEqual(await assertExact("unlimited", "the quota set, an upload refused"), { bytes: 4 * KiB, files: 2 });
+    await store.update("unlimited", { quotaBytes: null });
+    await stored(c, "STOR three.bin", bytes(10));
+    await c.close();
   });
 
   test("an aborted upload counts what storage kept", async () => {
