@@ -3,7 +3,7 @@ import { socketBytes } from "../data/kernel-copy.js";
 import { linesToStream, sendToClient } from "../data/transfer.js";
 import { FtpError } from "../protocol/errors.js";
 import { globMatch, hasWildcard, tooManyStars } from "../protocol/glob.js";
-import { listLineFormatter, mlsxLineFormatter, MLST_FEAT, type PermFlags } from "../protocol/listing.js";
+import { listLineFormatter, mlsxLineFormatter, MLST_FEAT, nlstLine, type PermFlags } from "../protocol/listing.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
@@ -71,7 +71,7 @@ function permFlags(session: Session): PermFlags {
 }
 
 /** Each batch of entries as its lines (without CRLF). */
-async function* linesOf(batches: AsyncIterable<FileInfo[]>, format: (entry: FileInfo) => string): AsyncGenerator<string[]> {
+async function* linesOf<T>(batches: AsyncIterable<T[]>, format: (entry: T) => string): AsyncGenerator<string[]> {
   for await (const batch of batches) yield batch.map(format);
 }
 
@@ -115,7 +115,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "name list", entriesFor(session, stripListOptions(arg), NAMES_ONLY));
+      await sendListing(session, "name list", linesOf(entriesFor(session, stripListOptions(arg), NAMES_ONLY), nlstLine));
     },
   },
   {
