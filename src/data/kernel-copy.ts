@@ -9,6 +9,7 @@
  * promise: it settles only once the kernel has let go of the file descriptor.
  */
 import type { Socket } from "node:net";
+import { constants as osConstants } from "node:os";
 import { errnoName, nativeAddon } from "../native.js";
 import type { LocalFile } from "../storage/types.js";
 
@@ -32,6 +33,18 @@ export const kernelCopyAvailable = addon !== null;
 /** Kernel copies started whose promise has not settled yet (for leak checks). */
 export function kernelCopiesInFlight(): number {
   return addon?.inFlight() ?? 0;
+}
+
+/**
+ * Failures of a kernel copy before any byte moved that say "not here, not now", not "this transfer
+ * failed": no sendfile/splice on this file system, or no descriptor or memory to spare for the
+ * copy's dup and pipe. The same transfer then goes through user space instead.
+ */
+const KERNEL_COPY_UNAVAILABLE = new Set(["EINVAL", "ENOSYS", "EOPNOTSUPP", "EMFILE", "ENFILE", "ENOMEM"]);
+
+/** Whether `err` is a kernel copy that failed as {@link KERNEL_COPY_UNAVAILABLE} says: fall back. */
+export function kernelCopyUnavailable(err: unknown): boolean {
+  return err instanceof KernelCopyError && err.bytes === 0 && KERNEL_COPY_UNAVAILABLE.has(err.code);
 }
 
 /** Failure of a kernel copy, shaped like Node's system errors (`code`, `errno`, `syscall`). */
@@ -121,7 +134,8 @@ function run(direction: "send" | "receive", socket: Socket, file: LocalFile, sig
     } catch (err) {
       // Nothing started (no descriptor or pipe to spare): the socket is as it was.
       if (stallMs > 0) socket.setTimeout(stallMs);
-      reject(err);
+      const errno = osConstants.errno[(err as NodeJS.ErrnoException).code as keyof typeof osConstants.errno] ?? osConstants.errno.EIO;
+      reject(new KernelCopyError(errno, direction === "send" ? "sendfile" : "splice", 0));
       return;
     }
     movedBySocket.set(socket, { direction, bytes: () => (finished ? total : native.progress(job)) });

@@ -123,21 +123,24 @@ function readChunkSize(remaining: number): number {
 /**
  * Writes all of `source` into the open file from `position` (undefined: at the file's own position,
  * e.g. O_APPEND) and closes it; resolves with the bytes written. A source that can move its bytes
- * into the file itself (through the kernel, see {@link UploadReadable}) does so; any other is piped.
+ * into the file itself (through the kernel, see {@link UploadReadable}) does so; any other (or one
+ * that finds it cannot after all) is piped.
  * With `durable`, the data is fsync'ed before the file is closed. `source` is destroyed on failure.
  */
 async function fill(handle: FileHandle, source: UploadReadable, position: number | undefined, durable: boolean): Promise<number> {
   if (source.copyInto && position !== undefined) {
-    let bytes: number;
+    let bytes: number | null;
     try {
       bytes = await source.copyInto({ fd: handle.fd, position });
     } catch (err) {
       source.destroy();
       throw err;
     }
-    if (durable) await handle.sync();
-    await handle.close();
-    return bytes;
+    if (bytes !== null) {
+      if (durable) await handle.sync();
+      await handle.close();
+      return bytes;
+    }
   }
   const sink = handle.createWriteStream({
     start: position,
