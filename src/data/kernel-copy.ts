@@ -95,22 +95,25 @@ export function socketBytes(socket: Socket): { in: number; out: number; zeroCopy
   };
 }
 
-/**
- * Runs one copy on a socket that {@link kernelSocketFd} accepted. The socket's own idle timeout is
- * suspended meanwhile (Node sees no activity on it) and enforced by the addon instead; the copy is
- * cancelled when `signal` aborts or the socket closes. Settles only once the kernel has let go.
- */
 /** What a copy moved; `full`: it stopped at its limit with more bytes waiting in the socket. */
 export interface Copied {
   bytes: number;
   full: boolean;
 }
 
+/**
+ * Runs one copy on a socket that {@link kernelSocketFd} accepted. The socket's own idle timeout is
+ * suspended meanwhile (Node sees no activity on it) and enforced by the addon instead; the copy is
+ * cancelled when `signal` aborts or the socket closes. Settles only once the kernel has let go.
+ * Copies after the first on one socket (an upload's quota steps) add to its {@link socketBytes}.
+ */
 function run(direction: "send" | "receive", socket: Socket, file: LocalFile, signal: AbortSignal, limit = -1): Promise<Copied> {
   const native = addon!;
   const socketFd = kernelSocketFd(socket);
   if (socketFd === null) return Promise.reject(new Error("socket not eligible for a kernel copy"));
   const stallMs = socket.timeout ?? 0;
+  const syscall = direction === "send" ? "sendfile" : "splice";
+  const before = movedBySocket.get(socket)?.bytes() ?? 0;
   socket.setTimeout(0);
   return new Promise((resolve, reject) => {
     let finished = false;
@@ -125,7 +128,7 @@ function run(direction: "send" | "receive", socket: Socket, file: LocalFile, sig
       socket.off("close", cancel);
       if (stallMs > 0 && !socket.destroyed) socket.setTimeout(stallMs);
       if (errno === 0) resolve({ bytes, full });
-      else reject(new KernelCopyError(errno, direction === "send" ? "sendfile" : "splice", bytes));
+      else reject(new KernelCopyError(errno, syscall, bytes));
     };
     const start = direction === "send" ? native.sendFile : native.receiveFile;
     let job: Job;
@@ -135,10 +138,10 @@ function run(direction: "send" | "receive", socket: Socket, file: LocalFile, sig
       // Nothing started (no descriptor or pipe to spare): the socket is as it was.
       if (stallMs > 0) socket.setTimeout(stallMs);
       const errno = osConstants.errno[(err as NodeJS.ErrnoException).code as keyof typeof osConstants.errno] ?? osConstants.errno.EIO;
-      reject(new KernelCopyError(errno, direction === "send" ? "sendfile" : "splice", 0));
+      reject(new KernelCopyError(errno, syscall, 0));
       return;
     }
-    movedBySocket.set(socket, { direction, bytes: () => (finished ? total : native.progress(job)) });
+    movedBySocket.set(socket, { direction, bytes: () => before + (finished ? total : native.progress(job)) });
     if (signal.aborted || socket.destroyed) cancel();
     signal.addEventListener("abort", cancel, { once: true });
     socket.once("close", cancel);
