@@ -182,13 +182,19 @@ function fsTypeOf(path: string): string {
   return sh(`stat -f -c %T ${JSON.stringify(path)}`);
 }
 
+/** Whether the benchmarked edgeftp has its native addon (zero-copy transfers, native listings). */
+function nativeAddonState(ctx: BenchContext): string {
+  const built = existsSync(join(ctx.edgeftpCli, "..", "..", "..", "build", "Release", "edgeftp.node"));
+  return built ? "native addon built" : "native addon NOT built (streams and Node's calls only)";
+}
+
 function machineFacts(ctx: BenchContext, specs: ServerSpec[]): string[] {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "unknown";
   const versions = specs.map((s) => `${s.name} ${s.unavailable(ctx) ? "(not available)" : s.version(ctx)}`).join(", ");
   return [
     `- CPU: ${model}, ${cpus().length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `- Kernel: Linux ${release()}; ${sh(". /etc/os-release && echo $PRETTY_NAME")}`,
-    `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(repo)} describe --always --dirty`)}`,
+    `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(repo)} describe --always --dirty`)}, ${nativeAddonState(ctx)}`,
     `- Servers: ${versions}`,
     `- Files: ${ctx.root} on ${fsTypeOf(ctx.root)}; loopback (127.0.0.1, clients also from 127.0.0.2-13); passive range ${ctx.pasvFirst}-${ctx.pasvLast} for every server`,
   ];

@@ -295,10 +295,11 @@ static void on_handle_closed(uv_handle_t *handle) {
 
 /* --- JavaScript bindings ---------------------------------------------------------------------- */
 
+/* Throws an Error whose `code` is the errno's name (EMFILE…): the caller may fall back on it. */
 static napi_value throw_errno(napi_env env, int err, const char *what) {
   char message[128];
   snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  napi_throw_error(env, NULL, message);
+  napi_throw_error(env, uv_err_name(-err), message);
   return NULL;
 }
 

@@ -3,7 +3,7 @@ import { socketBytes } from "../data/kernel-copy.js";
 import { linesToStream, sendToClient } from "../data/transfer.js";
 import { FtpError } from "../protocol/errors.js";
 import { globMatch, hasWildcard, tooManyStars } from "../protocol/glob.js";
-import { listLineFormatter, mlsxLineFormatter, MLST_FEAT, type PermFlags } from "../protocol/listing.js";
+import { listLineFormatter, mlsxLineFormatter, MLST_FEAT, nlstLine, type PermFlags } from "../protocol/listing.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
@@ -23,20 +23,20 @@ function stripListOptions(arg: string): string {
 }
 
 /** How a listing reads a directory: entries with their metadata (LIST, STAT), or names only (NLST). */
-interface DirectoryReader<T> {
+interface EntrySource<T> {
   list(fs: Storage, path: string): AsyncIterable<T[]>;
   name(item: T): string;
   /** The item for a single file the argument names. */
   file(info: FileInfo, name: string): T;
 }
 
-const WITH_METADATA: DirectoryReader<FileInfo> = {
+const WITH_METADATA: EntrySource<FileInfo> = {
   list: (fs, path) => fs.list(path),
   name: (entry) => entry.name,
   file: (info, name) => ({ ...info, name }),
 };
 
-const NAMES_ONLY: DirectoryReader<string> = {
+const NAMES_ONLY: EntrySource<string> = {
   list: (fs, path) => fs.listNames(path),
   name: (name) => name,
   file: (_info, name) => name,
@@ -46,7 +46,7 @@ const NAMES_ONLY: DirectoryReader<string> = {
  * What a LIST/NLST/STAT argument names, in batches (see `Storage.list`): a directory's entries, a
  * single file, or the entries of the parent directory that match a wildcard in the last segment.
  */
-async function* entriesFor<T>(session: Session, arg: string, reader: DirectoryReader<T>): AsyncGenerator<T[]> {
+async function* entriesFor<T>(session: Session, arg: string, source: EntrySource<T>): AsyncGenerator<T[]> {
   const path = session.resolve(arg || ".");
   let info: FileInfo;
   try {
@@ -55,14 +55,14 @@ async function* entriesFor<T>(session: Session, arg: string, reader: DirectoryRe
     const pattern = virtualBasename(path);
     if (!(err instanceof StorageError && err.code === "not-found" && hasWildcard(pattern))) throw err;
     if (tooManyStars(pattern)) throw new FtpError(Reply.SyntaxErrorArgs, "Too many wildcards.");
-    for await (const batch of reader.list(session.fs, virtualDirname(path))) {
-      const matching = batch.filter((item) => globMatch(pattern, reader.name(item)));
+    for await (const batch of source.list(session.fs, virtualDirname(path))) {
+      const matching = batch.filter((item) => globMatch(pattern, source.name(item)));
       if (matching.length > 0) yield matching;
     }
     return;
   }
-  if (info.type === "dir") yield* reader.list(session.fs, path);
-  else yield [reader.file(info, virtualBasename(path))];
+  if (info.type === "dir") yield* source.list(session.fs, path);
+  else yield [source.file(info, virtualBasename(path))];
 }
 
 function permFlags(session: Session): PermFlags {
@@ -71,7 +71,7 @@ function permFlags(session: Session): PermFlags {
 }
 
 /** Each batch of entries as its lines (without CRLF). */
-async function* linesOf(batches: AsyncIterable<FileInfo[]>, format: (entry: FileInfo) => string): AsyncGenerator<string[]> {
+async function* linesOf<T>(batches: AsyncIterable<T[]>, format: (entry: T) => string): AsyncGenerator<string[]> {
   for await (const batch of batches) yield batch.map(format);
 }
 
@@ -115,7 +115,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "name list", entriesFor(session, stripListOptions(arg), NAMES_ONLY));
+      await sendListing(session, "name list", linesOf(entriesFor(session, stripListOptions(arg), NAMES_ONLY), nlstLine));
     },
   },
   {

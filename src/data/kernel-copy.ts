@@ -10,6 +10,7 @@
  * promise: it settles only once the kernel has let go of the file descriptor.
  */
 import type { Socket } from "node:net";
+import { constants as osConstants } from "node:os";
 import { errnoName, nativeAddon } from "../native.js";
 import type { LocalFile } from "../storage/types.js";
 import { SyncPacing } from "../sync-pacing.js";
@@ -38,6 +39,18 @@ export const kernelCopyAvailable = addon !== null;
 /** Kernel copies started whose promise has not settled yet (for leak checks). */
 export function kernelCopiesInFlight(): number {
   return addon?.inFlight() ?? 0;
+}
+
+/**
+ * Failures of a kernel copy before any byte moved that say "not here, not now", not "this transfer
+ * failed": no sendfile/splice on this file system, or no descriptor or memory to spare for the
+ * copy's dup and pipe. The same transfer then goes through user space instead.
+ */
+const KERNEL_COPY_UNAVAILABLE = new Set(["EINVAL", "ENOSYS", "EOPNOTSUPP", "EMFILE", "ENFILE", "ENOMEM"]);
+
+/** Whether `err` is a kernel copy that failed as {@link KERNEL_COPY_UNAVAILABLE} says: fall back. */
+export function kernelCopyUnavailable(err: unknown): boolean {
+  return err instanceof KernelCopyError && err.bytes === 0 && KERNEL_COPY_UNAVAILABLE.has(err.code);
 }
 
 /** Failure of a kernel copy, shaped like Node's system errors (`code`, `errno`, `syscall`). */
@@ -112,16 +125,18 @@ const pacing = new SyncPacing();
  * (see {@link COPY_NOW_BYTES}), the rest as a job on the thread pool. The socket's own idle timeout
  * is suspended while the job runs (Node sees no activity on it) and enforced by the addon instead;
  * the job is cancelled when `signal` aborts or the socket closes. Settles only once the kernel has
- * let go.
+ * let go. Copies after the first on one socket (an upload's quota steps) add to its {@link socketBytes}.
  */
 function run(direction: "send" | "receive", socket: Socket, file: LocalFile, signal: AbortSignal, limit = -1): Promise<Copied> {
   const native = addon!;
   const socketFd = kernelSocketFd(socket);
   if (socketFd === null) return Promise.reject(new Error("socket not eligible for a kernel copy"));
   const syscall = direction === "send" ? "sendfile" : "splice";
+  // Bytes of earlier copies on this socket.
+  const earlier = movedBySocket.get(socket)?.bytes() ?? 0;
   const small = direction === "receive" || (file.size !== undefined && file.size - file.position < COPY_NOW_BYTES);
-  // Bytes copied at once, before the job.
-  let before = 0;
+  // Bytes of this copy done at once, before the job.
+  let now = 0;
   if (small && !signal.aborted && !socket.destroyed && pacing.takeSynchronous()) {
     const [errno, bytes, state] = pacing.timed(() =>
       direction === "send"
@@ -129,23 +144,23 @@ function run(direction: "send" | "receive", socket: Socket, file: LocalFile, sig
         : native.receiveNow(socketFd, file.fd, file.position, limit, COPY_NOW_BYTES),
     );
     if (errno !== 0 || state === NOW_ENDED || state === NOW_FULL) {
-      movedBySocket.set(socket, { direction, bytes: () => bytes });
+      movedBySocket.set(socket, { direction, bytes: () => earlier + bytes });
       if (errno !== 0) return Promise.reject(new KernelCopyError(errno, syscall, bytes));
       return Promise.resolve({ bytes, full: state === NOW_FULL });
     }
-    before = bytes;
+    now = bytes;
   }
   const stallMs = socket.timeout ?? 0;
   socket.setTimeout(0);
   return new Promise((resolve, reject) => {
     let finished = false;
-    let total = before;
+    let total = now;
     const cancel = () => {
       if (!finished) native.cancel(job);
     };
     const done: Done = (errno, bytes, full) => {
       finished = true;
-      total = before + bytes;
+      total = now + bytes;
       signal.removeEventListener("abort", cancel);
       socket.off("close", cancel);
       if (stallMs > 0 && !socket.destroyed) socket.setTimeout(stallMs);
@@ -155,14 +170,16 @@ function run(direction: "send" | "receive", socket: Socket, file: LocalFile, sig
     const start = direction === "send" ? native.sendFile : native.receiveFile;
     let job: Job;
     try {
-      job = start(socketFd, file.fd, file.position + before, limit < 0 ? -1 : limit - before, stallMs, done);
+      job = start(socketFd, file.fd, file.position + now, limit < 0 ? -1 : limit - now, stallMs, done);
     } catch (err) {
-      // Nothing started (no descriptor or pipe to spare): the socket is as it was.
+      // Nothing started (no descriptor or pipe to spare): the socket is as it was after what moved at once.
       if (stallMs > 0) socket.setTimeout(stallMs);
-      reject(err);
+      if (now > 0) movedBySocket.set(socket, { direction, bytes: () => earlier + now });
+      const errno = osConstants.errno[(err as NodeJS.ErrnoException).code as keyof typeof osConstants.errno] ?? osConstants.errno.EIO;
+      reject(new KernelCopyError(errno, syscall, now));
       return;
     }
-    movedBySocket.set(socket, { direction, bytes: () => (finished ? total : before + native.progress(job)) });
+    movedBySocket.set(socket, { direction, bytes: () => earlier + (finished ? total : now + native.progress(job)) });
     if (signal.aborted || socket.destroyed) cancel();
     signal.addEventListener("abort", cancel, { once: true });
     socket.once("close", cancel);

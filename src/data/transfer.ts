@@ -11,13 +11,7 @@ import { pipeline as pipelineCallback, Readable, type Transform } from "node:str
 import { finished, pipeline } from "node:stream/promises";
 import type { FileReadable, LocalFile, UploadReadable } from "../storage/types.js";
 import { AsciiDecoder, AsciiEncoder } from "./ascii.js";
-import { KernelCopyError, kernelSocketFd, receiveSocketToFile, sendFileToSocket } from "./kernel-copy.js";
-
-/**
- * Errors of a kernel copy that mean "this file system cannot do it", met before any byte moved:
- * the same transfer then goes through the stream instead.
- */
-const KERNEL_COPY_UNSUPPORTED = new Set(["EINVAL", "ENOSYS", "EOPNOTSUPP"]);
+import { kernelCopyUnavailable, kernelSocketFd, receiveSocketToFile, sendFileToSocket, type Copied } from "./kernel-copy.js";
 
 /** Buffer size of a download pumped through user space (two per transfer, reused). */
 const PUMP_CHUNK = 1024 * 1024;
@@ -44,7 +38,7 @@ export async function sendToClient(
         await endSending(socket);
         return;
       } catch (err) {
-        if (!(err instanceof KernelCopyError && err.bytes === 0 && KERNEL_COPY_UNSUPPORTED.has(err.code))) throw err;
+        if (!kernelCopyUnavailable(err)) throw err;
       }
     }
     await pumpLocalFile(file, socket, signal);
@@ -125,19 +119,31 @@ export interface UploadStages {
 const QUOTA_STEP = 64 * 1024 * 1024;
 
 /**
- * Splices the upload into `file` within the allowance: step by step, each limited to the room just
- * reserved; an upload that still has bytes when the room is gone is refused (nothing beyond the
- * room is written). Resolves with the bytes written.
+ * Splices the upload into `file` within the allowance (if any): step by step, each limited to the
+ * room just reserved; an upload that still has bytes when the room is gone is refused (nothing
+ * beyond the room is written). Resolves with the bytes written, or null when the kernel copy could
+ * not start (see `kernelCopyUnavailable`): then nothing was read, and the stream is the way.
  */
-async function spliceWithinQuota(socket: Socket, file: LocalFile, signal: AbortSignal, allowance: UploadAllowance | null): Promise<number> {
-  if (!allowance) return (await receiveSocketToFile(socket, file, signal)).bytes;
+async function spliceWithinQuota(
+  socket: Socket,
+  file: LocalFile,
+  signal: AbortSignal,
+  allowance: UploadAllowance | null,
+): Promise<number | null> {
   let total = 0;
   for (;;) {
-    const room = allowance.allow(QUOTA_STEP);
-    const step = await receiveSocketToFile(socket, { fd: file.fd, position: file.position + total }, signal, room);
+    const room = allowance ? allowance.allow(QUOTA_STEP) : -1;
+    let step: Copied;
+    try {
+      step = await receiveSocketToFile(socket, { fd: file.fd, position: file.position + total }, signal, room);
+    } catch (err) {
+      // Could not start at all (no descriptor to spare…): nothing was read, the stream can take over.
+      if (total === 0 && kernelCopyUnavailable(err)) return null;
+      throw err;
+    }
     total += step.bytes;
     if (!step.full) return total;
-    if (room < QUOTA_STEP) throw allowance.refuse();
+    if (allowance && room < QUOTA_STEP) throw allowance.refuse();
   }
 }
 

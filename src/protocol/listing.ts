@@ -58,6 +58,9 @@ function wireName(name: string): string {
   return name.replace(/[\r\n]/g, "?");
 }
 
+/** An NLST line (RFC 959 §4.1.3: the name alone), as safe on the wire as the other formats. */
+export const nlstLine = wireName;
+
 /** ls's date column: `Mon DD HH:MM` for recent entries, `Mon DD  YYYY` for the others. */
 function lsDate(d: Date, recent: boolean): string {
   return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${

@@ -140,23 +140,25 @@ function readChunkSize(remaining: number): number {
  * Writes all of `source` into the open file `fd` from `position` (undefined: at the file's own
  * position, e.g. O_APPEND) and closes it, on every path; resolves with the bytes written. A source
  * that can move its bytes into the file itself (through the kernel, see {@link UploadReadable})
- * does so, and the descriptor is closed through `meta` (at once on a fast disk); any other is piped
- * into a write stream that owns the descriptor. With `durable`, the data is fsync'ed before the
- * close. `source` is destroyed on failure.
+ * does so, and the descriptor is closed through `meta` (at once on a fast disk); any other (or one
+ * that finds it cannot after all) is piped into a write stream that owns the descriptor. With
+ * `durable`, the data is fsync'ed before the close. `source` is destroyed on failure.
  */
 async function fill(fd: number, source: UploadReadable, position: number | undefined, durable: boolean, meta: MetadataCalls): Promise<number> {
   if (source.copyInto && position !== undefined) {
-    let bytes: number;
+    let bytes: number | null;
     try {
       bytes = await source.copyInto({ fd, position });
-      if (durable) await fsyncAsync(fd);
+      if (bytes !== null && durable) await fsyncAsync(fd);
     } catch (err) {
       source.destroy();
       await meta.close(fd).catch(() => undefined);
       throw err;
     }
-    await meta.close(fd);
-    return bytes;
+    if (bytes !== null) {
+      await meta.close(fd);
+      return bytes;
+    }
   }
   const sink = createWriteStream("", {
     fd,

@@ -77,9 +77,10 @@ export interface FileReadable extends Readable {
 export interface UploadReadable extends Readable {
   /**
    * Moves every byte of the upload into `file` (from its position) and resolves with the count;
-   * rejects like a failing stream would. When a backend calls it, it does not read the stream.
+   * rejects like a failing stream would. Resolves null, having read nothing, when it cannot do it
+   * after all: then the backend reads the stream as usual.
    */
-  readonly copyInto?: (file: LocalFile) => Promise<number>;
+  readonly copyInto?: (file: LocalFile) => Promise<number | null>;
 }
 
 /** What a directory tree holds: bytes of its files, and its entries (files and directories). */

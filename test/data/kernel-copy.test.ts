@@ -7,13 +7,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect, createServer as createTlsServer } from "node:tls";
 import {
   KernelCopyError,
   kernelCopyAvailable,
+  kernelCopyUnavailable,
   kernelCopiesInFlight,
   kernelSocketFd,
   receiveSocketToFile,
@@ -268,6 +269,16 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
     } finally {
       close();
     }
+  });
+
+  test("a copy that could not start for want of descriptors or support falls back; a failed transfer does not", () => {
+    const { errno } = osConstants;
+    assert.ok(kernelCopyUnavailable(new KernelCopyError(errno.EMFILE, "splice", 0)));
+    assert.ok(kernelCopyUnavailable(new KernelCopyError(errno.EINVAL, "sendfile", 0)));
+    assert.ok(!kernelCopyUnavailable(new KernelCopyError(errno.EINVAL, "sendfile", 4096)), "bytes already sent");
+    assert.ok(!kernelCopyUnavailable(new KernelCopyError(errno.ECONNRESET, "sendfile", 0)), "the client's reset");
+    assert.ok(!kernelCopyUnavailable(new KernelCopyError(errno.ECANCELED, "splice", 0)), "an ABOR");
+    assert.ok(!kernelCopyUnavailable(new Error("EMFILE")));
   });
 
   test("only a plain socket whose bytes are all still in the kernel qualifies", async () => {

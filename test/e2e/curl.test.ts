@@ -153,13 +153,15 @@ describe("curl client", () => {
     assert.match(line("empty.dat") ?? "", new RegExp(String.raw`^-\S{9} +\d+ \S+ +\S+ +0 ${date} empty\.dat$`));
     assert.match(line("subdir") ?? "", new RegExp(String.raw`^d\S{9} +\d+ \S+ +\S+ +\d+ ${date} subdir$`));
 
+    // A name with a line break must not split NLST's lines (LIST and MLSD replace it too).
+    writeFileSync(join(home, "listing", "line\nbreak.txt"), "");
     const names = await traced("nlst", "--list-only", url("listing/"));
     assert.equal(names.result.code, 0, show(names.result));
     assert.ok(names.commands.includes("NLST"), names.commands.join(" | "));
     const nameWire = names.data.toString("utf8");
     assert.match(nameWire, /^(?:[^\r\n]+\r\n)+$/, JSON.stringify(nameWire));
-    assert.deepEqual(nameWire.split("\r\n").filter(Boolean).sort(), ["empty.dat", "five.txt", "subdir"]);
-    assert.deepEqual(names.result.stdout.split("\n").filter(Boolean).sort(), ["empty.dat", "five.txt", "subdir"]);
+    assert.deepEqual(nameWire.split("\r\n").filter(Boolean).sort(), ["empty.dat", "five.txt", "line?break.txt", "subdir"]);
+    assert.deepEqual(names.result.stdout.split("\n").filter(Boolean).sort(), ["empty.dat", "five.txt", "line?break.txt", "subdir"]);
   });
 
   test("resumes a download with -C - (SIZE, REST, RETR)", async () => {

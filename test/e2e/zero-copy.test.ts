@@ -73,6 +73,7 @@ describe("zero-copy transfers", { skip: !kernelCopyAvailable && "the zero-copy a
     const ctx = fixture({ timeouts: { stall: 1 } }, [
       { name: "metered", password: "pw", bandwidthDown: 50 * MiB, bandwidthUp: 50 * MiB },
       { name: "quota", password: "pw", quotaBytes: 3 * MiB },
+      { name: "roomy", password: "pw", quotaBytes: 200 * MiB },
     ]);
     const clean = async (body: () => Promise<void>) => {
       try {
@@ -156,6 +157,19 @@ describe("zero-copy transfers", { skip: !kernelCopyAvailable && "the zero-copy a
         assert.match(r.text, /^Quota exceeded/);
         // What arrived is kept (uploads.partial: keep), up to the quota and not a byte beyond.
         assert.equal(statSync(join(ctx.server.home("quota"), "beyond.bin")).size, MiB);
+
+        // Past one step of reserved room (64 MiB), the upload goes on in further steps, every byte counted.
+        const roomy = await login(ctx, "roomy", "pw");
+        const large = Buffer.alloc(70 * MiB, 0x5a);
+        assert.equal(sha256(await roundTrip(ctx, roomy, "steps.bin", large)), sha256(large));
+        const logged = ctx.log.transfers.filter((t) => t.transfer === "/steps.bin");
+        assert.deepEqual(
+          logged.map((t) => [t.zeroCopy, t.bytesIn, t.bytesOut]),
+          [
+            [true, large.length, 0],
+            [true, 0, large.length],
+          ],
+        );
       }));
 
     test("TYPE A and a throttled account go through streams (the bytes must be seen)", () =>

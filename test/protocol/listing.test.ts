@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatTimeVal, listLineFormatter, mlsxLineFormatter, MLSX_FACTS, type PermFlags } from "../../src/protocol/listing.js";
+import { formatTimeVal, listLineFormatter, mlsxLineFormatter, MLSX_FACTS, nlstLine, type PermFlags } from "../../src/protocol/listing.js";
 import type { FileInfo } from "../../src/storage/types.js";
 
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
@@ -57,6 +57,13 @@ describe("LIST lines", () => {
     assert.equal(format(file({ size: 12345678901234 })), "-rw-r--r-- 1 ftp ftp 12345678901234 Nov  3 09:05 a.txt");
     assert.equal(format(file({ name: "two\r\nlines" })), "-rw-r--r-- 1 ftp ftp         1234 Nov  3 09:05 two??lines");
     assert.equal(format(file({ name: "with space ü" })), "-rw-r--r-- 1 ftp ftp         1234 Nov  3 09:05 with space ü");
+  });
+});
+
+describe("NLST lines", () => {
+  test("the name alone; CR and LF become ?", () => {
+    assert.equal(nlstLine("plain name.txt"), "plain name.txt");
+    assert.equal(nlstLine("two\r\nlines\n"), "two??lines?");
   });
 });
 

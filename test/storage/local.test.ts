@@ -560,6 +560,31 @@ describe("write", () => {
     assert.ok(unused.destroyed);
   });
 
+  test("a source that moves its bytes itself gets the open file at the write's position; one that declines is read", async () => {
+    await writeFile(inRoot("f"), "0123456789");
+    const given: Array<{ position: number; fd: number }> = [];
+    const copying = Object.assign(source("never read"), {
+      copyInto: async (file: { fd: number; position: number }) => {
+        given.push(file);
+        await writeFile(inRoot("side"), "moved by the source itself"); // stands for the kernel's copy
+        return 26;
+      },
+    });
+    assert.equal(await storage.write("/f", copying, { offset: 4 }), 26);
+    assert.equal(given.length, 1);
+    assert.equal(given[0].position, 4);
+    assert.ok(given[0].fd >= 0);
+    assert.equal(await readFile(inRoot("f"), "utf8"), "0123456789", "the stream was not read");
+    // Declining (no descriptor to spare for the kernel's copy…): the stream is read as usual.
+    const declining = Object.assign(source("streamed"), { copyInto: async () => null });
+    assert.equal(await storage.write("/g", declining), 8);
+    assert.equal(await readFile(inRoot("g"), "utf8"), "streamed");
+    // An append has no position to give: always streamed.
+    const appended = Object.assign(source("+more"), { copyInto: async () => assert.fail("append offered a position") });
+    assert.equal(await storage.write("/g", appended, { append: true }), 5);
+    assert.equal(await readFile(inRoot("g"), "utf8"), "streamed+more");
+  });
+
   test("missing parent, directory target and file parent", async () => {
     await mkdir(inRoot("d"));
     await writeFile(inRoot("f"), "x");
