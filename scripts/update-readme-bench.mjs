@@ -1,6 +1,6 @@
 // Puts a benchmark result (.bench/results.md, or the file given) into README.md's Benchmarks
 // section: its table and notes replace the previous ones, and the sentence naming the run is
-// rewritten from the result's facts. The prose around it ("What it shows") stays the author's.
+// rewritten from the result's facts. The prose after it ("What it shows") stays the author's.
 import { readFileSync, writeFileSync } from "node:fs";
 
 const results = readFileSync(process.argv[2] ?? ".bench/results.md", "utf8");
@@ -12,7 +12,7 @@ const notes = /^Notes:\n\n((?:\d+\. .*\n)+)/m.exec(results)?.[1] ?? "";
 const commit = /edgeftp at git (\w+)/.exec(results)?.[1];
 const run = /Benchmark wall time: ([\d.]+ min); command: `([^`]*)`/.exec(results);
 const start = readme.indexOf("| workload | **edgeftp**");
-const end = readme.indexOf("What it shows:");
+const end = readme.indexOf("What it shows");
 if (!commit || !run || start < 0 || end < start) throw new Error("unexpected results or README layout");
 
 readme = readme.slice(0, start) + `${table}\n\n${notes ? `Notes:\n\n${notes}\n` : ""}` + readme.slice(end);
