@@ -5,6 +5,17 @@
  */
 #include "addon.h"
 
+void call_javascript(napi_env env, napi_async_context context, napi_ref callback, size_t argc, napi_value *argv) {
+  napi_value function, receiver, result;
+  napi_get_reference_value(env, callback, &function);
+  napi_get_global(env, &receiver); /* napi_make_callback wants an object as `this` */
+  if (napi_make_callback(env, context, receiver, function, argc, argv, &result) == napi_pending_exception) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+  }
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   kernel_copy_init(env, exports);
   copy_now_init(env, exports);

@@ -12,6 +12,12 @@ void copy_now_init(napi_env env, napi_value exports);
 /* Directory listings in batches: openDirectory, readBatch, closeDirectory (list_directory.c). */
 void list_directory_init(napi_env env, napi_value exports);
 
+/*
+ * Calls a JavaScript callback from a libuv callback (inside a handle scope the caller opened), as
+ * its async context; an exception it throws becomes the process's uncaught exception.
+ */
+void call_javascript(napi_env env, napi_async_context context, napi_ref callback, size_t argc, napi_value *argv);
+
 static inline uv_loop_t *uv_loop_of(napi_env env) {
   uv_loop_t *loop = NULL;
   napi_get_uv_event_loop(env, &loop);

@@ -93,6 +93,18 @@ typedef struct job {
 
 /* --- the syscalls, on a pool thread --------------------------------------------------------- */
 
+/*
+ * After a call on the socket that moved nothing (n <= 0): 1 to try again (EINTR); else 0, having
+ * recorded why the round stops (the end, the socket would block, an error).
+ */
+static int again_after(job_t *job, ssize_t n) {
+  if (n == 0) job->ended = 1;
+  else if (errno == EINTR) return 1;
+  else if (errno == EAGAIN) job->would_block = 1;
+  else job->error = errno;
+  return 0;
+}
+
 static void send_round(job_t *job) {
   int64_t budget = ROUND_BUDGET;
   while (budget > 0 && !job->cancelled) {
@@ -100,16 +112,7 @@ static void send_round(job_t *job) {
     if (n > 0) {
       __atomic_add_fetch(&job->moved, n, __ATOMIC_RELAXED);
       budget -= n;
-    } else if (n == 0) {
-      job->ended = 1;
-      return;
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN) {
-      job->would_block = 1;
-      return;
-    } else {
-      job->error = errno;
+    } else if (!again_after(job, n)) {
       return;
     }
   }
@@ -152,15 +155,10 @@ static int drain_pipe(job_t *job, size_t length) {
 /* At the limit: whether the peer has more to send (full), has ended, or has not said yet. */
 static void probe_beyond_limit(job_t *job) {
   char byte;
-  for (;;) {
-    ssize_t n = recv(job->socket, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) job->full = 1;
-    else if (n == 0) job->ended = 1;
-    else if (errno == EINTR) continue;
-    else if (errno == EAGAIN) job->would_block = 1;
-    else job->error = errno;
-    return;
-  }
+  ssize_t n;
+  do n = recv(job->socket, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  while (n <= 0 && again_after(job, n));
+  if (n > 0) job->full = 1;
 }
 
 static void receive_round(job_t *job) {
@@ -184,16 +182,7 @@ static void receive_round(job_t *job) {
         return;
       }
       budget -= n;
-    } else if (n == 0) {
-      job->ended = 1;
-      return;
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN) {
-      job->would_block = 1;
-      return;
-    } else {
-      job->error = errno;
+    } else if (!again_after(job, n)) {
       return;
     }
   }
@@ -286,19 +275,12 @@ static void call_back(job_t *job) {
   napi_env env = job->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value callback, receiver, argv[3], result;
+  napi_value argv[3];
   int error = job->error != 0 ? job->error : (job->cancelled ? ECANCELED : 0);
-  napi_get_reference_value(env, job->callback, &callback);
-  napi_get_global(env, &receiver); /* napi_make_callback wants an object as `this` */
   napi_create_int32(env, error, &argv[0]);
   napi_create_double(env, (double)job->moved, &argv[1]);
   napi_get_boolean(env, job->full != 0, &argv[2]);
-  napi_status status = napi_make_callback(env, job->async_context, receiver, callback, 3, argv, &result);
-  if (status == napi_pending_exception) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-  }
+  call_javascript(env, job->async_context, job->callback, 3, argv);
   napi_close_handle_scope(env, scope);
 }
 
@@ -403,12 +385,8 @@ static napi_value start(napi_env env, napi_callback_info info, direction_t direc
 static napi_value send_file(napi_env env, napi_callback_info info) { return start(env, info, DIRECTION_SEND); }
 static napi_value receive_file(napi_env env, napi_callback_info info) { return start(env, info, DIRECTION_RECEIVE); }
 
-/*
- * Asks a job to stop. A job waiting for its socket ends now; one whose round is running ends when
- * the round returns. Either way its callback still runs once. The external may outlive the job, so
- * JavaScript must not call this (nor progress) after the callback ran (kernel-copy.ts guarantees it).
- */
-static napi_value cancel(napi_env env, napi_callback_info info) {
+/* The job a call's first argument names (the external sendFile/receiveFile returned); NULL after throwing. */
+static job_t *job_argument(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   void *data = NULL;
@@ -417,7 +395,17 @@ static napi_value cancel(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "expected a job");
     return NULL;
   }
-  job_t *job = data;
+  return data;
+}
+
+/*
+ * Asks a job to stop. A job waiting for its socket ends now; one whose round is running ends when
+ * the round returns. Either way its callback still runs once. The external may outlive the job, so
+ * JavaScript must not call this (nor progress) after the callback ran (kernel-copy.ts guarantees it).
+ */
+static napi_value cancel(napi_env env, napi_callback_info info) {
+  job_t *job = job_argument(env, info);
+  if (job == NULL) return NULL;
   if (job->state == STATE_FINISHING) return NULL; /* the outcome is settled: keep it */
   job->cancelled = 1;
   if (job->state == STATE_WAITING) {
@@ -429,15 +417,9 @@ static napi_value cancel(napi_env env, napi_callback_info info) {
 }
 
 static napi_value progress(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  void *data = NULL;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, NULL, "expected a job");
-    return NULL;
-  }
-  job_t *job = data;
+  job_t *job = job_argument(env, info);
+  if (job == NULL) return NULL;
+  napi_value result;
   napi_create_double(env, (double)__atomic_load_n(&job->moved, __ATOMIC_RELAXED), &result);
   return result;
 }

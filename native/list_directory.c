@@ -121,7 +121,7 @@ static void after_batch(uv_work_t *req, int status) {
   }
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[5], callback, receiver, result, array_buffer;
+  napi_value argv[5], array_buffer;
   napi_create_int32(env, status != 0 ? ECANCELED : r->error, &argv[0]);
   void *data;
   napi_create_buffer_copy(env, r->names_length, r->names_length ? r->names : "", &data, &argv[1]);
@@ -133,19 +133,13 @@ static void after_batch(uv_work_t *req, int status) {
   if (facts) memcpy(data, r->facts, facts * sizeof(double));
   napi_create_typedarray(env, napi_float64_array, facts, array_buffer, 0, &argv[3]);
   napi_get_boolean(env, r->done != 0, &argv[4]);
-  napi_get_reference_value(env, r->callback, &callback);
-  napi_get_global(env, &receiver);
-  napi_ref used = r->callback;
+  /* The callback may read the next batch, which sets new ones: take these off the reader first. */
+  napi_ref callback = r->callback;
   napi_async_context context = r->async_context;
   r->callback = NULL;
-  napi_status called = napi_make_callback(env, context, receiver, callback, 5, argv, &result);
-  napi_delete_reference(env, used);
+  call_javascript(env, context, callback, 5, argv);
+  napi_delete_reference(env, callback);
   napi_async_destroy(env, context);
-  if (called == napi_pending_exception) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-  }
   napi_close_handle_scope(env, scope);
 }
 

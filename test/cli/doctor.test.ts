@@ -9,9 +9,13 @@ import { describe, test } from "node:test";
 import { checkLeaks } from "../helpers/leaks.js";
 import { PASSWORD, startServer, USER } from "../helpers/server.js";
 
+/**
+ * Runs `edgeftp doctor`. Always with `--active-port 0`: checking port 20 binds it for a moment, and a
+ * test running beside this one (edge-data-channel) needs to connect from it at that time.
+ */
 function doctor(args: string[], stdin = ""): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ["dist/src/cli.js", "doctor", ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, ["dist/src/cli.js", "doctor", "--active-port", "0", ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin!.end(stdin);
@@ -25,7 +29,7 @@ describe("edgeftp doctor", () => {
     const server = await startServer();
     try {
       const r = await doctor(
-        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--data-dir", server.dataDir, "--active-port", "0", "--user", USER, "--password-stdin"],
+        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--data-dir", server.dataDir, "--user", USER, "--password-stdin"],
         `${PASSWORD}\n`,
       );
       assert.equal(r.code, 0, r.stdout + r.stderr);
