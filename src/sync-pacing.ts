@@ -13,7 +13,8 @@
  * than time: on a busy machine a fast call now and then looks slow because the process was
  * descheduled during it, and that must cost a call or two on the pool, not seconds of them; a slow
  * disk, on the other hand, soon ends up with nearly every call on the pool and one timed try in
- * `maxPoolCalls`. Used by the storage's metadata calls and by small kernel copies.
+ * `maxPoolCalls`. Used by the storage's metadata calls, by small kernel copies, and per listing by
+ * the storage's listings without the native reader (where a "call" is a batch).
  */
 
 export interface SyncPacingOptions {
@@ -66,12 +67,20 @@ export class SyncPacing {
     try {
       return call();
     } finally {
-      if (this.clock() - started > this.slowCallMs) {
-        this.poolCalls = this.backoff;
-        this.backoff = Math.min(this.backoff * 2, this.maxPoolCalls);
-      } else {
-        this.backoff = 1;
-      }
+      this.settle(this.clock() - started > this.slowCallMs);
+    }
+  }
+
+  /**
+   * Records how a synchronous call went when the caller timed it itself (work that awaits between
+   * synchronous steps, such as a listing batch): a slow one starts or doubles the backoff.
+   */
+  settle(slow: boolean): void {
+    if (slow) {
+      this.poolCalls = this.backoff;
+      this.backoff = Math.min(this.backoff * 2, this.maxPoolCalls);
+    } else {
+      this.backoff = 1;
     }
   }
 }

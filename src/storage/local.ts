@@ -56,6 +56,7 @@ import {
   type WriteOptions,
 } from "./types.js";
 import { DirectoryReader, directoryReaderAvailable, type DirectoryBatch } from "./directory-reader.js";
+import { SyncPacing } from "../sync-pacing.js";
 import { MetadataCalls } from "./metadata-calls.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
@@ -413,7 +414,8 @@ export class LocalStorage implements Storage {
   /**
    * {@inheritDoc Storage.list}
    *
-   * Entries are described following symlinks that stay inside the root (see {@link entryInfo}), with
+   * Entries are described following symlinks that stay inside the root (see {@link entryInfo}): in
+   * batches read on the thread pool by the native reader ({@link readNatively}), or without it with
    * synchronous calls while the medium is fast (see {@link SYNC_BATCH_BUDGET_MS}). Batches, names and
    * reserved names as in {@link readDirectory}.
    */
@@ -499,21 +501,18 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     const prefix = real.endsWith(path.sep) ? real : real + path.sep;
+    // One listing's own pacing, a "call" being a batch (see SyncPacing).
+    const pacing = new SyncPacing({ slowCallMs: this.syncBudgetMs, maxPoolCalls: MAX_POOL_BATCHES });
     try {
-      let poolBatches = 0; // thread-pool batches to go before the next synchronous attempt
-      let backoff = 1; // pool batches after the next synchronous batch that runs over budget
       for (let done = false; !done; ) {
-        const sync = poolBatches === 0;
+        const sync = pacing.takeSynchronous();
         const started = performance.now();
         const entries = await this.readNames(dir, prefix, sync);
         const batch = await describe(entries, sync);
         if (sync) {
-          if (batch.overBudget || performance.now() - started > this.syncBudgetMs) {
-            poolBatches = backoff;
-            backoff = Math.min(2 * backoff, MAX_POOL_BATCHES);
-          } else backoff = 1;
+          pacing.settle(batch.overBudget || performance.now() - started > this.syncBudgetMs);
           await new Promise((resolve) => setImmediate(resolve));
-        } else poolBatches--;
+        }
         done = entries.done;
         if (batch.items.length > 0) yield batch.items;
       }
