@@ -32,6 +32,7 @@ import { within } from "./client.js";
 import { ALL_SERVERS, live, startServer, type BenchContext, type RunningServer, type ServerSpec } from "./peers.js";
 import { formatProfileSummary, summarizeProfile } from "./profile.js";
 import { formatCpuDelta, isAlive, stopTree, threadCpu } from "./proc.js";
+import { capTimeWait, restoreTimeWait } from "./time-wait.js";
 import { bigSize, FILES, mediumHead, selectWorkloads, type Cell, type RowDef, type Workload } from "./workloads.js";
 
 const repo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -188,7 +189,7 @@ function nativeAddonState(ctx: BenchContext): string {
   return built ? "native addon built" : "native addon NOT built (streams and Node's calls only)";
 }
 
-function machineFacts(ctx: BenchContext, specs: ServerSpec[]): string[] {
+function machineFacts(ctx: BenchContext, specs: ServerSpec[], timeWait: string): string[] {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "unknown";
   const versions = specs.map((s) => `${s.name} ${s.unavailable(ctx) ? "(not available)" : s.version(ctx)}`).join(", ");
   return [
@@ -197,6 +198,7 @@ function machineFacts(ctx: BenchContext, specs: ServerSpec[]): string[] {
     `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(repo)} describe --always --dirty`)}, ${nativeAddonState(ctx)}`,
     `- Servers: ${versions}`,
     `- Files: ${ctx.root} on ${fsTypeOf(ctx.root)}; loopback (127.0.0.1, clients also from 127.0.0.2-13); passive range ${ctx.pasvFirst}-${ctx.pasvLast} for every server`,
+    `- ${timeWait}`,
   ];
 }
 
@@ -342,7 +344,7 @@ function summarize(cells: Cell[] | undefined, row: RowDef, footnote: (text: stri
   return { text: text + mark, value: med };
 }
 
-function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[], ctx: BenchContext, options: Options, elapsedMs: number): string {
+function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[], ctx: BenchContext, options: Options, elapsedMs: number, timeWait: string): string {
   const footnotes: string[] = [];
   const footnote = (text: string) => {
     let i = footnotes.indexOf(text);
@@ -390,7 +392,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
   if (problems.length) {
     out.push("Not measured:", "", ...problems.map(([s, list]) => `- ${s}: ${list.join("; ")}`), "");
   }
-  out.push("Machine:", "", ...machineFacts(ctx, specs), `- Benchmark wall time: ${(elapsedMs / 60_000).toFixed(1)} min; command: \`node dist/bench/run.js ${process.argv.slice(2).join(" ")}\``.trimEnd(), "");
+  out.push("Machine:", "", ...machineFacts(ctx, specs, timeWait), `- Benchmark wall time: ${(elapsedMs / 60_000).toFixed(1)} min; command: \`node dist/bench/run.js ${process.argv.slice(2).join(" ")}\``.trimEnd(), "");
   return out.join("\n");
 }
 
@@ -426,9 +428,11 @@ async function main(): Promise<void> {
   if (workloads.length === 0) throw new Error(`no workload matches --only ${options.only?.join(",")}`);
   log(`preparing test files in ${ctx.root}`);
   prepareFiles(ctx, options.quick, workloads);
+  const timeWait = capTimeWait();
+  log(timeWait);
   const t0 = Date.now();
   const results = await runAll(options, ctx, specs, workloads);
-  const table = buildTable(results, workloads, specs, ctx, options, Date.now() - t0);
+  const table = buildTable(results, workloads, specs, ctx, options, Date.now() - t0, timeWait);
   process.stdout.write(table + "\n");
   mkdirSync(join(repo, ".bench"), { recursive: true });
   writeFileSync(join(repo, ".bench", "results.md"), table + "\n");
@@ -453,6 +457,7 @@ async function main(): Promise<void> {
 
 /** Every server still running (on an error path) is stopped by its PID. */
 async function stopAll(): Promise<void> {
+  restoreTimeWait();
   for (const child of [...live]) if (child.pid) await stopTree(child.pid, 2000);
   releaseLock();
 }
