@@ -3,7 +3,9 @@
  * libuv's thread pool, with fstatat(2) relative to the open directory (no path built or resolved
  * per entry), so a listing costs the main thread one callback per batch instead of a system call
  * and a Stats object per entry. This is what lets LIST of a large directory keep up with the C
- * servers without blocking the event loop.
+ * servers without blocking the event loop. A large batch's fstatat calls (most of a listing's
+ * time: ~1.2 us each on tmpfs against ~0.3 us per readdir entry) are split between two pool
+ * threads once its names are read.
  *
  * Exports:
  *   openDirectory(path: Buffer) -> reader      (nothing is opened until the first batch)
@@ -17,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,11 +30,26 @@
 
 #include "addon.h"
 
-typedef struct reader {
+/* Batches with more entries than this have their fstatat calls split between two pool threads. */
+#define SPLIT_FROM 256
+
+typedef struct reader reader_t;
+
+/* One pool job of fstatat calls: entries [from, to) of the batch. */
+typedef struct stat_part {
+  uv_work_t work;
+  reader_t *reader;
+  uint32_t from, to;
+  int error;
+} stat_part_t;
+
+struct reader {
   napi_env env;
   napi_ref callback;
   napi_async_context async_context;
   uv_work_t work;
+  stat_part_t parts[2];
+  int parts_pending;
   char *path;
   DIR *dir;
   int busy;
@@ -47,7 +65,7 @@ typedef struct reader {
   uint32_t count;
   int error;
   int done;
-} reader_t;
+};
 
 static int append_name(reader_t *r, const char *name, size_t length) {
   if (r->names_length + length > r->names_capacity) {
@@ -60,6 +78,51 @@ static int append_name(reader_t *r, const char *name, size_t length) {
   memcpy(r->names + r->names_length, name, length);
   r->names_length += length;
   return 0;
+}
+
+/* Entry whose fstatat found nothing (removed since readdir): left out of the batch by compact(). */
+#define GONE (-1.0)
+
+/*
+ * fstatat of entries [from, to), relative to the open directory, into their facts; an entry
+ * removed since readdir is marked GONE. Two of these may run at once on one batch (disjoint
+ * entries, the directory only read).
+ */
+static int stat_entries(reader_t *r, uint32_t from, uint32_t to) {
+  int dir_fd = dirfd(r->dir);
+  char name[NAME_MAX + 1];
+  for (uint32_t i = from; i < to; i++) {
+    uint32_t start = i == 0 ? 0 : r->ends[i - 1], length = r->ends[i] - start;
+    memcpy(name, r->names + start, length);
+    name[length] = '\0';
+    struct stat st;
+    double *facts = r->facts + 3 * (size_t)i;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != ENOENT) return errno;
+      facts[0] = GONE;
+      continue;
+    }
+    facts[0] = (double)st.st_mode;
+    facts[1] = (double)st.st_size;
+    facts[2] = (double)st.st_mtim.tv_sec * 1000.0 + (double)st.st_mtim.tv_nsec / 1e6; /* as Node's mtimeMs */
+  }
+  return 0;
+}
+
+/* Leaves the GONE entries out of the batch (rare: an entry removed while the directory was read). */
+static void compact(reader_t *r) {
+  uint32_t kept = 0;
+  size_t length = 0;
+  for (uint32_t i = 0; i < r->count; i++) {
+    uint32_t start = i == 0 ? 0 : r->ends[i - 1], size = r->ends[i] - start;
+    if (r->facts[3 * (size_t)i] == GONE) continue;
+    memmove(r->names + length, r->names + start, size);
+    length += size;
+    memmove(r->facts + 3 * (size_t)kept, r->facts + 3 * (size_t)i, 3 * sizeof(double));
+    r->ends[kept++] = (uint32_t)length;
+  }
+  r->count = kept;
+  r->names_length = length;
 }
 
 static void read_batch(uv_work_t *req) {
@@ -75,29 +138,16 @@ static void read_batch(uv_work_t *req) {
       return;
     }
   }
-  int dir_fd = dirfd(r->dir);
   while (r->count < r->max) {
     errno = 0;
     struct dirent *entry = readdir(r->dir);
     if (entry == NULL) {
       if (errno != 0) r->error = errno;
       else r->done = 1;
-      return;
+      break;
     }
     const char *name = entry->d_name;
     if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
-    if (r->with_facts) {
-      struct stat st;
-      if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue; /* removed since readdir */
-        r->error = errno;
-        return;
-      }
-      double *facts = r->facts + 3 * r->count;
-      facts[0] = (double)st.st_mode;
-      facts[1] = (double)st.st_size;
-      facts[2] = (double)st.st_mtim.tv_sec * 1000.0 + (double)st.st_mtim.tv_nsec / 1e6; /* as Node's mtimeMs */
-    }
     int err = append_name(r, name, strlen(name));
     if (err != 0) {
       r->error = err;
@@ -105,14 +155,51 @@ static void read_batch(uv_work_t *req) {
     }
     r->ends[r->count++] = (uint32_t)r->names_length;
   }
+  if (r->with_facts && r->error == 0 && r->count <= SPLIT_FROM) r->error = stat_entries(r, 0, r->count);
+}
+
+/* The split batch's two halves, each on its own pool thread. */
+static void stat_part(uv_work_t *req) {
+  stat_part_t *part = req->data;
+  part->error = stat_entries(part->reader, part->from, part->to);
 }
 
 static void release(reader_t *r);
 
+static void deliver(reader_t *r, int status);
+
+static void after_part(uv_work_t *req, int status) {
+  stat_part_t *part = req->data;
+  reader_t *r = part->reader;
+  if (r->error == 0) r->error = status != 0 ? ECANCELED : part->error;
+  if (--r->parts_pending == 0) deliver(r, 0);
+}
+
+/* Names read: the facts of a large batch are read by two pool jobs, then the batch is delivered. */
 static void after_batch(uv_work_t *req, int status) {
   reader_t *r = req->data;
+  if (status == 0 && r->error == 0 && r->with_facts && r->count > SPLIT_FROM) {
+    uint32_t half = r->count / 2;
+    for (int k = 0; k < 2; k++) {
+      stat_part_t *part = &r->parts[k];
+      part->reader = r;
+      part->work.data = part;
+      part->from = k == 0 ? 0 : half;
+      part->to = k == 0 ? half : r->count;
+      part->error = 0;
+      if (uv_queue_work(uv_loop_of(r->env), &part->work, stat_part, after_part) == 0) r->parts_pending++;
+      else if (r->error == 0) r->error = stat_entries(r, part->from, part->to); /* not queued: read here */
+    }
+    if (r->parts_pending > 0) return;
+  }
+  deliver(r, status);
+}
+
+/* Hands the batch to JavaScript (or frees a reader collected meanwhile). */
+static void deliver(reader_t *r, int status) {
   napi_env env = r->env;
   r->busy = 0;
+  if (r->with_facts && r->error == 0) compact(r);
   if (r->orphaned) {
     napi_delete_reference(env, r->callback);
     napi_async_destroy(env, r->async_context);
