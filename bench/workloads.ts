@@ -287,7 +287,8 @@ const bigFile: Workload = {
     { id: "retr-big", label: "RETR 1 GiB, MB/s", better: "higher", digits: 0 },
     { id: "stor-big", label: "STOR 1 GiB, MB/s", better: "higher", digits: 0 },
   ],
-  runs: 3,
+  // 5: on this VM a 1 GiB upload into tmpfs swings 2-3x from run to run for every server (fresh pages).
+  runs: 5,
   timeoutMs: () => 90_000,
   async run(env) {
     const size = bigSize(env.quick);
@@ -446,7 +447,8 @@ const sessions: Workload = {
     { id: "sessions-rate", label: "200 concurrent clients (login, TYPE I, EPSV, RETR 64 KiB, QUIT), sessions/s", better: "higher", digits: 0 },
     { id: "sessions-p99", label: "… the same, p99 session time, ms", better: "lower", digits: 0 },
   ],
-  runs: 3,
+  // 5: a run takes well under a second, and the Node servers' first one is cold (JIT).
+  runs: 5,
   timeoutMs: () => 90_000,
   async run(env) {
     const n = env.quick ? 100 : 200;
