@@ -4,8 +4,9 @@
  * per entry), so a listing costs the main thread one callback per batch instead of a system call
  * and a Stats object per entry. This is what lets LIST of a large directory keep up with the C
  * servers without blocking the event loop. A large batch's fstatat calls (most of a listing's
- * time: ~1.2 us each on tmpfs against ~0.3 us per readdir entry) are split between two pool
- * threads once its names are read.
+ * time: ~1.2 us each on tmpfs against ~0.3 us per readdir entry) are shared with one helper
+ * thread, started on first use and kept for the process's life; a batch that finds it busy with
+ * another listing's half does them all itself.
  *
  * Exports:
  *   openDirectory(path: Buffer) -> reader      (nothing is opened until the first batch)
@@ -30,26 +31,16 @@
 
 #include "addon.h"
 
-/* Batches with more entries than this have their fstatat calls split between two pool threads. */
+/* Batches with more entries than this share their fstatat calls with the helper thread. */
 #define SPLIT_FROM 256
 
 typedef struct reader reader_t;
-
-/* One pool job of fstatat calls: entries [from, to) of the batch. */
-typedef struct stat_part {
-  uv_work_t work;
-  reader_t *reader;
-  uint32_t from, to;
-  int error;
-} stat_part_t;
 
 struct reader {
   napi_env env;
   napi_ref callback;
   napi_async_context async_context;
   uv_work_t work;
-  stat_part_t parts[2];
-  int parts_pending;
   char *path;
   DIR *dir;
   int busy;
@@ -125,6 +116,72 @@ static void compact(reader_t *r) {
   r->names_length = length;
 }
 
+/*
+ * The helper thread: reads the facts of the second half of one batch at a time while the pool
+ * thread that read the names does the first. States: IDLE -> POSTED (by a pool thread) -> RUNNING
+ * -> FINISHED -> IDLE (taken back by the same pool thread).
+ */
+enum { IDLE, POSTED, RUNNING, FINISHED, UNAVAILABLE };
+static struct {
+  uv_once_t once;
+  uv_mutex_t lock;
+  uv_cond_t posted, finished;
+  int state;
+  reader_t *reader;
+  uint32_t from, to;
+  int error;
+} helper = {.once = UV_ONCE_INIT};
+
+static void helper_main(void *arg) {
+  (void)arg;
+  uv_mutex_lock(&helper.lock);
+  for (;;) {
+    while (helper.state != POSTED) uv_cond_wait(&helper.posted, &helper.lock);
+    helper.state = RUNNING;
+    uv_mutex_unlock(&helper.lock);
+    int error = stat_entries(helper.reader, helper.from, helper.to);
+    uv_mutex_lock(&helper.lock);
+    helper.error = error;
+    helper.state = FINISHED;
+    uv_cond_signal(&helper.finished);
+  }
+}
+
+static void helper_start(void) {
+  uv_thread_t thread;
+  helper.state = IDLE;
+  if (uv_mutex_init(&helper.lock) != 0 || uv_cond_init(&helper.posted) != 0 || uv_cond_init(&helper.finished) != 0 ||
+      uv_thread_create(&thread, helper_main, NULL) != 0)
+    helper.state = UNAVAILABLE;
+}
+
+/* Hands entries [from, to) to the helper; 0 when it is busy (or could not start). */
+static int helper_post(reader_t *r, uint32_t from, uint32_t to) {
+  uv_once(&helper.once, helper_start);
+  if (helper.state == UNAVAILABLE) return 0;
+  uv_mutex_lock(&helper.lock);
+  int taken = helper.state == IDLE;
+  if (taken) {
+    helper.reader = r;
+    helper.from = from;
+    helper.to = to;
+    helper.state = POSTED;
+    uv_cond_signal(&helper.posted);
+  }
+  uv_mutex_unlock(&helper.lock);
+  return taken;
+}
+
+/* Waits for the half posted by this thread; returns its error (0 or an errno). */
+static int helper_wait(void) {
+  uv_mutex_lock(&helper.lock);
+  while (helper.state != FINISHED) uv_cond_wait(&helper.finished, &helper.lock);
+  int error = helper.error;
+  helper.state = IDLE;
+  uv_mutex_unlock(&helper.lock);
+  return error;
+}
+
 static void read_batch(uv_work_t *req) {
   reader_t *r = req->data;
   r->count = 0;
@@ -155,51 +212,23 @@ static void read_batch(uv_work_t *req) {
     }
     r->ends[r->count++] = (uint32_t)r->names_length;
   }
-  if (r->with_facts && r->error == 0 && r->count <= SPLIT_FROM) r->error = stat_entries(r, 0, r->count);
-}
-
-/* The split batch's two halves, each on its own pool thread. */
-static void stat_part(uv_work_t *req) {
-  stat_part_t *part = req->data;
-  part->error = stat_entries(part->reader, part->from, part->to);
+  if (!r->with_facts || r->error != 0) return;
+  uint32_t half = r->count / 2;
+  if (r->count > SPLIT_FROM && helper_post(r, half, r->count)) {
+    int mine = stat_entries(r, 0, half), theirs = helper_wait();
+    r->error = mine != 0 ? mine : theirs;
+  } else {
+    r->error = stat_entries(r, 0, r->count);
+  }
+  if (r->error == 0) compact(r);
 }
 
 static void release(reader_t *r);
 
-static void deliver(reader_t *r, int status);
-
-static void after_part(uv_work_t *req, int status) {
-  stat_part_t *part = req->data;
-  reader_t *r = part->reader;
-  if (r->error == 0) r->error = status != 0 ? ECANCELED : part->error;
-  if (--r->parts_pending == 0) deliver(r, 0);
-}
-
-/* Names read: the facts of a large batch are read by two pool jobs, then the batch is delivered. */
 static void after_batch(uv_work_t *req, int status) {
   reader_t *r = req->data;
-  if (status == 0 && r->error == 0 && r->with_facts && r->count > SPLIT_FROM) {
-    uint32_t half = r->count / 2;
-    for (int k = 0; k < 2; k++) {
-      stat_part_t *part = &r->parts[k];
-      part->reader = r;
-      part->work.data = part;
-      part->from = k == 0 ? 0 : half;
-      part->to = k == 0 ? half : r->count;
-      part->error = 0;
-      if (uv_queue_work(uv_loop_of(r->env), &part->work, stat_part, after_part) == 0) r->parts_pending++;
-      else if (r->error == 0) r->error = stat_entries(r, part->from, part->to); /* not queued: read here */
-    }
-    if (r->parts_pending > 0) return;
-  }
-  deliver(r, status);
-}
-
-/* Hands the batch to JavaScript (or frees a reader collected meanwhile). */
-static void deliver(reader_t *r, int status) {
   napi_env env = r->env;
   r->busy = 0;
-  if (r->with_facts && r->error == 0) compact(r);
   if (r->orphaned) {
     napi_delete_reference(env, r->callback);
     napi_async_destroy(env, r->async_context);
