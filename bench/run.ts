@@ -274,7 +274,16 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
         continue;
       }
       const runs = options.quick ? 1 : (options.runs ?? workload.runs);
+      const warmups = options.quick ? 0 : (workload.warmupRuns ?? 0);
       try {
+        for (let w = 0; w < warmups; w++) {
+          const env = { ctx: runCtx, server, quick: false, deadline: Date.now() + timeoutMs - 2000, runIndex: -1 - w };
+          await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name} (warm-up)`).then(
+            () => log(`${workload.name} on ${spec.name}: warm-up ${w + 1}/${warmups} done`),
+            (err: Error) => log(`${workload.name} on ${spec.name}: warm-up ${w + 1}/${warmups} failed: ${err.message.slice(0, 120)}`),
+          );
+          await new Promise((res) => setTimeout(res, 500));
+        }
         for (let r = 0; r < runs; r++) {
           const t0 = Date.now();
           const env = { ctx: runCtx, server, quick: options.quick, deadline: t0 + timeoutMs - 2000, runIndex: r };
@@ -344,6 +353,13 @@ function summarize(cells: Cell[] | undefined, row: RowDef, footnote: (text: stri
   return { text: text + mark, value: med };
 }
 
+/** Which workloads ran warm-up runs first (not counted), for the table's legend. */
+function warmupNote(workloads: Workload[], options: Options): string {
+  const warmed = options.quick ? [] : workloads.filter((w) => w.warmupRuns);
+  if (warmed.length === 0) return "";
+  return `, after warm-up runs against the same server process that are not counted (${warmed.map((w) => `${w.name}: ${w.warmupRuns}`).join(", ")}; they warm the Node servers' JIT and the client's)`;
+}
+
 function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[], ctx: BenchContext, options: Options, elapsedMs: number, timeWait: string): string {
   const footnotes: string[] = [];
   const footnote = (text: string) => {
@@ -380,7 +396,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
   const out = [
     `## edgeftp benchmark${options.quick ? " (--quick)" : ""}`,
     "",
-    `Figures: median of the runs, or the largest where the row says so (min–max when several runs); ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's); on the "active ÷ passive" and "FTPS ÷ plain" rows, edgeftp's own ratio against its target instead. MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range; their ratio compares the transfers completed through a port inside the range (a firewall that opens only the range stops the others).`,
+    `Figures: median of the runs, or the largest where the row says so (min–max when several runs)${warmupNote(workloads, options)}; ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's); on the "active ÷ passive" and "FTPS ÷ plain" rows, edgeftp's own ratio against its target instead. MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range; their ratio compares the transfers completed through a port inside the range (a firewall that opens only the range stops the others).`,
     "",
     ...lines,
     "",
