@@ -34,9 +34,7 @@
 /* Batches with more entries than this share their fstatat calls with the helper thread. */
 #define SPLIT_FROM 256
 
-typedef struct reader reader_t;
-
-struct reader {
+typedef struct reader {
   napi_env env;
   napi_ref callback;
   napi_async_context async_context;
@@ -56,7 +54,7 @@ struct reader {
   uint32_t count;
   int error;
   int done;
-};
+} reader_t;
 
 static int append_name(reader_t *r, const char *name, size_t length) {
   if (r->names_length + length > r->names_capacity) {
