@@ -47,15 +47,29 @@ const PERMISSION_TEXT: readonly string[] = Array.from({ length: 0o1000 }, (_, mo
   return text;
 });
 
+/** ls's mode column (`drwxr-xr-x`) by entry type and `mode & 0o777`: built once, not per line. */
+const MODE_COLUMN: Readonly<Record<EntryType, readonly string[]>> = {
+  file: PERMISSION_TEXT.map((p) => `-${p}`),
+  dir: PERMISSION_TEXT.map((p) => `d${p}`),
+  link: PERMISSION_TEXT.map((p) => `l${p}`),
+  other: PERMISSION_TEXT.map((p) => `-${p}`),
+};
+
 function modeString(info: FileInfo): string {
-  const kind = info.type === "dir" ? "d" : info.type === "link" ? "l" : "-";
-  const mode = info.mode ?? (info.type === "dir" ? 0o755 : 0o644);
-  return kind + PERMISSION_TEXT[mode & 0o777];
+  return MODE_COLUMN[info.type][(info.mode ?? (info.type === "dir" ? 0o755 : 0o644)) & 0o777];
+}
+
+/** The size column: right-aligned in 12 characters (as ls pads it), from a table of paddings. */
+const PADDING = Array.from({ length: 13 }, (_, n) => " ".repeat(n));
+function sizeColumn(size: number): string {
+  const digits = String(size);
+  return digits.length < 12 ? PADDING[12 - digits.length] + digits : digits;
 }
 
 /** Names cannot hold CR or LF on the wire: a listing line would split. */
 function wireName(name: string): string {
-  return name.replace(/[\r\n]/g, "?");
+  // Nearly every name has neither: two scans cost less than a regular expression run per line.
+  return name.includes("\r") || name.includes("\n") ? name.replace(/[\r\n]/g, "?") : name;
 }
 
 /** An NLST line (RFC 959 §4.1.3: the name alone), as safe on the wire as the other formats. */
@@ -86,7 +100,7 @@ export function listLineFormatter(now: number): (info: FileInfo) => string {
       lastKey = key;
       lastRecent = recent;
     }
-    return `${modeString(info)} 1 ftp ftp ${String(info.size).padStart(12, " ")} ${lastDate} ${wireName(info.name)}`;
+    return `${modeString(info)} 1 ftp ftp ${sizeColumn(info.size)} ${lastDate} ${wireName(info.name)}`;
   };
 }
 /** What the session may do with an entry, as MLSx `perm` letters (RFC 3659 §7.5.5). */
@@ -121,6 +135,9 @@ function permLetters(dir: boolean, p: PermFlags): string {
 /** Every fact we can emit (RFC 3659 §7.5), in the order they are written. */
 export const MLSX_FACTS = ["type", "size", "modify", "perm", "unix.mode"] as const;
 
+/** `unix.mode=0644;` for every `mode & 0o7777`. */
+const UNIX_MODE_FACT: readonly string[] = Array.from({ length: 0o10000 }, (_, mode) => `unix.mode=0${mode.toString(8)};`);
+
 const TYPE_FACT: Readonly<Record<EntryType, string>> = {
   file: "type=file;",
   dir: "type=dir;",
@@ -153,7 +170,7 @@ export function mlsxLineFormatter(perms: PermFlags, facts: ReadonlySet<string>):
       line += `modify=${lastModify}${timeValFraction(time - second * 1000)};`;
     }
     if (perm) line += info.type === "dir" ? dirPerm : otherPerm;
-    if (unixMode && info.mode !== undefined) line += `unix.mode=0${(info.mode & 0o7777).toString(8)};`;
+    if (unixMode && info.mode !== undefined) line += UNIX_MODE_FACT[info.mode & 0o7777];
     return `${line} ${wireName(info.name)}`;
   };
 }
