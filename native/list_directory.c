@@ -257,12 +257,21 @@ static void after_batch(uv_work_t *req, int status) {
   napi_close_handle_scope(env, scope);
 }
 
-static void release(reader_t *r) {
-  if (r->dir != NULL) closedir(r->dir); /* NULL once closed */
+/* Closes the directory and frees the batch buffers (idempotent: each is NULL once let go). */
+static void close_reader(reader_t *r) {
+  if (r->dir != NULL) closedir(r->dir);
   free(r->path);
   free(r->names);
   free(r->ends);
   free(r->facts);
+  r->dir = NULL;
+  r->path = r->names = NULL;
+  r->ends = NULL;
+  r->facts = NULL;
+}
+
+static void release(reader_t *r) {
+  close_reader(r);
   free(r);
 }
 
@@ -370,18 +379,8 @@ static napi_value close_directory(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "a batch is still being read");
     return NULL;
   }
-  if (!r->closed) {
-    r->closed = 1;
-    if (r->dir != NULL) closedir(r->dir);
-    r->dir = NULL;
-    free(r->path);
-    free(r->names);
-    free(r->ends);
-    free(r->facts);
-    r->path = r->names = NULL;
-    r->ends = NULL;
-    r->facts = NULL;
-  }
+  r->closed = 1;
+  close_reader(r);
   return NULL;
 }
 
