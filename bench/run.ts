@@ -4,12 +4,14 @@
  * server's figure, edgeftp's ratio to the best peer, and the machine's facts.
  *
  *   node dist/bench/run.js [--quick] [--only big,small,...] [--servers edgeftp,vsftpd,...]
- *                          [--runs N] [--profile] [--cpu] [--edgeftp-cli PATH] [--budget-minutes M]
+ *                          [--runs N] [--profile] [--cpu] [--edgeftp-cli PATH] [--edgeftp-node-flags "F ..."]
+ *                          [--budget-minutes M]
  *
  * --quick: one run of smaller sizes. --only: workload names or groups (pasv, big, small, list,
  * sessions, idle, active, ftps, list100k, idle10k). --profile: edgeftp runs under `node --cpu-prof`, one profile per workload,
  * summarised into .bench/profiles/summary.md. --cpu: logs each run's server CPU time by thread (and the client's)
- * (threads alive at the end of the run). Loopback only; every server is stopped by PID.
+ * (threads alive at the end of the run). --edgeftp-node-flags: node flags for the edgeftp server (e.g. a V8 heap
+ * setting to measure); the machine facts under the table name them. Loopback only; every server is stopped by PID.
  */
 import { execFileSync, execSync } from "node:child_process";
 import {
@@ -48,6 +50,8 @@ interface Options {
   profile: boolean;
   cpu: boolean;
   edgeftpCli: string;
+  /** Extra node flags for the edgeftp server, named in the machine facts. */
+  edgeftpNodeFlags: string[];
   budgetMs: number;
 }
 
@@ -60,6 +64,7 @@ function parseArgs(argv: string[]): Options {
     profile: false,
     cpu: false,
     edgeftpCli: join(repo, "dist", "src", "cli.js"),
+    edgeftpNodeFlags: [],
     budgetMs: 15 * 60_000,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -76,6 +81,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--servers") o.servers = value().split(",").map((s) => s.trim()).filter(Boolean);
     else if (a === "--runs") o.runs = Math.max(1, Math.min(20, Number(value()) || 1));
     else if (a === "--edgeftp-cli") o.edgeftpCli = resolve(value());
+    else if (a === "--edgeftp-node-flags") o.edgeftpNodeFlags = value().split(/\s+/).filter(Boolean);
     else if (a === "--budget-minutes") o.budgetMs = Math.max(1, Number(value()) || 15) * 60_000;
     else if (a === "--help" || a === "-h") {
       process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0] + "*/\n");
@@ -189,13 +195,13 @@ function nativeAddonState(ctx: BenchContext): string {
   return built ? "native addon built" : "native addon NOT built (streams and Node's calls only)";
 }
 
-function machineFacts(ctx: BenchContext, specs: ServerSpec[], timeWait: string): string[] {
+function machineFacts(ctx: BenchContext, specs: ServerSpec[], timeWait: string, edgeftpNodeFlags: string[]): string[] {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "unknown";
   const versions = specs.map((s) => `${s.name} ${s.unavailable(ctx) ? "(not available)" : s.version(ctx)}`).join(", ");
   return [
     `- CPU: ${model}, ${cpus().length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `- Kernel: Linux ${release()}; ${sh(". /etc/os-release && echo $PRETTY_NAME")}`,
-    `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(repo)} describe --always --dirty`)}, ${nativeAddonState(ctx)}`,
+    `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(repo)} describe --always --dirty`)}, ${nativeAddonState(ctx)}${edgeftpNodeFlags.length ? `, under \`node ${edgeftpNodeFlags.join(" ")}\`` : ""}`,
     `- Servers: ${versions}`,
     `- Files: ${ctx.root} on ${fsTypeOf(ctx.root)}; loopback (127.0.0.1, clients also from 127.0.0.2-13); passive range ${ctx.pasvFirst}-${ctx.pasvLast} for every server`,
     `- ${timeWait}`,
@@ -259,7 +265,7 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
       }
       const runCtx: BenchContext = {
         ...ctx,
-        edgeftpNodeArgs: options.profile && spec.name === "edgeftp" ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+        edgeftpNodeArgs: [...options.edgeftpNodeFlags, ...(options.profile && spec.name === "edgeftp" ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [])],
         tls: workload.tls ? ensureCertificate(ctx) : null,
       };
       port = port >= 18990 ? 18100 : port + 1;
@@ -408,7 +414,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
   if (problems.length) {
     out.push("Not measured:", "", ...problems.map(([s, list]) => `- ${s}: ${list.join("; ")}`), "");
   }
-  out.push("Machine:", "", ...machineFacts(ctx, specs, timeWait), `- Benchmark wall time: ${(elapsedMs / 60_000).toFixed(1)} min; command: \`node dist/bench/run.js ${process.argv.slice(2).join(" ")}\``.trimEnd(), "");
+  out.push("Machine:", "", ...machineFacts(ctx, specs, timeWait, options.edgeftpNodeFlags), `- Benchmark wall time: ${(elapsedMs / 60_000).toFixed(1)} min; command: \`node dist/bench/run.js ${process.argv.slice(2).join(" ")}\``.trimEnd(), "");
   return out.join("\n");
 }
 
