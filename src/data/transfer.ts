@@ -7,11 +7,13 @@
  */
 import { read } from "node:fs";
 import type { Socket } from "node:net";
+import { TLSSocket } from "node:tls";
 import { pipeline as pipelineCallback, Readable, type Transform } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import type { FileReadable, LocalFile, UploadReadable } from "../storage/types.js";
 import { AsciiDecoder, AsciiEncoder } from "./ascii.js";
 import { kernelCopyUnavailable, kernelSocketFd, receiveSocketToFile, sendFileToSocket, type Copied } from "./kernel-copy.js";
+import { receiveTlsToFile, tlsReceiveAvailable } from "./tls-receive.js";
 
 /** Buffer size of a download pumped through user space (two per transfer, reused). */
 const PUMP_CHUNK = 1024 * 1024;
@@ -149,27 +151,73 @@ async function spliceWithinQuota(
 
 /**
  * The client's upload as a stream ending at the client's EOF (STREAM mode ends a file by closing
- * the connection, RFC 959 §3.4.1). An abort destroys it, so the storage write rejects. A failing
- * stage (the quota counter refusing a chunk) destroys the socket and the storage's source alike,
- * and storage destroying its source (a write error) tears the socket down too.
+ * the connection, RFC 959 §3.4.1), offering storage a direct copy into a local file where nothing
+ * needs to see the bytes (see {@link directCopy}). An abort destroys it, so the storage write
+ * rejects. A failing stage (the quota counter refusing a chunk) destroys the socket and the
+ * storage's source alike, and storage destroying its source (a write error) tears the socket down too.
  */
 export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortSignal, stages: UploadStages = {}): UploadReadable {
   const onAbort = () => socket.destroy(new Error("transfer aborted"));
   signal.addEventListener("abort", onAbort, { once: true });
   socket.once("close", () => signal.removeEventListener("abort", onAbort));
-  if (!ascii && !stages.throttle && stages.zeroCopy !== false && kernelSocketFd(socket) !== null) {
-    // Nothing needs to see the bytes: a storage with local files may let the kernel splice them in.
-    const copyInto = (file: LocalFile) => spliceWithinQuota(socket, file, signal, stages.allowance ?? null);
-    return Object.assign(socket, { copyInto }) satisfies UploadReadable;
-  }
   const chain: Transform[] = [];
   if (stages.throttle) chain.push(stages.throttle);
   if (ascii) chain.push(new AsciiDecoder());
   if (stages.counter) chain.push(stages.counter);
-  if (chain.length === 0) return socket;
   // The callback form returns the last stage for storage to consume; errors are delivered to
   // storage through that stage (pipeline destroys every stage with the error).
-  return pipelineCallback([socket, ...chain], () => {}) as unknown as Readable;
+  const stream = () => (chain.length === 0 ? socket : (pipelineCallback([socket, ...chain], () => {}) as unknown as Readable));
+  const copyInto = directCopy(socket, ascii, signal, stages);
+  if (!copyInto) return stream();
+  if (chain.length === 0) return Object.assign(socket, { copyInto }) satisfies UploadReadable;
+  // A storage that streams after all (an append: O_APPEND gives a copy no position) must still
+  // get the quota counter, and a copy must find the socket unread: the stream is built on demand.
+  return Object.assign(new OpenOnRead(stream, socket), { copyInto }) satisfies UploadReadable;
+}
+
+/**
+ * How an upload's bytes reach a local file without a stream, when nothing but the quota needs to
+ * see them: spliced by the kernel from a plain socket, or decrypted from a TLS one into reused
+ * buffers (tls-receive.ts). Null when a stage must see every byte (TYPE A, a throttle).
+ */
+function directCopy(socket: Socket, ascii: boolean, signal: AbortSignal, stages: UploadStages): UploadReadable["copyInto"] | null {
+  if (ascii || stages.throttle || (stages.counter && !stages.allowance)) return null;
+  const allowance = stages.allowance ?? null;
+  if (stages.zeroCopy !== false && kernelSocketFd(socket) !== null) {
+    return (file) => spliceWithinQuota(socket, file, signal, allowance);
+  }
+  if (tlsReceiveAvailable && socket instanceof TLSSocket) return (file) => receiveTlsToFile(socket, file, allowance);
+  return null;
+}
+
+/** A stream built only when first read, relaying what the built one yields; destroying it destroys the socket. */
+class OpenOnRead extends Readable {
+  private source: Readable | null = null;
+
+  constructor(
+    private readonly open: () => Readable,
+    private readonly socket: Socket,
+  ) {
+    super();
+  }
+
+  override _read(): void {
+    if (this.source) {
+      this.source.resume();
+      return;
+    }
+    const source = (this.source = this.open());
+    source.on("data", (chunk: Buffer) => {
+      if (!this.push(chunk)) source.pause();
+    });
+    source.once("end", () => this.push(null));
+    source.once("error", (err) => this.destroy(err));
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    (this.source ?? this.socket).destroy(err ?? undefined);
+    callback(err);
+  }
 }
 
 /** Makes a stalled data connection fail instead of hanging the session. */

@@ -115,6 +115,20 @@ class TlsControl extends RawClient {
       data.destroy();
     }
   }
+
+  /** A passive upload over PROT P: the reply to `command` when it is not 150, else the final one. */
+  async store(command: string, bytes: Buffer): Promise<FtpReply> {
+    const data = await this.dataTls(await this.epsv());
+    data.on("error", () => {}); // a refused upload resets the data connection
+    try {
+      const first = await this.command(command);
+      if (first.code !== 150) return first;
+      data.end(bytes);
+      return await this.reply();
+    } finally {
+      data.destroy();
+    }
+  }
 }
 
 /** Runs `body` on a new explicit FTPS session (AUTH TLS done, not logged in) and closes it after, whatever happens. */
@@ -263,7 +277,10 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
   let pyScript: string;
 
   before(async () => {
-    server = await startServer({}, [{ name: "noreuse", password: "camera-pass", tlsSessionReuse: false }]);
+    server = await startServer({}, [
+      { name: "noreuse", password: "camera-pass", tlsSessionReuse: false },
+      { name: "tlsquota", password: "quota-pass", quotaBytes: 100 * 1024 },
+    ]);
     home = server.home(USER);
     local = mkdtempSync(join(tmpdir(), "edgeftp-ftps-"));
     mkdirSync(join(local, "home"));
@@ -472,6 +489,33 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       }
     });
   }
+
+  test("PROT P uploads within a byte quota: STOR and APPE crossing it stop with 552 and the files stay within it", async () => {
+    const home = server.home("tlsquota");
+    const size = (name: string) => (existsSync(join(home, name)) ? readFileSync(join(home, name)).length : 0);
+    await withExplicit(server.port, async (control) => {
+      await control.login("tlsquota", "quota-pass");
+      await control.protect();
+      expectCode(await control.command("TYPE I"), 200, "TYPE I");
+      const tooBig = randomBytes(1024 * 1024);
+      expectCode(await control.store("STOR big.bin", tooBig), 552, "STOR crossing the quota");
+      // What fitted is kept (uploads.partial: keep), exactly as sent.
+      assert.ok(size("big.bin") <= 100 * 1024, `within the quota: ${size("big.bin")}`);
+      assert.equal(sha256(readFileSync(join(home, "big.bin"))), sha256(tooBig.subarray(0, size("big.bin"))));
+      expectCode(await control.command("DELE big.bin"), 250, "DELE");
+      const fits = randomBytes(60 * 1024);
+      expectCode(await control.store("STOR grows.bin", fits), 226, "STOR within the quota");
+      assert.equal(sha256(readFileSync(join(home, "grows.bin"))), sha256(fits));
+      // An append is streamed (O_APPEND gives a direct copy no position): the quota counter meters it.
+      expectCode(await control.store("APPE grows.bin", tooBig), 552, "APPE crossing the quota");
+      assert.ok(size("grows.bin") <= 100 * 1024, `within the quota: ${size("grows.bin")}`);
+      expectCode(await control.command("DELE grows.bin"), 250, "DELE");
+      const appended = randomBytes(20 * 1024);
+      expectCode(await control.store("APPE new.bin", appended), 226, "APPE within the quota");
+      expectCode(await control.store("APPE new.bin", appended), 226, "APPE within the quota");
+      assert.equal(sha256(readFileSync(join(home, "new.bin"))), sha256(Buffer.concat([appended, appended])));
+    });
+  });
 
   // ---------------------------------------------------------------------------------------------
   // STARTTLS injection

@@ -222,6 +222,12 @@ describe("quotas per account", () => {
     assert.ok((await assertExact("crossing", "a TYPE A upload stopped by the quota")).bytes <= 100 * KiB);
     await ok(c, "TYPE I", 200);
     await ok(c, "DELE huge.txt", 250);
+    // An append has no position to give a kernel copy (O_APPEND): it is metered all the same.
+    await stored(c, "STOR grows.bin", bytes(10 * KiB));
+    const appended = await upload(c, "APPE grows.bin", bytes(1 * MiB));
+    assert.equal(appended.final?.code, 552, `${appended.final?.code} ${appended.final?.text}`);
+    assert.ok((await assertExact("crossing", "an APPE stopped by the quota")).bytes <= 100 * KiB);
+    await ok(c, "DELE grows.bin", 250);
     // Room freed, an upload that fits passes.
     await stored(c, "STOR fits.bin", bytes(20 * KiB));
     await assertExact("crossing", "an upload that fits");

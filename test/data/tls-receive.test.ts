@@ -1,0 +1,143 @@
+/**
+ * TLS uploads decrypted into reused buffers, over real loopback TLS (server side wrapped on an
+ * accepted socket, as for PROT P) into real files: exact bytes at a position, bytes that arrived
+ * before the switch, reading paused while the disk lags, the quota's room, and a client that
+ * resets mid-upload.
+ */
+import assert from "node:assert/strict";
+import { createHash, pbkdf2, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { connect, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
+import { receiveTlsToFile, tlsReceiveAvailable } from "../../src/data/tls-receive.js";
+import type { UploadAllowance } from "../../src/data/transfer.js";
+import { ensureSelfSigned } from "../../src/tls/self-signed.js";
+import { acceptTls } from "../../src/tls/upgrade.js";
+import { checkLeaks } from "../helpers/leaks.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "this Node has no onread for server-side TLS sockets" }, () => {
+  checkLeaks();
+  let dir: string;
+  let context: SecureContext;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "edgeftp-tlsrecv-"));
+    const files = await ensureSelfSigned(join(dir, "tls"));
+    context = createSecureContext({ cert: readFileSync(files.cert), key: readFileSync(files.key) });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A TLS connection on loopback: `server` wrapped on the accepted socket as PROT P does, `client` as a client has it. */
+  async function tlsPair(): Promise<{ server: TLSSocket; client: TLSSocket; tcp: Socket; close(): void }> {
+    const listener = createServer({ pauseOnConnect: true });
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    const accepted = new Promise<Socket>((resolve) => listener.once("connection", resolve));
+    const tcp = connect((listener.address() as { port: number }).port, "127.0.0.1");
+    tcp.on("error", () => undefined);
+    const client = tlsConnect({ socket: tcp, rejectUnauthorized: false });
+    client.on("error", () => undefined);
+    const raw = await accepted;
+    listener.close();
+    const [server] = await Promise.all([acceptTls(raw, context, 5_000), new Promise((r) => client.once("secureConnect", r))]);
+    server.on("error", () => undefined);
+    return { server, client, tcp, close: () => (server.destroy(), client.destroy()) };
+  }
+
+  /** Runs receiveTlsToFile into a fresh file `name` (at `position`) while `send` drives the client. */
+  async function receive(name: string, position: number, allowance: UploadAllowance | null, send: (client: TLSSocket, server: TLSSocket, tcp: Socket) => void) {
+    const handle = await open(join(dir, name), "w+");
+    const { server, client, tcp, close } = await tlsPair();
+    try {
+      send(client, server, tcp);
+      const result = await receiveTlsToFile(server, { fd: handle.fd, position }, allowance).then(
+        (bytes) => ({ bytes, error: null }),
+        (error: Error) => ({ bytes: -1, error }),
+      );
+      return { ...result, server };
+    } finally {
+      close();
+      await handle.close();
+    }
+  }
+
+  test("writes every byte at the file's position, across many gathered writes", async () => {
+    const content = randomBytes(5 * MiB + 321);
+    const { bytes, error } = await receive("big.bin", 1000, null, (client) => client.end(content));
+    assert.equal(error, null);
+    assert.equal(bytes, content.length);
+    const stored = readFileSync(join(dir, "big.bin"));
+    assert.equal(stored.length, 1000 + content.length);
+    assert.equal(sha(stored.subarray(1000)), sha(content));
+  });
+
+  test("keeps what the socket read before the switch, in order", async () => {
+    const content = randomBytes(300 * KiB);
+    const handle = await open(join(dir, "early.bin"), "w+");
+    const { server, client, close } = await tlsPair();
+    try {
+      client.end(content);
+      // Let the whole upload arrive and be decrypted into the stream's own buffer first.
+      server.read(0);
+      for (let i = 0; i < 200 && server.readableLength < server.readableHighWaterMark; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(server.readableLength > 0, "nothing was buffered before the switch");
+      assert.equal(await receiveTlsToFile(server, { fd: handle.fd, position: 0 }, null), content.length);
+      assert.equal(sha(readFileSync(join(dir, "early.bin"))), sha(content));
+    } finally {
+      close();
+      await handle.close();
+    }
+  });
+
+  test("pauses reading while both buffers wait for a busy disk, and loses nothing", async () => {
+    const content = randomBytes(12 * MiB);
+    let pauses = 0;
+    // Keep the thread pool (where the file writes run) busy for a while.
+    const busy = Array.from({ length: 8 }, () => new Promise((r) => pbkdf2("x", "y", 100_000, 32, "sha256", r)));
+    const { bytes, error } = await receive("slow.bin", 0, null, (client, server) => {
+      const pause = server.pause.bind(server);
+      server.pause = () => (pauses++, pause());
+      client.end(content);
+    });
+    await Promise.all(busy);
+    assert.equal(error, null);
+    assert.equal(bytes, content.length);
+    assert.ok(pauses > 0, "reading never paused");
+    assert.equal(sha(readFileSync(join(dir, "slow.bin"))), sha(content));
+  });
+
+  test("within a quota: writes exactly the room and refuses the rest", async () => {
+    const room = 700 * KiB + 5;
+    const refusal = new Error("quota exceeded");
+    let reserved = 0;
+    const allowance: UploadAllowance = {
+      allow(max) {
+        const fit = Math.min(max, room - reserved);
+        reserved += fit;
+        return fit;
+      },
+      refuse: () => refusal,
+    };
+    const content = randomBytes(2 * MiB);
+    const { error } = await receive("quota.bin", 0, allowance, (client) => client.end(content));
+    assert.equal(error, refusal);
+    assert.equal(reserved, room);
+    const stored = readFileSync(join(dir, "quota.bin"));
+    assert.equal(stored.length, room);
+    assert.equal(sha(stored), sha(content.subarray(0, room)));
+  });
+
+  test("a client that resets mid-upload rejects it, after the last write", async () => {
+    const { error } = await receive("reset.bin", 0, null, (client, _server, tcp) => {
+      client.write(randomBytes(1 * MiB), () => setTimeout(() => tcp.resetAndDestroy(), 20));
+    });
+    assert.ok(error instanceof Error, "the upload must not resolve as complete");
+    assert.equal((error as NodeJS.ErrnoException).code, "ECONNRESET");
+  });
+});
