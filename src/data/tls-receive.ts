@@ -47,8 +47,9 @@ export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: 
   const symbols = onreadSymbols;
   if (!symbols) return Promise.reject(new Error("TLS receive into a buffer is not available"));
   return new Promise((resolve, reject) => {
-    const spare = [Buffer.allocUnsafeSlow(WRITE_CHUNK), Buffer.allocUnsafeSlow(WRITE_CHUNK)];
-    let gathering = spare.pop()!;
+    // The second buffer only once the first goes to the disk: most uploads are smaller than one.
+    const spare: Buffer[] = [];
+    let gathering: Buffer = Buffer.allocUnsafeSlow(WRITE_CHUNK);
     let gathered = 0;
     /** Bytes accepted (gathered or written), and the quota room reserved so far. */
     let received = 0;
