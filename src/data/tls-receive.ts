@@ -46,6 +46,7 @@ const QUOTA_STEP = 64 * 1024 * 1024;
 export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: UploadAllowance | null): Promise<number> {
   const symbols = onreadSymbols;
   if (!symbols) return Promise.reject(new Error("TLS receive into a buffer is not available"));
+  if (socket.destroyed) return Promise.reject(prematureClose());
   return new Promise((resolve, reject) => {
     // The second buffer only once the first goes to the disk: most uploads are smaller than one.
     const spare: Buffer[] = [];
@@ -72,7 +73,7 @@ export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: 
       settle();
     };
     const flush = () => {
-      if (gathered === 0) return;
+      if (gathered === 0 || failure) return;
       const buffer = gathering;
       const length = gathered;
       const position = file.position + received - gathered;
@@ -127,7 +128,7 @@ export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: 
       if (!ended) fail(err);
     };
     const onClose = () => {
-      if (!ended) fail(Object.assign(new Error("data connection closed before the upload ended"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+      if (!ended) fail(prematureClose());
     };
 
     socket.on("end", onEnd).on("error", onError).on("close", onClose);
@@ -141,6 +142,10 @@ export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: 
     if (socket.readableEnded) onEnd();
     else socket.resume();
   });
+}
+
+function prematureClose(): Error {
+  return Object.assign(new Error("data connection closed before the upload ended"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 }
 
 /** write(2) of `length` bytes at `position` on the thread pool, looping over short writes. */

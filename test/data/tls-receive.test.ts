@@ -77,6 +77,13 @@ describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "thi
     assert.equal(sha(stored.subarray(1000)), sha(content));
   });
 
+  test("an empty upload (the client closes right after the handshake) resolves 0 and writes nothing", async () => {
+    const { bytes, error } = await receive("empty.bin", 0, null, (client) => client.end());
+    assert.equal(error, null);
+    assert.equal(bytes, 0);
+    assert.equal(readFileSync(join(dir, "empty.bin")).length, 0);
+  });
+
   test("keeps what the socket read before the switch, in order", async () => {
     const content = randomBytes(300 * KiB);
     const handle = await open(join(dir, "early.bin"), "w+");
