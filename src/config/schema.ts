@@ -131,7 +131,7 @@ export const configSchema = z
       .object({
         zeroCopy: bool
           .default(true)
-          .describe("Let the kernel move file bytes to and from plain data connections by itself (sendfile/splice: Linux, with the addon npm install builds), for binary transfers of accounts without a bandwidth limit (byte quotas still hold). Off: every transfer goes through Node streams."),
+          .describe("Let the kernel move file bytes to and from plain data connections by itself (sendfile/splice: Linux, with the addon npm install builds), for binary transfers of accounts without a bandwidth limit (byte quotas still hold). Off: plain transfers pass through user space too, as TLS ones always do."),
       })
       .strict()
       .prefault({}),
