@@ -3,7 +3,8 @@
  * line endings for TYPE A, metering them through the account's bandwidth throttle (wire bytes) and
  * quota counter (stored bytes), and stops on abort or stall. A stage that is not needed (binary
  * type, unlimited account) is not inserted at all, and when none is, a local file moves without a
- * stream: through the kernel (kernel-copy.ts) or, for downloads over TLS, from reused buffers.
+ * stream: through the kernel (kernel-copy.ts) or, over TLS, through reused buffers (downloads
+ * here, uploads in tls-receive.ts).
  */
 import { read } from "node:fs";
 import type { Socket } from "node:net";
