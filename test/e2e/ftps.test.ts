@@ -490,7 +490,7 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     });
   }
 
-  test("PROT P uploads within a byte quota: STOR and APPE crossing it stop with 552 and the files stay within it", async () => {
+  test("PROT P uploads within a byte quota: STOR and APPE crossing it stop with 552 and the files stay within it; appends and replacements within it are exact", async () => {
     const home = server.home("tlsquota");
     const size = (name: string) => (existsSync(join(home, name)) ? readFileSync(join(home, name)).length : 0);
     await withExplicit(server.port, async (control) => {
@@ -514,6 +514,10 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
       expectCode(await control.store("APPE new.bin", appended), 226, "APPE within the quota");
       expectCode(await control.store("APPE new.bin", appended), 226, "APPE within the quota");
       assert.equal(sha256(readFileSync(join(home, "new.bin"))), sha256(Buffer.concat([appended, appended])));
+      // Replacing a file goes through a temporary file and a rename (uploads.atomic).
+      const replacement = randomBytes(30 * 1024);
+      expectCode(await control.store("STOR new.bin", replacement), 226, "STOR over an existing file");
+      assert.equal(sha256(readFileSync(join(home, "new.bin"))), sha256(replacement));
     });
   });
 
