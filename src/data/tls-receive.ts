@@ -12,7 +12,7 @@ import { write } from "node:fs";
 import { Socket, type SocketConstructorOpts } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { LocalFile } from "../storage/types.js";
-import type { UploadAllowance } from "./transfer.js";
+import { QUOTA_STEP, type UploadAllowance } from "./upload-allowance.js";
 
 /** Where a socket keeps its `onread` buffer and callback: symbols of Node's, found on a probe socket. */
 const onreadSymbols = (() => {
@@ -32,8 +32,6 @@ export const tlsReceiveAvailable = onreadSymbols !== null;
 const RECORD_BUFFER = 16 * 1024;
 /** Gathered bytes go to the file in writes of this size; two per upload, reused. */
 const WRITE_CHUNK = 1024 * 1024;
-/** Quota room reserved at a time, as for spliced uploads. */
-const QUOTA_STEP = 64 * 1024 * 1024;
 
 /**
  * Receives the rest of a TLS upload into `file` from its position: records are decrypted into one

@@ -15,6 +15,7 @@ import type { FileReadable, LocalFile, UploadReadable } from "../storage/types.j
 import { AsciiDecoder, AsciiEncoder } from "./ascii.js";
 import { kernelCopyUnavailable, kernelSocketFd, receiveSocketToFile, sendFileToSocket, type Copied } from "./kernel-copy.js";
 import { receiveTlsToFile, tlsReceiveAvailable } from "./tls-receive.js";
+import { QUOTA_STEP, type UploadAllowance } from "./upload-allowance.js";
 
 /** Buffer size of a download pumped through user space (two per transfer, reused). */
 const PUMP_CHUNK = 1024 * 1024;
@@ -95,31 +96,17 @@ function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, buffer, 0, buffer.length, position, (err, bytes) => (err ? reject(err) : resolve(bytes))));
 }
 
-/**
- * The account's byte quota as an upload the kernel splices sees it: room reserved in bulk, since
- * such a copy cannot be stopped chunk by chunk as the stream counter does.
- */
-export interface UploadAllowance {
-  /** Reserves room for up to `max` more bytes stored; returns how many fit (0: none). */
-  allow(max: number): number;
-  /** The error that stops an upload with more bytes than room (and marks it stopped by the quota). */
-  refuse(): Error;
-}
-
 /** What an upload's bytes pass through between the socket and storage. */
 export interface UploadStages {
   /** Meters wire bytes (before TYPE A conversion): the account's upload bandwidth. */
   throttle?: Transform | null;
   /** Sees the bytes as stored (after conversion): the quota counter of the stream path. */
   counter?: Transform | null;
-  /** The same quota for the kernel path; none: the upload may grow without limit. */
+  /** The same quota for a direct copy (kernel or TLS); none: the upload may grow without limit. */
   allowance?: UploadAllowance | null;
   /** Whether the kernel may splice the bytes into the file when nothing needs to see them (default: yes). */
   zeroCopy?: boolean;
 }
-
-/** Quota room reserved per step of a spliced upload: the most it holds beyond what it wrote. */
-const QUOTA_STEP = 64 * 1024 * 1024;
 
 /**
  * Splices the upload into `file` within the allowance (if any): step by step, each limited to the

@@ -25,7 +25,7 @@
  */
 import { Transform, type TransformCallback } from "node:stream";
 import type { Account, AccountStore, Usage } from "../accounts/types.js";
-import type { UploadAllowance } from "../data/transfer.js";
+import type { UploadAllowance } from "../data/upload-allowance.js";
 import type { Logger } from "../observe/logger.js";
 import { FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { receiveTlsToFile, tlsReceiveAvailable } from "../../src/data/tls-receive.js";
-import type { UploadAllowance } from "../../src/data/transfer.js";
+import type { UploadAllowance } from "../../src/data/upload-allowance.js";
 import { ensureSelfSigned } from "../../src/tls/self-signed.js";
 import { acceptTls } from "../../src/tls/upgrade.js";
 import { checkLeaks } from "../helpers/leaks.js";
