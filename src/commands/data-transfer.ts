@@ -99,7 +99,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
 async function protectData(session: Session, socket: Socket, timeoutMs: number): Promise<TLSSocket | null> {
   let secure: TLSSocket;
   try {
-    secure = await acceptTls(socket, session.services.tls.context, timeoutMs);
+    secure = await acceptTls(socket, session.services.tls.context, timeoutMs, session.services.tls.sessions);
   } catch (err) {
     session.log.info({ err: (err as Error).message }, "data TLS handshake failed");
     session.reply(Reply.NetworkProtocolNotSupported, "TLS negotiation on the data connection failed.");

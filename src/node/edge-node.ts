@@ -156,7 +156,7 @@ export class EdgeNode {
     this.unattached.add(socket);
     let secure: Socket;
     try {
-      secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000);
+      secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000, this.services.tls.sessions);
     } catch (err) {
       admission.lease.release();
       this.deps.logger.debug({ err: (err as Error).message, peer: socket.remoteAddress }, "implicit TLS handshake failed");

@@ -133,7 +133,7 @@ export class Session {
     // Until the handshake is done, a closed connection must still end the session.
     raw.once("close", this.onCloseBound);
     try {
-      const secure = await acceptTls(raw, this.services.tls.context, this.config.timeouts.data * 1000);
+      const secure = await acceptTls(raw, this.services.tls.context, this.config.timeouts.data * 1000, this.services.tls.sessions);
       raw.off("close", this.onCloseBound);
       this.socket = secure;
       this.tls.control = true;

@@ -2,7 +2,8 @@
  * The node's TLS credentials: one SecureContext shared by control and data connections (so a data
  * connection can resume the control connection's session), replaced in place on reload (SIGHUP or
  * a change of the certificate files) without touching established sessions. The session-ticket
- * keys survive reloads, so a session opened before a reload still resumes after it.
+ * keys and the session-ID cache survive reloads, so a session opened before a reload still resumes
+ * after it.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
@@ -12,7 +13,10 @@ import { resolveDataPaths } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../observe/logger.js";
 import { ensureSelfSigned, type CertificateFiles } from "./self-signed.js";
+import { TlsSessionCache } from "./session-cache.js";
 
+/** How long a TLS session may be resumed, by ticket or by session ID. */
+const SESSION_LIFETIME_S = 3600;
 /** Coalesces the burst of events one certificate renewal makes (cert and key written separately). */
 const WATCH_DEBOUNCE_MS = 250;
 
@@ -21,6 +25,8 @@ export class TlsContextProvider {
   /** The PEM bytes behind `current`, so the watcher reloads only on a real change. */
   private loaded: Buffer[] = [];
   private readonly ticketKeys = randomBytes(48);
+  /** Sessions by ID, for clients that resume without tickets; like the ticket keys, kept across reloads. */
+  readonly sessions = new TlsSessionCache(SESSION_LIFETIME_S * 1000);
   private watchers: FSWatcher[] = [];
   private debounce: NodeJS.Timeout | null = null;
 
@@ -71,7 +77,7 @@ export class TlsContextProvider {
         minVersion: tls.minVersion,
         ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
         ticketKeys: this.ticketKeys,
-        sessionTimeout: 3600,
+        sessionTimeout: SESSION_LIFETIME_S,
       });
       this.loaded = ca ? [cert, key, ca] : [cert, key];
       return context;

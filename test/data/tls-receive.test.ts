@@ -6,18 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { createHash, pbkdf2, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { connect, createServer, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import { receiveTlsToFile, tlsReceiveAvailable } from "../../src/data/tls-receive.js";
 import type { UploadAllowance } from "../../src/data/upload-allowance.js";
-import { ensureSelfSigned } from "../../src/tls/self-signed.js";
-import { acceptTls } from "../../src/tls/upgrade.js";
 import { checkLeaks } from "../helpers/leaks.js";
+import { selfSignedContext, tlsPair } from "../helpers/tls-pair.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -26,34 +25,20 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "this Node has no onread for server-side TLS sockets" }, () => {
   checkLeaks();
   let dir: string;
-  let context: SecureContext;
+  let tls: Awaited<ReturnType<typeof selfSignedContext>>;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "edgeftp-tlsrecv-"));
-    const files = await ensureSelfSigned(join(dir, "tls"));
-    context = createSecureContext({ cert: readFileSync(files.cert), key: readFileSync(files.key) });
+    tls = await selfSignedContext();
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  /** A TLS connection on loopback: `server` wrapped on the accepted socket as PROT P does, `client` as a client has it. */
-  async function tlsPair(): Promise<{ server: TLSSocket; client: TLSSocket; tcp: Socket; close(): void }> {
-    const listener = createServer({ pauseOnConnect: true });
-    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
-    const accepted = new Promise<Socket>((resolve) => listener.once("connection", resolve));
-    const tcp = connect((listener.address() as { port: number }).port, "127.0.0.1");
-    tcp.on("error", () => undefined);
-    const client = tlsConnect({ socket: tcp, rejectUnauthorized: false });
-    client.on("error", () => undefined);
-    const raw = await accepted;
-    listener.close();
-    const [server] = await Promise.all([acceptTls(raw, context, 5_000), new Promise((r) => client.once("secureConnect", r))]);
-    server.on("error", () => undefined);
-    return { server, client, tcp, close: () => (server.destroy(), client.destroy()) };
-  }
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    tls.remove();
+  });
 
   /** Runs receiveTlsToFile into a fresh file `name` (at `position`) while `send` drives the client. */
   async function receive(name: string, position: number, allowance: UploadAllowance | null, send: (client: TLSSocket, server: TLSSocket, tcp: Socket) => void) {
     const handle = await open(join(dir, name), "w+");
-    const { server, client, tcp, close } = await tlsPair();
+    const { server, client, tcp, close } = await tlsPair(tls.context);
     try {
       send(client, server, tcp);
       const result = await receiveTlsToFile(server, { fd: handle.fd, position }, allowance).then(
@@ -87,7 +72,7 @@ describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "thi
   test("keeps what the socket read before the switch, in order", async () => {
     const content = randomBytes(300 * KiB);
     const handle = await open(join(dir, "early.bin"), "w+");
-    const { server, client, close } = await tlsPair();
+    const { server, client, close } = await tlsPair(tls.context);
     try {
       client.end(content);
       // Let the whole upload arrive and be decrypted into the stream's own buffer first.

@@ -1,0 +1,59 @@
+/**
+ * The node's cache of TLS sessions by session ID, for clients that resume TLS 1.2 sessions by ID
+ * rather than by ticket (curl 7.x with TLS 1.2 does): a PROT P data connection must resume the
+ * control connection's session (tls.requireSessionReuse), and without a server-side cache such a
+ * client was refused on every transfer. Tickets and TLS 1.3 need no cache: the ticket carries the
+ * session. A client's data connections reach the node that gave it the data port, so a cache per
+ * node suffices (nothing to share across edges).
+ *
+ * Node keeps session IDs only through the 'newSession' and 'resumeSession' events of the server a
+ * TLSSocket belongs to; accepted sockets are wrapped one by one (upgrade.ts), so this is that
+ * server for them: never listening, it only hosts the two events.
+ */
+import { Server } from "node:net";
+
+/** Sessions kept at most, oldest dropped first: about 10,000 TLS sessions at a few hundred bytes each. */
+const DEFAULT_CAPACITY = 10_000;
+
+export class TlsSessionCache {
+  /** What `TLSSocket`'s `server` option takes: the host of the session events. */
+  readonly server = new Server();
+  /** Session ID (hex) → serialized session and expiry; a Map iterates oldest first. */
+  private readonly sessions = new Map<string, { data: Buffer; expires: number }>();
+
+  constructor(
+    /** As the SecureContext's `sessionTimeout`: a session older than this is not resumed. */
+    private readonly lifetimeMs: number,
+    private readonly capacity = DEFAULT_CAPACITY,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.server.on("newSession", (id: Buffer, data: Buffer, done: () => void) => {
+      this.store(id.toString("hex"), data);
+      done();
+    });
+    this.server.on("resumeSession", (id: Buffer, found: (err: Error | null, data?: Buffer) => void) => {
+      found(null, this.find(id.toString("hex")));
+    });
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private store(key: string, data: Buffer): void {
+    this.sessions.delete(key);
+    this.sessions.set(key, { data, expires: this.now() + this.lifetimeMs });
+    for (const oldest of this.sessions.keys()) {
+      if (this.sessions.size <= this.capacity) break;
+      this.sessions.delete(oldest);
+    }
+  }
+
+  private find(key: string): Buffer | undefined {
+    const entry = this.sessions.get(key);
+    if (!entry) return undefined;
+    if (entry.expires > this.now()) return entry.data;
+    this.sessions.delete(key);
+    return undefined;
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The TLS session-ID cache: real TLS 1.2 handshakes without tickets resume through it (and not
+ * without it), and it stays within its capacity and lifetime.
+ */
+import assert from "node:assert/strict";
+import { constants } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { TlsSessionCache } from "../../src/tls/session-cache.js";
+import { checkLeaks } from "../helpers/leaks.js";
+import { selfSignedContext, tlsPair } from "../helpers/tls-pair.js";
+
+describe("TLS session cache (resumption by session ID)", () => {
+  checkLeaks();
+  let tls: Awaited<ReturnType<typeof selfSignedContext>>;
+  before(async () => {
+    tls = await selfSignedContext();
+  });
+  after(() => tls.remove());
+
+  /** One TLS 1.2 handshake without tickets against acceptTls; the client's session and whether it resumed `session`. */
+  async function handshake(cache: TlsSessionCache | undefined, session?: Buffer): Promise<{ session: Buffer; reused: boolean }> {
+    const pair = await tlsPair(tls.context, { maxVersion: "TLSv1.2", secureOptions: constants.SSL_OP_NO_TICKET, ...(session ? { session } : {}) }, cache);
+    try {
+      const result = { session: pair.client.getSession()!, reused: pair.client.isSessionReused() };
+      assert.equal(pair.server.isSessionReused(), result.reused);
+      return result;
+    } finally {
+      pair.close();
+    }
+  }
+
+  test("a TLS 1.2 client without tickets resumes its session by ID through the cache, and not without one", async () => {
+    const cache = new TlsSessionCache(60_000);
+    const first = await handshake(cache);
+    assert.equal(first.reused, false);
+    assert.equal(cache.size, 1);
+    assert.equal((await handshake(cache, first.session)).reused, true);
+    assert.equal((await handshake(undefined, first.session)).reused, false);
+  });
+
+  test("keeps at most its capacity (oldest dropped first) and resumes nothing past its lifetime", async () => {
+    let now = 0;
+    const cache = new TlsSessionCache(1_000, 2, () => now);
+    const sessions = [];
+    for (let i = 0; i < 3; i++) sessions.push((await handshake(cache)).session);
+    assert.equal(cache.size, 2);
+    assert.equal((await handshake(cache, sessions[0])).reused, false, "the oldest was dropped");
+    assert.equal((await handshake(cache, sessions[2])).reused, true);
+    now = 1_001;
+    assert.equal((await handshake(cache, sessions[2])).reused, false, "expired");
+  });
+
+  test("an unknown session ID gets a full handshake", async () => {
+    const cache = new TlsSessionCache(60_000);
+    const other = new TlsSessionCache(60_000);
+    const elsewhere = await handshake(other);
+    assert.equal((await handshake(cache, elsewhere.session)).reused, false);
+  });
+});
