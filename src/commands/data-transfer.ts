@@ -93,24 +93,31 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
 
 /**
  * PROT P: TLS on the data connection, where this server is the TLS server in both modes
- * (RFC 4217 §10). With session reuse required, the client must resume the control connection's
- * session, which a thief of the data port does not have. Replies and returns null on failure.
+ * (RFC 4217 §10). With session reuse required, the client must resume one of the TLS sessions it
+ * holds (session-lineage.ts), which a thief of the data port does not have, even one with a
+ * session of its own on this node. Replies and returns null on failure.
  */
 async function protectData(session: Session, socket: Socket, timeoutMs: number): Promise<TLSSocket | null> {
   let secure: TLSSocket;
+  // Sessions issued on this connection (TLS 1.3 tickets) belong to the client only once it is accepted.
+  const issued: Buffer[] = [];
   try {
-    secure = await acceptTls(socket, session.services.tls.context, timeoutMs, session.services.tls.sessions);
+    const host = session.services.tls.sessions.host((s) => issued.push(s));
+    secure = await acceptTls(socket, session.services.tls.context, timeoutMs, host);
   } catch (err) {
     session.log.info({ err: (err as Error).message }, "data TLS handshake failed");
     session.reply(Reply.NetworkProtocolNotSupported, "TLS negotiation on the data connection failed.");
     return null;
   }
-  if (sessionReuseRequired(session) && !secure.isSessionReused()) {
+  const sessions = session.tls.sessions;
+  if (sessionReuseRequired(session) && !sessions?.resumedBy(secure)) {
+    const resumedAnother = secure.isSessionReused();
     secure.destroy();
-    session.log.warn("data connection did not resume the control connection's TLS session; refused");
+    session.log.warn({ resumedAnother }, "data connection did not resume the control connection's TLS session; refused");
     session.reply(Reply.NetworkProtocolNotSupported, "TLS session of the data connection must resume the control connection's (session reuse required).");
     return null;
   }
+  for (const s of issued) sessions?.add(s);
   return secure;
 }
 

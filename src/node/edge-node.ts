@@ -5,6 +5,7 @@
  * sessions, release ports).
  */
 import { createServer, type Server, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { AccountStore } from "../accounts/types.js";
 import { buildCommandTable } from "../commands/table.js";
 import { homeFor } from "../config/load.js";
@@ -19,6 +20,7 @@ import type { Logger } from "../observe/logger.js";
 import { formatReply, Reply } from "../protocol/replies.js";
 import { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
+import { SessionLineage } from "../tls/session-lineage.js";
 import { TlsContextProvider } from "../tls/tls-context.js";
 import { acceptTls } from "../tls/upgrade.js";
 import { TimerWheel } from "./timer-wheel.js";
@@ -138,7 +140,7 @@ export class EdgeNode {
       this.refuse(socket, admission.text);
       return;
     }
-    this.startSession(socket, admission.lease, false);
+    this.startSession(socket, admission.lease, null);
   }
 
   /**
@@ -154,9 +156,11 @@ export class EdgeNode {
       return;
     }
     this.unattached.add(socket);
-    let secure: Socket;
+    let secure: TLSSocket;
+    const sessions = new SessionLineage();
     try {
-      secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000, this.services.tls.sessions);
+      const host = this.services.tls.sessions.host((session) => sessions.add(session));
+      secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000, host);
     } catch (err) {
       admission.lease.release();
       this.deps.logger.debug({ err: (err as Error).message, peer: socket.remoteAddress }, "implicit TLS handshake failed");
@@ -170,7 +174,8 @@ export class EdgeNode {
       secure.destroy();
       return;
     }
-    this.startSession(secure, admission.lease, true);
+    sessions.adopt(secure);
+    this.startSession(secure, admission.lease, sessions);
   }
 
   /**
@@ -216,8 +221,9 @@ export class EdgeNode {
     socket.end(formatReply(Reply.ServiceNotAvailable, text));
   }
 
-  private startSession(socket: Socket, lease: Lease, implicitTls: boolean): void {
-    const session = new Session(socket, this.services, { implicitTls, connectionLease: lease });
+  /** `tlsSessions`: implicit TLS, and the TLS sessions of its handshake; null for a plain connection. */
+  private startSession(socket: Socket, lease: Lease, tlsSessions: SessionLineage | null): void {
+    const session = new Session(socket, this.services, { tlsSessions: tlsSessions ?? undefined, connectionLease: lease });
     this.sessions.add(session);
     session.start();
   }

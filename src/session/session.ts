@@ -16,6 +16,7 @@ import { LineReader } from "../protocol/line-reader.js";
 import { MLSX_FACTS } from "../protocol/listing.js";
 import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
+import { SessionLineage } from "../tls/session-lineage.js";
 import { acceptTls } from "../tls/upgrade.js";
 import type { WheelTimer } from "../node/timer-wheel.js";
 import { RateLimiter } from "./rate-limiter.js";
@@ -82,8 +83,11 @@ export class Session {
 
   /** The control connection: a TCP socket, replaced by its TLS wrapper after AUTH TLS. */
   socket: Socket;
-  /** RFC 4217 state: control connection secured, PBSZ seen, data protection level. */
-  readonly tls = { control: false, pbsz: false, prot: "C" as "C" | "P" };
+  /**
+   * RFC 4217 state: control connection secured, PBSZ seen, data protection level, and the TLS
+   * sessions the client holds (the one PROT P data connections must resume; null until TLS).
+   */
+  readonly tls = { control: false, pbsz: false, prot: "C" as "C" | "P", sessions: null as SessionLineage | null };
 
   private readonly onDataBound = (chunk: Buffer) => this.onData(chunk);
   private readonly onErrorBound = (err: Error) => this.log.debug({ err }, "control connection error");
@@ -92,7 +96,8 @@ export class Session {
   constructor(
     socket: Socket,
     readonly services: NodeServices,
-    options: { implicitTls?: boolean; connectionLease?: Lease } = {},
+    /** `tlsSessions`: the control connection is implicit TLS, on the sessions so far. */
+    options: { tlsSessions?: SessionLineage; connectionLease?: Lease } = {},
   ) {
     this.socket = socket;
     this.connectionLease = options.connectionLease ?? null;
@@ -100,7 +105,8 @@ export class Session {
     this.localIp = canonicalIp(socket.localAddress);
     this.log = services.logger.child({ session: this.id, peer: this.peerIp });
     this.reader = new LineReader(services.config.limits.maxLineLength);
-    this.tls.control = options.implicitTls === true;
+    this.tls.sessions = options.tlsSessions ?? null;
+    this.tls.control = this.tls.sessions !== null;
     const rate = services.config.limits.commandsPerSecond;
     this.commandRate = new RateLimiter(rate, rate * 2);
     socket.setNoDelay(true);
@@ -133,7 +139,11 @@ export class Session {
     // Until the handshake is done, a closed connection must still end the session.
     raw.once("close", this.onCloseBound);
     try {
-      const secure = await acceptTls(raw, this.services.tls.context, this.config.timeouts.data * 1000, this.services.tls.sessions);
+      const sessions = new SessionLineage();
+      const host = this.services.tls.sessions.host((session) => sessions.add(session));
+      const secure = await acceptTls(raw, this.services.tls.context, this.config.timeouts.data * 1000, host);
+      sessions.adopt(secure);
+      this.tls.sessions = sessions;
       raw.off("close", this.onCloseBound);
       this.socket = secure;
       this.tls.control = true;

@@ -6,18 +6,18 @@
  * session. A client's data connections reach the node that gave it the data port, so a cache per
  * node suffices (nothing to share across edges).
  *
- * Node keeps session IDs only through the 'newSession' and 'resumeSession' events of the server a
- * TLSSocket belongs to; accepted sockets are wrapped one by one (upgrade.ts), so this is that
- * server for them: never listening, it only hosts the two events.
+ * Node reports new sessions and asks for stored ones only through the 'newSession' and
+ * 'resumeSession' events of the server a TLSSocket belongs to; accepted sockets are wrapped one by
+ * one (upgrade.ts), so each gets a small event host of its own from {@link TlsSessionCache.host},
+ * which also tells the connection's owner what was issued on it (session-lineage.ts).
  */
-import { Server } from "node:net";
+import { EventEmitter } from "node:events";
+import type { Server } from "node:net";
 
 /** Sessions kept at most, oldest dropped first: about 10,000 TLS sessions at a few hundred bytes each. */
 const DEFAULT_CAPACITY = 10_000;
 
 export class TlsSessionCache {
-  /** What `TLSSocket`'s `server` option takes: the host of the session events. */
-  readonly server = new Server();
   /** Session ID (hex) → serialized session and expiry; a Map iterates oldest first. */
   private readonly sessions = new Map<string, { data: Buffer; expires: number }>();
 
@@ -26,14 +26,24 @@ export class TlsSessionCache {
     private readonly lifetimeMs: number,
     private readonly capacity = DEFAULT_CAPACITY,
     private readonly now: () => number = Date.now,
-  ) {
-    this.server.on("newSession", (id: Buffer, data: Buffer, done: () => void) => {
-      this.store(id.toString("hex"), data);
+  ) {}
+
+  /**
+   * The session-event host for one connection, for `TLSSocket`'s `server` option (which Node only
+   * uses for these events): sessions issued on it are stored, and passed to `issued` (DER
+   * `SSL_SESSION`); sessions asked for by ID are looked up.
+   */
+  host(issued?: (session: Buffer) => void): Server {
+    const host = new EventEmitter();
+    host.on("newSession", (id: Buffer, session: Buffer, done: () => void) => {
+      this.store(id.toString("hex"), session);
+      issued?.(session);
       done();
     });
-    this.server.on("resumeSession", (id: Buffer, found: (err: Error | null, data?: Buffer) => void) => {
+    host.on("resumeSession", (id: Buffer, found: (err: Error | null, session?: Buffer) => void) => {
       found(null, this.find(id.toString("hex")));
     });
+    return host as Server;
   }
 
   get size(): number {

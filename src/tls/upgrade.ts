@@ -1,15 +1,15 @@
 /** Server-side TLS on an accepted socket: the control connection after AUTH TLS, implicit FTPS, PROT P data. */
-import type { Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import { TLSSocket, type SecureContext } from "node:tls";
-import type { TlsSessionCache } from "./session-cache.js";
 
 /**
  * Wraps `socket` and resolves once the handshake completes; rejects (and destroys) on failure,
- * close or timeout. With `sessions`, a client may resume a session by its ID (not only by ticket).
+ * close or timeout. `sessionHost` (TlsSessionCache.host) lets a client resume a session by its ID,
+ * not only by ticket, and reports the sessions issued.
  */
-export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: number, sessions?: TlsSessionCache): Promise<TLSSocket> {
+export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: number, sessionHost?: Server): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const secure = new TLSSocket(socket, { isServer: true, secureContext: context, server: sessions?.server });
+    const secure = new TLSSocket(socket, { isServer: true, secureContext: context, server: sessionHost });
     const fail = (err: Error) => {
       clearTimeout(timer);
       secure.off("close", closed);

@@ -24,21 +24,17 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "this Node has no onread for server-side TLS sockets" }, () => {
   checkLeaks();
+  const context = selfSignedContext();
   let dir: string;
-  let tls: Awaited<ReturnType<typeof selfSignedContext>>;
-  before(async () => {
+  before(() => {
     dir = mkdtempSync(join(tmpdir(), "edgeftp-tlsrecv-"));
-    tls = await selfSignedContext();
   });
-  after(() => {
-    rmSync(dir, { recursive: true, force: true });
-    tls.remove();
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Runs receiveTlsToFile into a fresh file `name` (at `position`) while `send` drives the client. */
   async function receive(name: string, position: number, allowance: UploadAllowance | null, send: (client: TLSSocket, server: TLSSocket, tcp: Socket) => void) {
     const handle = await open(join(dir, name), "w+");
-    const { server, client, tcp, close } = await tlsPair(tls.context);
+    const { server, client, tcp, close } = await tlsPair(context());
     try {
       send(client, server, tcp);
       const result = await receiveTlsToFile(server, { fd: handle.fd, position }, allowance).then(
@@ -72,7 +68,7 @@ describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "thi
   test("keeps what the socket read before the switch, in order", async () => {
     const content = randomBytes(300 * KiB);
     const handle = await open(join(dir, "early.bin"), "w+");
-    const { server, client, close } = await tlsPair(tls.context);
+    const { server, client, close } = await tlsPair(context());
     try {
       client.end(content);
       // Let the whole upload arrive and be decrypted into the stream's own buffer first.

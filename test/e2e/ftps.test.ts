@@ -658,6 +658,36 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     });
   });
 
+  test("a PROT P data connection from the right address that resumes another client's session (an account of its own) gets 522 and no data", async () => {
+    writeFileSync(join(home, "secret3.txt"), "not for a neighbour behind the same NAT");
+    await withExplicit(server.port, async (victim) => {
+      await victim.login();
+      await victim.protect();
+      const thief = await TlsControl.explicit(server.port);
+      try {
+        await thief.login("tlsquota", "quota-pass");
+        await thief.protect();
+        // The thief resumes its own session, valid on this node, on the victim's data port.
+        const data = await thief.dataTls(await victim.epsv());
+        data.on("error", () => {});
+        const chunks: Buffer[] = [];
+        data.on("data", (c: Buffer) => chunks.push(c));
+        const closed = new Promise<void>((resolve) => data.once("close", () => resolve()));
+        const secured = whenSecured(data);
+        expectCode(await victim.command("RETR secret3.txt"), 150, "RETR");
+        expectCode(await victim.reply(), 522, "RETR over the thief's session");
+        await closed;
+        assert.deepEqual(await secured, { secured: true, reused: true }, "the thief's own session did resume");
+        assert.equal(Buffer.concat(chunks).length, 0, "no file bytes were sent");
+        const again = await victim.retrieve("RETR secret3.txt");
+        expectCode(again.end, 226, "RETR by the victim");
+        assert.equal(again.bytes.toString(), "not for a neighbour behind the same NAT");
+      } finally {
+        await thief.close();
+      }
+    });
+  });
+
   test("a PROT P data connection from the right address that does not resume the session gets 522 and no data", async () => {
     writeFileSync(join(home, "secret2.txt"), "not for a fresh session");
     await withExplicit(server.port, async (control) => {

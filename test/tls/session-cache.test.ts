@@ -4,22 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { constants } from "node:crypto";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { TlsSessionCache } from "../../src/tls/session-cache.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { selfSignedContext, tlsPair } from "../helpers/tls-pair.js";
 
 describe("TLS session cache (resumption by session ID)", () => {
   checkLeaks();
-  let tls: Awaited<ReturnType<typeof selfSignedContext>>;
-  before(async () => {
-    tls = await selfSignedContext();
-  });
-  after(() => tls.remove());
+  const context = selfSignedContext();
 
   /** One TLS 1.2 handshake without tickets against acceptTls; the client's session and whether it resumed `session`. */
   async function handshake(cache: TlsSessionCache | undefined, session?: Buffer): Promise<{ session: Buffer; reused: boolean }> {
-    const pair = await tlsPair(tls.context, { maxVersion: "TLSv1.2", secureOptions: constants.SSL_OP_NO_TICKET, ...(session ? { session } : {}) }, cache);
+    const pair = await tlsPair(context(), { maxVersion: "TLSv1.2", secureOptions: constants.SSL_OP_NO_TICKET, ...(session ? { session } : {}) }, cache?.host());
     try {
       const result = { session: pair.client.getSession()!, reused: pair.client.isSessionReused() };
       assert.equal(pair.server.isSessionReused(), result.reused);

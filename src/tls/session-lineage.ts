@@ -1,0 +1,68 @@
+/**
+ * The TLS sessions one FTP session's client holds: the control connection's, and every session the
+ * node issued to it since (TLS 1.3 tickets, on the control connection or on data connections it
+ * accepted). A PROT P data connection must resume one of them (tls.requireSessionReuse): resuming
+ * just any session of the node is not enough, or a stranger behind the same address (a shared NAT)
+ * with an account of its own could take another client's data port with its own session. In
+ * vsftpd each FTP session is a process whose cache holds its own sessions only; here one process
+ * serves them all, so the binding is explicit.
+ *
+ * Sessions are recognised by a digest of their master secret (TLS 1.3: the ticket's resumption
+ * secret), which a resumed connection shares with the session it resumed, whether by ticket or by
+ * session ID, and which no one without the session has.
+ */
+import { createHash } from "node:crypto";
+import type { TLSSocket } from "node:tls";
+
+export class SessionLineage {
+  private readonly digests = new Set<string>();
+
+  /** Records a session issued to the client (as Node serializes it: DER `SSL_SESSION`). */
+  add(session: Buffer): void {
+    const digest = masterSecretDigest(session);
+    if (digest !== null) this.digests.add(digest);
+  }
+
+  /** Records the session a connection of the client runs on, once its handshake is done. */
+  adopt(socket: TLSSocket): void {
+    const session = socket.getSession();
+    if (session) this.add(session);
+  }
+
+  /** Whether `socket` (handshake done) resumed one of the client's sessions. */
+  resumedBy(socket: TLSSocket): boolean {
+    if (!socket.isSessionReused()) return false;
+    const session = socket.getSession();
+    const digest = session ? masterSecretDigest(session) : null;
+    return digest !== null && this.digests.has(digest);
+  }
+}
+
+/**
+ * SHA-256 of the master secret in a DER `SSL_SESSION` (OpenSSL's i2d_SSL_SESSION: a SEQUENCE of
+ * version, protocol version, cipher, session ID, master key, …), or null when it does not parse:
+ * then nothing matches, and the data connection is refused rather than let through.
+ */
+function masterSecretDigest(der: Buffer): string | null {
+  let at = 0;
+  const header = (tag: number): number | null => {
+    if (der[at++] !== tag) return null;
+    let length = der[at++];
+    if (length === undefined) return null;
+    if (length & 0x80) {
+      let bytes = length & 0x7f;
+      if (bytes > 3) return null;
+      for (length = 0; bytes > 0; bytes--) length = length * 256 + (der[at++] ?? 0);
+    }
+    return at + length <= der.length ? length : null;
+  };
+  if (header(0x30) === null) return null;
+  for (const tag of [0x02, 0x02, 0x04, 0x04]) {
+    const length = header(tag);
+    if (length === null) return null;
+    at += length;
+  }
+  const length = header(0x04);
+  if (length === null || length === 0) return null;
+  return createHash("sha256").update(der.subarray(at, at + length)).digest("base64");
+}
