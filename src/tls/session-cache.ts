@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Server } from "node:net";
+import { parseSslSession, TLS1_3_VERSION } from "./ssl-session.js";
 
 /** Sessions kept at most, oldest dropped first: about 10,000 TLS sessions at a few hundred bytes each. */
 const DEFAULT_CAPACITY = 10_000;
@@ -36,7 +37,8 @@ export class TlsSessionCache {
   host(issued?: (session: Buffer) => void): Server {
     const host = new EventEmitter();
     host.on("newSession", (id: Buffer, session: Buffer, done: () => void) => {
-      this.store(id.toString("hex"), session);
+      // TLS 1.3 sessions (one per ticket) resume by ticket only: storing them would only crowd out the others.
+      if (parseSslSession(session)?.protocol !== TLS1_3_VERSION) this.store(id.toString("hex"), session);
       issued?.(session);
       done();
     });

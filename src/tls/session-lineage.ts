@@ -13,6 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import type { TLSSocket } from "node:tls";
+import { parseSslSession } from "./ssl-session.js";
 
 export class SessionLineage {
   private readonly digests = new Set<string>();
@@ -38,31 +39,8 @@ export class SessionLineage {
   }
 }
 
-/**
- * SHA-256 of the master secret in a DER `SSL_SESSION` (OpenSSL's i2d_SSL_SESSION: a SEQUENCE of
- * version, protocol version, cipher, session ID, master key, …), or null when it does not parse:
- * then nothing matches, and the data connection is refused rather than let through.
- */
+/** SHA-256 of the session's master secret; null when it does not parse: then nothing matches, and the data connection is refused rather than let through. */
 function masterSecretDigest(der: Buffer): string | null {
-  let at = 0;
-  const header = (tag: number): number | null => {
-    if (der[at++] !== tag) return null;
-    let length = der[at++];
-    if (length === undefined) return null;
-    if (length & 0x80) {
-      let bytes = length & 0x7f;
-      if (bytes > 3) return null;
-      for (length = 0; bytes > 0; bytes--) length = length * 256 + (der[at++] ?? 0);
-    }
-    return at + length <= der.length ? length : null;
-  };
-  if (header(0x30) === null) return null;
-  for (const tag of [0x02, 0x02, 0x04, 0x04]) {
-    const length = header(tag);
-    if (length === null) return null;
-    at += length;
-  }
-  const length = header(0x04);
-  if (length === null || length === 0) return null;
-  return createHash("sha256").update(der.subarray(at, at + length)).digest("base64");
+  const session = parseSslSession(der);
+  return session ? createHash("sha256").update(session.masterKey).digest("base64") : null;
 }

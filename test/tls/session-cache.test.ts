@@ -34,6 +34,16 @@ describe("TLS session cache (resumption by session ID)", () => {
     assert.equal((await handshake(undefined, first.session)).reused, false);
   });
 
+  test("keeps no TLS 1.3 session (they resume by ticket only), and still reports them", async () => {
+    const cache = new TlsSessionCache(60_000);
+    const issued: Buffer[] = [];
+    const pair = await tlsPair(context(), { minVersion: "TLSv1.3" }, cache.host((s) => issued.push(s)));
+    await new Promise((resolve) => pair.client.once("session", resolve));
+    pair.close();
+    assert.ok(issued.length > 0, "the tickets' sessions were reported");
+    assert.equal(cache.size, 0);
+  });
+
   test("keeps at most its capacity (oldest dropped first) and resumes nothing past its lifetime", async () => {
     let now = 0;
     const cache = new TlsSessionCache(1_000, 2, () => now);
