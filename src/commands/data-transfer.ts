@@ -117,7 +117,7 @@ async function protectData(session: Session, socket: Socket, timeoutMs: number):
     session.reply(Reply.NetworkProtocolNotSupported, "TLS session of the data connection must resume the control connection's (session reuse required).");
     return null;
   }
-  for (const s of issued) sessions?.add(s);
+  for (const s of issued) sessions?.addData(s);
   return secure;
 }
 

@@ -159,7 +159,7 @@ export class EdgeNode {
     let secure: TLSSocket;
     const sessions = new SessionLineage();
     try {
-      const host = this.services.tls.sessions.host((session) => sessions.add(session));
+      const host = this.services.tls.sessions.host((session) => sessions.addControl(session));
       secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000, host);
     } catch (err) {
       admission.lease.release();
@@ -174,7 +174,7 @@ export class EdgeNode {
       secure.destroy();
       return;
     }
-    sessions.adopt(secure);
+    sessions.adoptControl(secure);
     this.startSession(secure, admission.lease, sessions);
   }
 

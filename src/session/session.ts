@@ -140,9 +140,9 @@ export class Session {
     raw.once("close", this.onCloseBound);
     try {
       const sessions = new SessionLineage();
-      const host = this.services.tls.sessions.host((session) => sessions.add(session));
+      const host = this.services.tls.sessions.host((session) => sessions.addControl(session));
       const secure = await acceptTls(raw, this.services.tls.context, this.config.timeouts.data * 1000, host);
-      sessions.adopt(secure);
+      sessions.adoptControl(secure);
       this.tls.sessions = sessions;
       raw.off("close", this.onCloseBound);
       this.socket = secure;

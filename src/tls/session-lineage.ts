@@ -15,19 +15,36 @@ import { createHash } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { parseSslSession } from "./ssl-session.js";
 
-export class SessionLineage {
-  private readonly digests = new Set<string>();
+/** Sessions issued on data connections that are remembered, the oldest forgotten first. */
+const MAX_DATA_SESSIONS = 64;
 
-  /** Records a session issued to the client (as Node serializes it: DER `SSL_SESSION`). */
-  add(session: Buffer): void {
+export class SessionLineage {
+  /** The control connection's sessions: kept for the whole FTP session. */
+  private readonly control = new Set<string>();
+  /** Sessions issued on accepted data connections (TLS 1.3 tickets): the latest few. */
+  private readonly data = new Set<string>();
+
+  /** Records a session issued on the control connection (as Node serializes it: DER `SSL_SESSION`). */
+  addControl(session: Buffer): void {
     const digest = masterSecretDigest(session);
-    if (digest !== null) this.digests.add(digest);
+    if (digest !== null) this.control.add(digest);
   }
 
-  /** Records the session a connection of the client runs on, once its handshake is done. */
-  adopt(socket: TLSSocket): void {
+  /** Records the session the control connection runs on, once its handshake is done. */
+  adoptControl(socket: TLSSocket): void {
     const session = socket.getSession();
-    if (session) this.add(session);
+    if (session) this.addControl(session);
+  }
+
+  /** Records a session issued on a data connection once that connection was accepted. */
+  addData(session: Buffer): void {
+    const digest = masterSecretDigest(session);
+    if (digest === null) return;
+    this.data.add(digest);
+    for (const oldest of this.data) {
+      if (this.data.size <= MAX_DATA_SESSIONS) break;
+      this.data.delete(oldest);
+    }
   }
 
   /** Whether `socket` (handshake done) resumed one of the client's sessions. */
@@ -35,7 +52,7 @@ export class SessionLineage {
     if (!socket.isSessionReused()) return false;
     const session = socket.getSession();
     const digest = session ? masterSecretDigest(session) : null;
-    return digest !== null && this.digests.has(digest);
+    return digest !== null && (this.control.has(digest) || this.data.has(digest));
   }
 }
 
