@@ -20,9 +20,9 @@ import type { Logger } from "../observe/logger.js";
 import { formatReply, Reply } from "../protocol/replies.js";
 import { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
-import { SessionLineage } from "../tls/session-lineage.js";
+import type { SessionLineage } from "../tls/session-lineage.js";
 import { TlsContextProvider } from "../tls/tls-context.js";
-import { acceptTls } from "../tls/upgrade.js";
+import { acceptControlTls } from "../tls/upgrade.js";
 import { TimerWheel } from "./timer-wheel.js";
 import type { NodeServices } from "./services.js";
 
@@ -157,10 +157,9 @@ export class EdgeNode {
     }
     this.unattached.add(socket);
     let secure: TLSSocket;
-    const sessions = new SessionLineage();
+    let sessions: SessionLineage;
     try {
-      const host = this.services.tls.sessions.host((session) => sessions.addControl(session));
-      secure = await acceptTls(socket, this.services.tls.context, this.config.timeouts.login * 1000, host);
+      ({ secure, sessions } = await acceptControlTls(socket, this.services.tls, this.config.timeouts.login * 1000));
     } catch (err) {
       admission.lease.release();
       this.deps.logger.debug({ err: (err as Error).message, peer: socket.remoteAddress }, "implicit TLS handshake failed");
@@ -174,7 +173,6 @@ export class EdgeNode {
       secure.destroy();
       return;
     }
-    sessions.adoptControl(secure);
     this.startSession(secure, admission.lease, sessions);
   }
 

@@ -16,8 +16,8 @@ import { LineReader } from "../protocol/line-reader.js";
 import { MLSX_FACTS } from "../protocol/listing.js";
 import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
-import { SessionLineage } from "../tls/session-lineage.js";
-import { acceptTls } from "../tls/upgrade.js";
+import type { SessionLineage } from "../tls/session-lineage.js";
+import { acceptControlTls } from "../tls/upgrade.js";
 import type { WheelTimer } from "../node/timer-wheel.js";
 import { RateLimiter } from "./rate-limiter.js";
 import type { Storage } from "../storage/types.js";
@@ -139,10 +139,7 @@ export class Session {
     // Until the handshake is done, a closed connection must still end the session.
     raw.once("close", this.onCloseBound);
     try {
-      const sessions = new SessionLineage();
-      const host = this.services.tls.sessions.host((session) => sessions.addControl(session));
-      const secure = await acceptTls(raw, this.services.tls.context, this.config.timeouts.data * 1000, host);
-      sessions.adoptControl(secure);
+      const { secure, sessions } = await acceptControlTls(raw, this.services.tls, this.config.timeouts.data * 1000);
       this.tls.sessions = sessions;
       raw.off("close", this.onCloseBound);
       this.socket = secure;

@@ -1,6 +1,8 @@
 /** Server-side TLS on an accepted socket: the control connection after AUTH TLS, implicit FTPS, PROT P data. */
 import type { Server, Socket } from "node:net";
 import { TLSSocket, type SecureContext } from "node:tls";
+import { SessionLineage } from "./session-lineage.js";
+import type { TlsContextProvider } from "./tls-context.js";
 
 /**
  * Wraps `socket` and resolves once the handshake completes; rejects (and destroys) on failure,
@@ -30,4 +32,15 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
       resolve(secure);
     });
   });
+}
+
+/**
+ * TLS on a control connection (AUTH TLS or implicit FTPS), with the client's TLS sessions from its
+ * handshake on: the ones its PROT P data connections must resume.
+ */
+export async function acceptControlTls(socket: Socket, tls: TlsContextProvider, timeoutMs: number): Promise<{ secure: TLSSocket; sessions: SessionLineage }> {
+  const sessions = new SessionLineage();
+  const secure = await acceptTls(socket, tls.context, timeoutMs, tls.sessions.host((session) => sessions.addControl(session)));
+  sessions.adoptControl(secure);
+  return { secure, sessions };
 }
