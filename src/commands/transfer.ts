@@ -6,7 +6,7 @@ import { Reply } from "../protocol/replies.js";
 import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
-import { StorageError, type FileInfo, type FileReadable } from "../storage/types.js";
+import type { FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
 import { runTransfer } from "./data-transfer.js";
 
@@ -36,16 +36,13 @@ export function throttleFor(session: Session, direction: "up" | "down"): Throttl
  * Returns the target's current state (null: a new file).
  */
 async function checkUploadTarget(session: Session, path: string): Promise<EntryState> {
-  const parent = await session.fs.stat(virtualDirname(path));
-  if (parent.type !== "dir") throw fileUnavailable(`${virtualDirname(path)}: Not a directory.`);
-  let target: FileInfo;
-  try {
-    target = await session.fs.stat(path);
-  } catch (err) {
-    if (err instanceof StorageError && err.code === "not-found") return null;
-    throw err;
+  const target = await session.fs.find(path);
+  if (target?.type === "dir") throw fileUnavailable(`${path}: Is a directory.`);
+  // Where something is, its parent is a directory; a new name needs the parent looked at.
+  if (target === null) {
+    const parent = await session.fs.stat(virtualDirname(path));
+    if (parent.type !== "dir") throw fileUnavailable(`${virtualDirname(path)}: Not a directory.`);
   }
-  if (target.type === "dir") throw fileUnavailable(`${path}: Is a directory.`);
   return stateOf(target);
 }
 
@@ -99,12 +96,7 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
 async function uniqueName(session: Session, dir: string, base: string): Promise<string> {
   for (let i = 0; i < 1000; i++) {
     const candidate = joinVirtual(dir, i === 0 ? base : `${base}.${i}`);
-    try {
-      await session.fs.stat(candidate);
-    } catch (err) {
-      if (err instanceof StorageError && err.code === "not-found") return candidate;
-      throw err;
-    }
+    if ((await session.fs.find(candidate)) === null) return candidate;
   }
   throw new FtpError(Reply.FileNameNotAllowed, "Could not find a unique file name.");
 }

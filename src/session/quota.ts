@@ -29,7 +29,7 @@ import type { UploadAllowance } from "../data/upload-allowance.js";
 import type { Logger } from "../observe/logger.js";
 import { FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
-import { StorageError, type FileInfo, type Storage } from "../storage/types.js";
+import type { FileInfo, Storage } from "../storage/types.js";
 import type { Session } from "./session.js";
 
 /** A path's state for usage: absent (null) or an entry of `size` bytes (0 unless a file). */
@@ -43,13 +43,7 @@ export interface UploadWrite {
 
 /** The state of `path` for usage: null when absent; a directory or link counts 0 bytes. */
 export async function entryState(fs: Storage, path: string): Promise<EntryState> {
-  try {
-    const info = await fs.stat(path);
-    return { size: info.type === "file" ? info.size : 0 };
-  } catch (err) {
-    if (err instanceof StorageError && err.code === "not-found") return null;
-    throw err;
-  }
+  return stateOf(await fs.find(path));
 }
 
 /** The state of a stat result (null for absent). */

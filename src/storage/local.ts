@@ -241,6 +241,11 @@ export function toStorageError(err: unknown, subject: string): StorageError {
   return new StorageError(code, `${MESSAGE_BY_CODE[code]}: ${subject}`, { cause: err });
 }
 
+/** A path through a reserved name (an upload in progress) is shown to no one. */
+function isHidden(vpath: string): boolean {
+  return isReservedPath(resolveVirtualPath("/", vpath));
+}
+
 function refuse(code: StorageErrorCode, subject: string): StorageError {
   return new StorageError(code, `${MESSAGE_BY_CODE[code]}: ${subject}`);
 }
@@ -399,16 +404,25 @@ export class LocalStorage implements Storage {
 
   /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
   async stat(vpath: string): Promise<FileInfo> {
-    this.hideReserved(vpath);
+    const info = await this.find(vpath);
+    if (info === null) throw refuse("not-found", vpath);
+    return info;
+  }
+
+  /** {@inheritDoc Storage.find} */
+  async find(vpath: string): Promise<FileInfo | null> {
+    if (isHidden(vpath)) return null;
     const { real, entry } = await this.inspect(vpath);
     let st: Stats | null;
     try {
+      // undefined: a directory on the way is missing or is not one; stat says which.
       st = entry !== undefined ? entry : await this.meta.stat(real);
     } catch (err) {
-      throw toStorageError(err, vpath);
+      const failure = toStorageError(err, vpath);
+      if (failure.code === "not-found") return null;
+      throw failure;
     }
-    if (st === null) throw refuse("not-found", vpath);
-    return toFileInfo(virtualBasename(vpath), st);
+    return st === null ? null : toFileInfo(virtualBasename(vpath), st);
   }
 
   /**
@@ -903,7 +917,7 @@ export class LocalStorage implements Storage {
 
   /** Reserved names do not exist for a client's stat or listing. */
   private hideReserved(vpath: string): void {
-    if (isReservedPath(resolveVirtualPath("/", vpath))) throw refuse("not-found", vpath);
+    if (isHidden(vpath)) throw refuse("not-found", vpath);
   }
 
   private isInside(real: string): boolean {

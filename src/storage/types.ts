@@ -94,6 +94,11 @@ export interface Storage {
   /** Throws StorageError("not-found") when absent. Follows symlinks that stay inside the root. */
   stat(path: string): Promise<FileInfo>;
   /**
+   * {@link stat}, but null where stat would throw not-found: for callers to whom absence is an
+   * answer (every new upload), without building an error.
+   */
+  find(path: string): Promise<FileInfo | null>;
+  /**
    * Streams a directory's entries, in no particular order, as batches: each batch non-empty and of at
    * most about a thousand entries, so memory stays bounded whatever the directory's size and a consumer
    * pays one await per batch rather than per entry. Throws not-found / not-dir.

@@ -120,6 +120,11 @@ export class FaultyStorage implements Storage {
     return this.inner.stat(path);
   }
 
+  async find(path: string): Promise<FileInfo | null> {
+    this.check("stat", path, path);
+    return this.inner.find(path);
+  }
+
   list(path: string): AsyncIterable<FileInfo[]> {
     return this.failingListing(path, this.inner.list(path));
   }

@@ -327,6 +327,20 @@ for (const [label, metadata] of METADATA_MODES) {
       await assert.rejects(storage.stat("/nope/deeper"), isStorageError("not-found"));
       await assert.rejects(storage.stat("/f/child"), isStorageError("not-dir"));
     });
+
+    test("find answers null where stat throws not-found, and the same as stat otherwise", async () => {
+      await writeFile(inRoot("f"), "abc");
+      await mkdir(inRoot("d"));
+      await symlink(inRoot("f"), inRoot("d/link"));
+      await symlink("/etc/passwd", inRoot("escape"));
+      for (const p of ["/nope", "/nope/deeper", "/d/nope"]) {
+        assert.equal(await storage.find(p), null, p);
+      }
+      assert.equal(await storage.find(`/${RESERVED_PREFIX}upload`), null);
+      for (const p of ["/f", "/d", "/d/link", "/"]) assert.deepEqual(await storage.find(p), await storage.stat(p), p);
+      for (const p of ["/f/child", "/d/link/x"]) await assert.rejects(storage.find(p), isStorageError("not-dir"), p);
+      await assert.rejects(storage.find("/escape"), isStorageError("permission"));
+    });
   });
 }
 
