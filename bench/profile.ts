@@ -171,5 +171,15 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
   const topAt = args.indexOf("--top");
   const top = topAt >= 0 ? Number(args.splice(topAt, 2)[1]) : 15;
-  for (const file of args) process.stdout.write(formatProfileSummary(file, summarizeProfile(file), top) + "\n");
+  if (args.length === 0 || args.includes("--help") || !Number.isInteger(top) || top < 1) {
+    process.stderr.write("usage: node dist/bench/profile.js FILE.cpuprofile... [--top N]\n");
+    process.exit(args.includes("--help") ? 0 : 2);
+  }
+  for (const file of args) {
+    if (!existsSync(file)) {
+      process.stderr.write(`profile: no such file: ${file}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(formatProfileSummary(file, summarizeProfile(file), top) + "\n");
+  }
 }
