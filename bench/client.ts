@@ -108,6 +108,9 @@ export class FtpControl {
     await this.expect("AUTH TLS", (c) => c === 234);
     const raw = this.sock;
     this.detach(raw);
+    // ftp-srv wraps its socket only once its 234 is written: a ClientHello arriving before that
+    // is read as a command and answered in clear. Outside every timed part, so the same for all.
+    await new Promise((resolve) => setTimeout(resolve, 20));
     const secure = tlsConnect({ socket: raw, rejectUnauthorized: false });
     secure.on("session", (session: Buffer) => {
       this.tlsSession = session;
