@@ -221,7 +221,7 @@ export class EdgeNode {
 
   /** `tlsSessions`: implicit TLS, and the TLS sessions of its handshake; null for a plain connection. */
   private startSession(socket: Socket, lease: Lease, tlsSessions: SessionLineage | null): void {
-    const session = new Session(socket, this.services, { tlsSessions: tlsSessions ?? undefined, connectionLease: lease });
+    const session = new Session(socket, this.services, { tlsSessions, connectionLease: lease });
     this.sessions.add(session);
     session.start();
   }

@@ -97,7 +97,7 @@ export class Session {
     socket: Socket,
     readonly services: NodeServices,
     /** `tlsSessions`: the control connection is implicit TLS, on the sessions so far. */
-    options: { tlsSessions?: SessionLineage; connectionLease?: Lease } = {},
+    options: { tlsSessions?: SessionLineage | null; connectionLease?: Lease } = {},
   ) {
     this.socket = socket;
     this.connectionLease = options.connectionLease ?? null;
