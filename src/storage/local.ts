@@ -316,27 +316,53 @@ async function exists(p: string): Promise<boolean> {
 
 /**
  * The real path the kernel would act on for `p`: symlinks followed (dangling ones too, since writing
- * through one creates its target), components that do not exist yet appended as they are.
+ * through one creates its target), components that do not exist yet appended as they are. A link's
+ * target is walked one component at a time, as the kernel walks it: in `l/../x` the `..` climbs from
+ * where the link `l` leads, not from where `l` is (a textual `path.resolve` would say the latter).
  */
-async function resolveReal(p: string, hops = 0): Promise<string> {
+async function resolveReal(p: string): Promise<string> {
   try {
     return await realpath(p);
   } catch (err) {
     if (!isMissing(err)) throw err;
   }
-  if (hops > MAX_SYMLINK_HOPS) {
-    throw Object.assign(new Error("Too many levels of symbolic links"), { code: "ELOOP" });
+  // Components still to walk, the next one last; `real` is a real path throughout.
+  const pending = components(p);
+  let real = path.parse(p).root;
+  let hops = 0;
+  while (pending.length > 0) {
+    const name = pending.pop()!;
+    if (name === "..") {
+      real = path.dirname(real);
+      continue;
+    }
+    const next = path.join(real, name);
+    let target: string;
+    try {
+      target = await readlink(next);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EINVAL") {
+        real = next; // there, and not a symlink
+        continue;
+      }
+      if (!isMissing(err)) throw err;
+      // Nothing there (yet): the rest is where a write would go, though the kernel stops here.
+      return path.join(next, ...pending.reverse());
+    }
+    if (++hops > MAX_SYMLINK_HOPS) throw Object.assign(new Error("Too many levels of symbolic links"), { code: "ELOOP" });
+    if (path.isAbsolute(target)) real = path.parse(target).root;
+    pending.push(...components(target));
   }
-  const parent = path.dirname(p);
-  const realParent = parent === p ? parent : await resolveReal(parent, hops);
-  let target: string;
-  try {
-    target = await readlink(p);
-  } catch {
-    // Not a symlink: it simply does not exist (yet).
-    return path.join(realParent, path.basename(p));
-  }
-  return resolveReal(path.resolve(realParent, target), hops + 1);
+  return real;
+}
+
+/** The components of a path to walk, the first one last ("." and empty ones left out). */
+function components(p: string): string[] {
+  return p
+    .split(path.sep)
+    .filter((c) => c !== "" && c !== ".")
+    .reverse();
 }
 
 /** What {@link LocalStorage.lstatBelowRoot} answers when a segment is a symlink: the full resolution must decide. */

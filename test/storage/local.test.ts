@@ -215,6 +215,26 @@ for (const [label, metadata] of METADATA_MODES) {
       assert.equal(await readFile(inRoot("later.txt"), "utf8"), "created");
     });
 
+    test("a dangling link whose target climbs out of another link is resolved as the kernel resolves it", async () => {
+      // `here` leads to the root itself, so `here/..` is the root's parent: the kernel's
+      // `climb` ends outside, where a textual resolve would stop at `root/outside/planted`.
+      await symlink(".", inRoot("here"));
+      await symlink("here/../outside/planted", inRoot("climb"));
+      for (const atomic of [false, true]) {
+        await assert.rejects(storage.write("/climb", source("x"), { atomic }), isStorageError("permission"));
+      }
+      await assert.rejects(storage.stat("/climb"), isStorageError("permission"));
+      assert.ok(!existsSync(path.join(outside, "planted")));
+
+      // Inside the root the same walk decides where the file lands: `sub/..` is `dir`, not the root.
+      await mkdir(inRoot("dir", "sub"), { recursive: true });
+      await symlink("dir/sub", inRoot("sub"));
+      await symlink("sub/../made.txt", inRoot("made"));
+      await storage.write("/made", source("beside sub"));
+      assert.equal(await readFile(inRoot("dir", "made.txt"), "utf8"), "beside sub");
+      assert.ok(!existsSync(inRoot("made.txt")));
+    });
+
     test("a chain of symlinks ending outside is refused", async () => {
       await symlink(path.join(outside, "missing-dir", "x"), inRoot("hop2"));
       await symlink("hop2", inRoot("hop1"));
