@@ -97,7 +97,7 @@ export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: 
       while (allowance && received + length > room) {
         const more = allowance.allow(QUOTA_STEP);
         room += more;
-        if (more < QUOTA_STEP) break;
+        if (more === 0) break;
       }
       const fits = Math.min(length, room - received);
       for (let offset = 0; offset < fits; ) {

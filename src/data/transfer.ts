@@ -133,7 +133,7 @@ async function spliceWithinQuota(
     }
     total += step.bytes;
     if (!step.full) return total;
-    if (allowance && room < QUOTA_STEP) throw allowance.refuse();
+    if (allowance && room === 0) throw allowance.refuse();
   }
 }
 

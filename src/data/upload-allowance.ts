@@ -4,7 +4,7 @@
  * chunk by chunk as the stream path's counter is.
  */
 export interface UploadAllowance {
-  /** Reserves room for up to `max` more bytes stored; returns how many fit (0: none). */
+  /** Reserves room for up to `max` more bytes stored; returns how many (0: no room left; maybe fewer than fit). */
   allow(max: number): number;
   /** The error that stops an upload with more bytes than room (and marks it stopped by the quota). */
   refuse(): Error;

@@ -51,6 +51,13 @@ export function stateOf(info: FileInfo | null): EntryState {
   return info === null ? null : { size: info.type === "file" ? info.size : 0 };
 }
 
+/**
+ * An upload copied without a stream reserves a quarter of the room left at a time, and all of it
+ * only below this: the steps grow short only near the quota.
+ */
+const ROOM_SHARE = 4;
+const MIN_SHARE = 64 * 1024;
+
 const trackers = new WeakMap<object, Map<string, QuotaTracker>>();
 /** Trackers are kept idle (see the module's comment) only while a node's registry holds fewer. */
 const MAX_IDLE_TRACKERS = 1000;
@@ -310,12 +317,15 @@ export class UploadQuota implements UploadAllowance {
   }
 
   /**
-   * {@inheritDoc UploadAllowance.allow} What fits is reserved as written at once (grow), so the
-   * reservation may run ahead of the file by up to `max` until the upload settles.
+   * {@inheritDoc UploadAllowance.allow} What is granted is reserved as written at once (grow), so the
+   * reservation may run ahead of the file until the upload settles. Near the quota that is a share
+   * of the room, not all of it: the account's other uploads must still find room to start in.
    */
   allow(max: number): number {
     const left = this.tracker.bytesLeft();
-    const fit = left === null ? max : Math.max(0, Math.min(max, left + this.credit + this.growth - this.written));
+    const room = left === null ? max : Math.max(0, left + this.credit + this.growth - this.written);
+    const share = room <= MIN_SHARE ? room : Math.max(MIN_SHARE, Math.floor(room / ROOM_SHARE));
+    const fit = Math.min(max, share);
     return fit > 0 && this.grow(fit) ? fit : 0;
   }
 

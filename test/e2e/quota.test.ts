@@ -78,6 +78,7 @@ describe("quotas per account", () => {
     { name: "few", password: PASSWORD, quotaFiles: 3 },
     { name: "pair", password: PASSWORD, quotaBytes: 100 * KiB },
     { name: "aborted", password: PASSWORD, quotaBytes: 1 * MiB },
+    { name: "sharing", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "unlimited", password: PASSWORD },
   ];
 
@@ -286,6 +287,22 @@ describe("quotas per account", () => {
     assert.ok(codes.includes(552) && codes.every((code) => code === 226 || code === 552), `replies: ${codes}`);
     const usage = await assertExact("pair", "concurrent uploads");
     assert.ok(usage.bytes <= 100 * KiB, `within the quota: ${usage.bytes}`);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("an upload in progress holds a share of the room, not all of it: the account's next upload starts", async () => {
+    writeFileSync(join(server.home("sharing"), "seed.bin"), bytes(200 * KiB));
+    const [a, b] = await Promise.all([session("sharing"), session("sharing")]);
+    const slow = await a.passive();
+    a.send("STOR slow.bin");
+    assert.equal((await a.reply()).code, 150);
+    // Spliced by the kernel within room reserved in bulk, once bytes have arrived.
+    slow.write(bytes(1000));
+    await new Promise((r) => setTimeout(r, 200));
+    await stored(b, "STOR small.bin", bytes(4));
+    slow.end(bytes(1000));
+    assert.equal((await a.reply(10_000)).code, 226);
+    assert.deepEqual(await assertExact("sharing", "two uploads at once, well within the quota"), { bytes: 200 * KiB + 2004, files: 3 });
     await Promise.all([a.close(), b.close()]);
   });
 
