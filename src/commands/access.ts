@@ -144,7 +144,7 @@ export const accessCommands: CommandSpec[] = [
     help: "QUIT: close the connection",
     login: false,
     arg: "none",
-    duringTransfer: true,
+    // Not during a transfer: RFC 959 §4.1.1 keeps the connection open for the transfer's reply.
     handler(session) {
       session.close(Reply.ClosingControl, "Goodbye.");
     },

@@ -24,7 +24,7 @@ export interface CommandSpec {
    * §5.3); clients send data-setup and type commands between them, but any other command cancels it.
    */
   keepsRestOffset?: boolean;
-  /** Runs at once while a transfer is in progress (RFC 959 §4.1.3: ABOR, STAT; and QUIT, NOOP). */
+  /** Runs at once while a transfer is in progress, ahead of queued commands (RFC 959 §4.1.3: ABOR, STAT). */
   duringTransfer?: boolean;
   /** Line for FEAT (RFC 2389), if the command extends RFC 959. */
   feat?: string;

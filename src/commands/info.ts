@@ -13,7 +13,6 @@ export const infoCommands: CommandSpec[] = [
     help: "NOOP: do nothing (keeps the connection alive)",
     login: false,
     arg: "none",
-    duringTransfer: true,
     handler(session) {
       session.reply(Reply.CommandOk, "NOOP ok.");
     },

@@ -1,8 +1,8 @@
 /**
  * One control connection: its login state, working directory, transfer parameters and data
- * channel. Commands run strictly one at a time, in the order received; only the few marked
- * `duringTransfer` (ABOR, STAT, QUIT, NOOP) jump the queue while a transfer runs. Only the
- * session writes to the control socket.
+ * channel. Commands run strictly one at a time, in the order received, so replies come in that
+ * order; only the two RFC 959 §4.1.3 acts on a transfer in progress, marked `duringTransfer` (ABOR,
+ * STAT), jump the queue while a transfer runs. Only the session writes to the control socket.
  */
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";

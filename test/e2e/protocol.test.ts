@@ -1023,7 +1023,7 @@ describe("FTP protocol (raw client)", () => {
       assert.equal(readFileSync(join(home, "abor-up-0.bin"), "utf8"), "complete");
     }));
 
-  test("STAT and NOOP answer during a transfer; other commands wait for it", () =>
+  test("STAT answers during a transfer; NOOP and every other command wait for it, answered in order", () =>
     clean(async () => {
       const c = await loggedIn();
       await binary(c);
@@ -1038,7 +1038,7 @@ describe("FTP protocol (raw client)", () => {
       const stat = await c.command("STAT");
       expectCode(stat, 211, "STAT during the transfer");
       assert.ok(stat.lines.some((l) => /Transferring \/stat-during\.bin: \d+ bytes so far/.test(l)), stat.lines.join("\n"));
-      expectCode(await c.command("NOOP"), 200, "NOOP during the transfer");
+      c.send("NOOP"); // queued too: a 200 now would read as RETR's reply
       // Now read everything: the transfer was not disturbed.
       let total = 0;
       data.on("data", (chunk: Buffer) => (total += chunk.length));
@@ -1049,5 +1049,21 @@ describe("FTP protocol (raw client)", () => {
       assert.equal(total, size);
       const pwd = await c.reply();
       expectCode(pwd, 257, "the queued PWD is answered after the transfer");
+      expectCode(await c.reply(), 200, "then the queued NOOP");
+    }));
+
+  test("QUIT right after an upload's data waits for the upload: 226, then 221, and the file is whole", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      await binary(c);
+      const size = 8 * 1024 * 1024;
+      const data = track(await c.passive());
+      expectCode(await c.command("STOR quit-after.bin"), 150, "STOR");
+      // The client closes the data connection and says QUIT at once, without waiting for the 226.
+      data.end(Buffer.alloc(size, 0x71));
+      c.send("QUIT");
+      expectCode(await c.reply(30_000), 226, "the upload's reply first");
+      expectCode(await c.reply(), 221, "then QUIT's");
+      assert.equal(statSync(join(home, "quit-after.bin")).size, size);
     }));
 });
