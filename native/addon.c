@@ -20,6 +20,7 @@ static napi_value init(napi_env env, napi_value exports) {
   kernel_copy_init(env, exports);
   copy_now_init(env, exports);
   list_directory_init(env, exports);
+  socket_options_init(env, exports);
   return exports;
 }
 

@@ -11,6 +11,8 @@ void kernel_copy_init(napi_env env, napi_value exports);
 void copy_now_init(napi_env env, napi_value exports);
 /* Directory listings in batches: openDirectory, readBatch, closeDirectory (list_directory.c). */
 void list_directory_init(napi_env env, napi_value exports);
+/* Socket options Node does not expose: keepUrgentInline (socket_options.c). */
+void socket_options_init(napi_env env, napi_value exports);
 
 /*
  * Calls a JavaScript callback from a libuv callback (inside a handle scope the caller opened), as

@@ -18,6 +18,7 @@ import type { Lease } from "../guard/connection-guard.js";
 import { openGuard, type NodeGuard } from "../guard/node-guard.js";
 import type { Logger } from "../observe/logger.js";
 import { formatReply, Reply } from "../protocol/replies.js";
+import { keepUrgentInline } from "../protocol/urgent-data.js";
 import { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
 import type { SessionLineage } from "../tls/session-lineage.js";
@@ -140,6 +141,7 @@ export class EdgeNode {
       this.refuse(socket, admission.text);
       return;
     }
+    keepUrgentInline(socket);
     this.startSession(socket, admission.lease, null);
   }
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -207,6 +207,18 @@ elif scenario == "manage":
     out["errors"]["after_failed_login"] = error_of(bad.pwd)
     bad.close()
     out["sent"] = f.sent
+
+elif scenario == "abort":
+    # ftplib's abort() sends "ABOR\r\n" as TCP urgent data (the Telnet Synch, RFC 959 §4.1.3).
+    f = connect()
+    f.voidcmd("TYPE I")
+    conn = f.transfercmd("RETR " + args["name"])
+    out["received_before"] = len(conn.recv(65536))
+    out["abort"] = f.abort()
+    conn.close()
+    out["after_abort"] = f.getresp()
+    out["noop"] = f.voidcmd("NOOP")
+    f.quit()
 
 print(json.dumps(out))
 `;
@@ -439,5 +451,16 @@ describe("python ftplib client", () => {
     // Nothing was left behind by the failed calls.
     assert.equal(existsSync(join(home, "no-such-file.bin")), false);
     assert.equal(existsSync(join(home, "anything.txt")), false);
+  });
+
+  test("abort() sends ABOR as urgent data during a download: 426, then 226, and the session goes on", async () => {
+    const big = join(home, "abort-me.bin");
+    writeFileSync(big, "");
+    truncateSync(big, 256 * 1024 * 1024);
+    const out = await python("abort", { name: "abort-me.bin" });
+    assert.ok((out.received_before as number) > 0);
+    assert.match(out.abort as string, /^426 /);
+    assert.match(out.after_abort as string, /^226 /);
+    assert.match(out.noop as string, /^200 /);
   });
 });

@@ -1,0 +1,34 @@
+/*
+ * Socket options Node does not expose:
+ *   keepUrgentInline(socketFd) -> errno (0 on success)
+ * sets SO_OOBINLINE on a control connection. FTP clients send the Telnet Synch before ABOR (RFC 959
+ * §4.1.3, RFC 854) as TCP urgent data, and Linux takes the urgent byte out of the stream unless the
+ * option is set: the LF of Python ftplib's urgent "ABOR\r\n", the IAC before a BSD client's DM.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "addon.h"
+
+static napi_value keep_urgent_inline(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "expected (socketFd >= 0)");
+    return NULL;
+  }
+  int on = 1;
+  int err = setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on) == 0 ? 0 : errno;
+  napi_value result;
+  napi_create_int32(env, err, &result);
+  return result;
+}
+
+void socket_options_init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"keepUrgentInline", NULL, keep_urgent_inline, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+}
