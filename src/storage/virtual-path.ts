@@ -7,8 +7,12 @@
  */
 import { StorageError } from "./types.js";
 
-/** C0 control characters (NUL included) and DEL: never valid in a name, and CR/LF would break replies. */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+/**
+ * C0 control characters (NUL included) and DEL: never valid in a name, and CR/LF would break replies.
+ * And U+FFFD: what bytes that are not UTF-8 decode to (a command line, a name listed from disk), so
+ * `résumé` in Latin-1 and in CP-850 would otherwise be one name, each upload overwriting the other.
+ */
+const INVALID_CHARACTER = /[\u0000-\u001f\u007f\ufffd]/;
 
 /**
  * Resolves an FTP path argument against the session's virtual working directory.
@@ -17,10 +21,10 @@ const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
  * @param arg - The client's argument: absolute (`/x`) or relative to `cwd`.
  * @returns An absolute normalised path: `..` clamped at `/`, `.` and empty segments dropped,
  *   no trailing slash except for the root itself.
- * @throws StorageError `invalid-path` when `arg` contains a control character or DEL.
+ * @throws StorageError `invalid-path` when `arg` contains a control character, DEL or U+FFFD.
  */
 export function resolveVirtualPath(cwd: string, arg: string): string {
-  if (CONTROL_CHARACTER.test(arg)) {
+  if (INVALID_CHARACTER.test(arg)) {
     throw new StorageError("invalid-path", "Invalid character in path");
   }
   const combined = arg.startsWith("/") ? arg : `${cwd}/${arg}`;

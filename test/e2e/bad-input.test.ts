@@ -285,6 +285,24 @@ describe("bad input", () => {
       assert.ok(statSync(join(server.home(USER), "bytewise-é☃")).isDirectory());
     }));
 
+  test("a path that is not UTF-8 (Latin-1 from an old client) is refused with 553, never stored under a lossy name", () =>
+    clean(async () => {
+      const c = await open();
+      await c.login(USER, PASSWORD);
+      const before = readdirSync(server.home(USER)).sort();
+      const latin1 = (line: string) => c.socket.write(Buffer.from(`${line}\r\n`, "latin1"));
+      latin1("MKD caf\u00e9");
+      expectCode(await c.reply(), 553, "MKD of a Latin-1 name");
+      for (const verb of ["STOR", "RETR", "DELE", "SIZE", "RNFR"]) {
+        latin1(`${verb} r\u00e9sum\u00e9.txt`);
+        expectCode(await c.reply(), 553, `${verb} of a Latin-1 name`);
+      }
+      // U+FFFD itself is refused too: it is how a listing shows a name on disk that is not UTF-8.
+      expectCode(await c.command("MKD caf\ufffd"), 553, "MKD with U+FFFD");
+      assert.deepEqual(readdirSync(server.home(USER)).sort(), before);
+      expectCode(await c.command("MKD caf\u00e9"), 257, "the same name in UTF-8");
+    }));
+
   test("commands before login get 530, and garbage does not log anyone in", () =>
     clean(async () => {
       const c = await open();
