@@ -3,6 +3,7 @@ import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { entryState, withQuota } from "../session/quota.js";
+import { refuseIfUploading } from "../session/uploads-in-progress.js";
 import type { Session } from "../session/session.js";
 import type { FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
@@ -94,6 +95,7 @@ export const fileCommands: CommandSpec[] = [
     permission: "delete",
     async handler(session, arg) {
       const path = session.resolve(arg);
+      refuseIfUploading(session, path);
       await withQuota(session, async (quota) => {
         // Its size is what the deletion frees (asked only when usage is tracked).
         const removed = quota.tracking ? await entryState(session.fs, path) : null;
@@ -125,6 +127,8 @@ export const fileCommands: CommandSpec[] = [
       session.renameFrom = null;
       if (!from) throw badSequence("RNFR required first.");
       const to = session.resolve(arg);
+      refuseIfUploading(session, from);
+      refuseIfUploading(session, to);
       await withQuota(session, async (quota) => {
         // Renaming over an existing file removes that file (its bytes and its entry).
         const replaced = quota.tracking && to !== from ? await entryState(session.fs, to) : null;

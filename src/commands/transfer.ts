@@ -5,6 +5,7 @@ import { fileUnavailable, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
+import { claimUpload } from "../session/uploads-in-progress.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import type { FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
@@ -51,6 +52,15 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
   // STOR into a write at that offset (550 for a new file).
   const rest = takeRestOffset(session);
   const offset = mode === "append" ? 0 : rest;
+  const release = claimUpload(session, path);
+  try {
+    await uploadClaimed(session, path, mode, offset, announce);
+  } finally {
+    release();
+  }
+}
+
+async function uploadClaimed(session: Session, path: string, mode: "replace" | "append", offset: number, announce?: string): Promise<void> {
   const before = await checkUploadTarget(session, path);
   const ascii = session.type === "A";
   await withQuota(session, async (quota) => {

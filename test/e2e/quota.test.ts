@@ -79,6 +79,7 @@ describe("quotas per account", () => {
     { name: "pair", password: PASSWORD, quotaBytes: 100 * KiB },
     { name: "aborted", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "sharing", password: PASSWORD, quotaBytes: 1 * MiB },
+    { name: "busy", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "unlimited", password: PASSWORD },
   ];
 
@@ -303,6 +304,33 @@ describe("quotas per account", () => {
     slow.end(bytes(1000));
     assert.equal((await a.reply(10_000)).code, 226);
     assert.deepEqual(await assertExact("sharing", "two uploads at once, well within the quota"), { bytes: 200 * KiB + 2004, files: 3 });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("while a path is being uploaded, another upload, a DELE or a rename of it gets 450; the first upload's bytes stay", async () => {
+    writeFileSync(join(server.home("busy"), "other.txt"), bytes(10));
+    const [a, b] = await Promise.all([session("busy"), session("busy")]);
+    const slow = await a.passive();
+    a.send("STOR new.txt");
+    assert.equal((await a.reply()).code, 150);
+    slow.write(bytes(1000, 0x41));
+    await new Promise((r) => setTimeout(r, 100));
+    for (const command of ["STOR new.txt", "APPE new.txt"]) {
+      const { first } = await upload(b, command, bytes(300, 0x42));
+      assert.equal(first.code, 450, `${command}: ${first.code} ${first.text}`);
+    }
+    await ok(b, "DELE new.txt", 450);
+    await ok(b, "RNFR new.txt", 350);
+    await ok(b, "RNTO moved.txt", 450);
+    await ok(b, "RNFR other.txt", 350);
+    await ok(b, "RNTO new.txt", 450);
+    slow.end(bytes(1000, 0x41));
+    assert.equal((await a.reply(10_000)).code, 226);
+    assert.deepEqual(readFileSync(join(server.home("busy"), "new.txt")), bytes(2000, 0x41));
+    // Once it ended, the path is free again.
+    await stored(b, "STOR new.txt", bytes(300, 0x42));
+    await ok(b, "DELE other.txt", 250);
+    assert.deepEqual(await assertExact("busy", "commands refused during an upload, then let through"), { bytes: 300, files: 1 });
     await Promise.all([a.close(), b.close()]);
   });
 
