@@ -272,7 +272,9 @@ export class Session {
   /** Replaces the pending data channel, releasing what the old one held (one reservation per session). */
   setDataChannel(channel: DataChannel | null): void {
     this.dataChannel?.release();
-    this.dataChannel = channel;
+    // A session that closed meanwhile (its PASV waited for a port) must not keep what it is given.
+    if (this.closed) channel?.release();
+    this.dataChannel = this.closed ? null : channel;
   }
 
   /** Back to the state right after the greeting (REIN, RFC 959 §4.1.1). */

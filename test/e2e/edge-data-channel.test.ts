@@ -11,6 +11,7 @@ import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { connectData, listenOnce, RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
+import { sleep, waitFor } from "../helpers/wait.js";
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -132,6 +133,29 @@ describe("a true collision", () => {
       await other.login(USER, PASSWORD);
       assert.equal((await other.command("EPSV")).code, 229);
       for (const c of [...clients, other]) await c.close();
+    } finally {
+      await small.close();
+    }
+  });
+
+  test("a client that leaves while its EPSV waits for a port does not keep the port it is handed later", async () => {
+    const first = scaleRangeStart;
+    const small = await startServer({ pasv: { ports: `${first}-${first + 1}`, collisionWait: 5 } });
+    try {
+      const holders = await Promise.all([1, 2].map(() => RawClient.connect(small.port)));
+      for (const c of holders) {
+        await c.login(USER, PASSWORD);
+        assert.equal((await c.command("EPSV")).code, 229);
+      }
+      const leaving = await RawClient.connect(small.port);
+      await leaving.login(USER, PASSWORD);
+      leaving.send("EPSV"); // waits: this address is pending on both ports
+      await sleep(200);
+      await leaving.close();
+      await sleep(200); // the server has seen it leave
+      await holders[0].close(); // frees a port, handed to the waiter that left
+      await holders[1].close();
+      await waitFor(() => small.node.portPool.stats().pendingReservations === 0, "every reservation released");
     } finally {
       await small.close();
     }
