@@ -5,7 +5,7 @@
  */
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { socketBytes } from "../data/kernel-copy.js";
+import { KernelCopyError, socketBytes } from "../data/kernel-copy.js";
 import { armStallTimeout } from "../data/transfer.js";
 import { FtpError, replyForStorageError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
@@ -80,7 +80,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
         );
       }
     } catch (err) {
-      const failure = transferFailure(err, signal.aborted || networkError !== null, job.label);
+      const failure = transferFailure(err, signal.aborted || networkError !== null || networkFailure(err), job.label);
       session.log.info({ transfer: job.label, reason: (err as Error).message, reply: failure.code }, "transfer failed");
       session.reply(failure.code, failure.message);
     }
@@ -126,6 +126,15 @@ async function protectData(session: Session, socket: Socket, timeoutMs: number):
  * would otherwise read as a local error (451); the client's side of the story is 426.
  */
 const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"]);
+
+/**
+ * A kernel copy's socket side failing (a reset, the stall timeout): the copy reports it as an error
+ * of its own, never as the socket's 'error', and storage wraps it like a failure of the disk.
+ */
+function networkFailure(err: unknown): boolean {
+  const failure = err instanceof StorageError ? err.cause : err;
+  return failure instanceof KernelCopyError && NETWORK_ERRORS.has(failure.code);
+}
 
 function transferFailure(err: unknown, aborted: boolean, label: string): FtpError {
   if (aborted) return new FtpError(Reply.TransferAborted, "Connection closed; transfer aborted.");
