@@ -1,15 +1,23 @@
 /** Address helpers for the data channel: one canonical spelling of an IP per family. */
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6, SocketAddress } from "node:net";
 
 /**
  * Canonical form of a socket address: IPv4-mapped IPv6 (`::ffff:1.2.3.4`, what a dual-stack
- * listener reports for IPv4 peers) becomes plain IPv4, so comparisons and PASV replies agree.
+ * listener reports for IPv4 peers) becomes plain IPv4, and IPv6 takes its one RFC 5952 spelling
+ * (`0:0:0:0:0:0:0:1` is `::1`, as an EPRT may write it), so comparisons and PASV replies agree.
  */
 export function canonicalIp(address: string | undefined): string {
   if (!address) return "";
-  const lower = address.toLowerCase();
+  const lower = isIPv6(address) ? shortIpv6(address) : address;
   if (lower.startsWith("::ffff:") && isIPv4(lower.slice(7))) return lower.slice(7);
   return lower;
+}
+
+/** RFC 5952's spelling of an IPv6 address, its zone (`%eth0`) kept as it was. */
+function shortIpv6(address: string): string {
+  const zone = address.indexOf("%");
+  const bare = zone < 0 ? address : address.slice(0, zone);
+  return new SocketAddress({ address: bare, family: "ipv6" }).address + (zone < 0 ? "" : address.slice(zone));
 }
 
 /** The `h1,h2,h3,h4,p1,p2` of a 227 reply (RFC 959 §4.1.2, PASV). */

