@@ -352,16 +352,28 @@ describe("bad input", () => {
       await eventually(() => existsSync(join(server.home(USER), "reset-data.bin")), 3000);
       await sleep(20);
       data.resetAndDestroy();
-      const r = await c.reply(10_000);
-      // RFC 959 lists both for STOR: 426 (connection closed; transfer aborted) is the precise one,
-      // 451 (local error) is what the server says today. Never 226: the file is incomplete.
-      assert.ok(r.code === 426 || r.code === 451, `a failed upload is 426/451, got ${r.code} ${r.text}`);
+      // 426 (connection closed; transfer aborted), never 226: the file is incomplete.
+      expectCode(await c.reply(10_000), 426, "a reset upload");
       expectCode(await c.command("NOOP"), 200, "NOOP after the failed upload");
       const again = track(await c.passive());
       expectCode(await c.command("STOR reset-data.bin"), 150, "STOR again");
       again.end("complete");
       expectCode(await c.reply(), 226, "STOR again done");
       assert.equal(statSync(join(server.home(USER), "reset-data.bin")).size, "complete".length);
+    }));
+
+  test("a data connection reset before its STOR arrives: 426, never 226", () =>
+    clean(async () => {
+      const c = await open();
+      await c.login(USER, PASSWORD);
+      expectCode(await c.command("TYPE I"), 200, "TYPE I");
+      const data = track(await c.passive());
+      await sleep(50); // the server has accepted it and holds it for the transfer command
+      data.resetAndDestroy();
+      await sleep(50);
+      expectCode(await c.command("STOR early-reset.bin"), 150, "STOR");
+      expectCode(await c.reply(10_000), 426, "the data connection is gone");
+      expectCode(await c.command("NOOP"), 200, "NOOP after it");
     }));
 
   test("closing the control connection during an upload closes the data connection too (and crashes nothing)", () =>
