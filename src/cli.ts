@@ -295,7 +295,8 @@ function permissionsOption(): Option {
  */
 function configFrom(options: CommonOptions, include: (option: ConfigOption) => boolean = () => true): Config {
   const flags = Object.fromEntries(configOptions.filter(include).map((o) => [o.attribute, (options as Record<string, unknown>)[o.attribute]]));
-  return loadConfig({ file: options.config, env: process.env, flags });
+  // An empty EDGEFTP_CONFIG is unset, as every other EDGEFTP_* variable is.
+  return loadConfig({ file: options.config || undefined, env: process.env, flags });
 }
 
 async function serve(options: CommonOptions): Promise<void> {

@@ -3,6 +3,7 @@
  * The YAML file uses the nested keys; each leaf can also be set by a flag and an environment
  * variable derived from its path (pasv.ports → --pasv-ports, EDGEFTP_PASV_PORTS), flags winning.
  */
+import { isIP, isIPv4 } from "node:net";
 import { z } from "zod";
 
 const portRange = z
@@ -26,11 +27,31 @@ const port = numeric(z.number({ error: PORT_MESSAGE }).int(PORT_MESSAGE).min(0, 
 const seconds = numeric(
   z.number({ error: "expected a number of seconds" }).positive("expected a positive number of seconds"),
 );
-/** `10.0.0.0/8=10.0.0.5`: a client network and the PASV address its clients are given. */
-const CIDR_RULE = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}=\d{1,3}(\.\d{1,3}){3}$/;
+/** The longest delay a Node timer keeps (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** Seconds a timer waits: positive, and at most what a timer can wait. */
+const timerSeconds = numeric(
+  z
+    .number({ error: "expected a number of seconds" })
+    .positive("expected a positive number of seconds")
+    .max(MAX_TIMER_SECONDS, `expected at most ${MAX_TIMER_SECONDS} seconds (about 24 days, the longest timer Node keeps)`),
+);
 
-/** An IPv4 or IPv6 network in CIDR notation. */
-const CIDR = /^([\d.]+|[\da-fA-F:]+)\/\d{1,3}$/;
+/** An IPv4 (family 4) or IPv6 (6) network in CIDR notation, its prefix within its family's bits. */
+function isNetwork(text: string, family: 4 | 6 | null = null): boolean {
+  const slash = text.indexOf("/");
+  const address = text.slice(0, slash);
+  const bits = text.slice(slash + 1);
+  const kind = isIP(address);
+  if (slash < 0 || kind === 0 || (family !== null && kind !== family) || !/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (kind === 4 ? 32 : 128);
+}
+
+/** `10.0.0.0/8=10.0.0.5`: a client network and the PASV address its clients are given. */
+function isOverrideRule(rule: string): boolean {
+  const [network, address, ...rest] = rule.trim().split("=");
+  return rest.length === 0 && address !== undefined && isNetwork(network, 4) && isIPv4(address);
+}
 
 const count = numeric(z.number({ error: "expected a whole number" }).int("expected a whole number").min(0, "expected 0 or more"));
 
@@ -66,13 +87,13 @@ export const configSchema = z
         addressOverrides: z
           .string()
           .default("")
-          .refine((s) => s === "" || s.split(",").every((rule) => CIDR_RULE.test(rule.trim())), {
+          .refine((s) => s === "" || s.split(",").every(isOverrideRule), {
             error: "expected comma-separated CIDR=IPv4 rules, e.g. 10.0.0.0/8=10.0.0.5",
           })
           .describe(
             "PASV address by client network, comma-separated CIDR=IPv4 (first match wins), e.g. 10.0.0.0/8=10.0.0.5: clients inside the private network get the private address.",
           ),
-        collisionWait: seconds
+        collisionWait: timerSeconds
           .default(3)
           .describe("Seconds a PASV/EPSV waits when this client's IP already has a pending reservation on every port of the range, before 425."),
         allowForeignAddress: bool
@@ -137,10 +158,10 @@ export const configSchema = z
       .prefault({}),
     timeouts: z
       .object({
-        login: seconds.default(60).describe("Seconds a connection may take to log in, counted from connect (a slow-loris client is cut off)."),
-        idle: seconds.default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
-        data: seconds.default(30).describe("Seconds to wait for the data connection to be made (passive accept or active connect) and its TLS handshake."),
-        stall: seconds.default(120).describe("Seconds a transfer may make no progress before it is aborted (426)."),
+        login: timerSeconds.default(60).describe("Seconds a connection may take to log in, counted from connect (a slow-loris client is cut off)."),
+        idle: timerSeconds.default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
+        data: timerSeconds.default(30).describe("Seconds to wait for the data connection to be made (passive accept or active connect) and its TLS handshake."),
+        stall: timerSeconds.default(120).describe("Seconds a transfer may make no progress before it is aborted (426)."),
       })
       .strict()
       .prefault({}),
@@ -162,7 +183,7 @@ export const configSchema = z
             "Commands a session may send per second (bursts of twice that); faster clients are slowed down, not disconnected. High enough for small-file bursts (3-4 commands a file). 0: no limit.",
           ),
         maxLoginAttempts: count.default(3).describe("Failed PASS attempts per connection before it is closed with 421. 0: no limit."),
-        loginFailureDelay: seconds
+        loginFailureDelay: timerSeconds
           .default(1)
           .describe("Delay before answering a failed PASS, growing with each failure on the connection (1×, 2×, 3×…)."),
       })
@@ -176,7 +197,7 @@ export const configSchema = z
         allowList: z
           .string()
           .default("127.0.0.0/8,::1/128")
-          .refine((s) => s === "" || s.split(",").every((c) => CIDR.test(c.trim())), { error: "expected comma-separated CIDRs, e.g. 10.0.0.0/8,::1/128" })
+          .refine((s) => s === "" || s.split(",").every((c) => isNetwork(c.trim())), { error: "expected comma-separated CIDRs, e.g. 10.0.0.0/8,::1/128" })
           .describe("Comma-separated networks never banned (monitoring, the operator's own)."),
       })
       .strict()
@@ -203,7 +224,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.tls.implicit && config.port !== 0 && config.tls.implicitPort === config.port) {
+      ctx.addIssue({ code: "custom", path: ["tls", "implicitPort"], message: "must differ from port (the control port)" });
+    }
+  });
 
 /** The validated configuration, every default filled in. */
 export type Config = z.infer<typeof configSchema>;

@@ -10,8 +10,8 @@ export class IpAllowList {
 
   /**
    * Parses comma-separated CIDRs (`127.0.0.0/8,::1/128`); an empty string allows nothing.
-   * Throws an error naming `bans.allowList` for a network the schema's shape check let through
-   * but that is not one (`300.0.0.0/8`, `10.0.0.0/40`).
+   * Throws an error naming `bans.allowList` for an entry that is not a network (`300.0.0.0/8`,
+   * `10.0.0.0/40`), which the configuration schema refuses already.
    */
   static parse(list: string): IpAllowList {
     const networks = new BlockList();

@@ -101,6 +101,14 @@ test("an invalid configuration exits 1 with one keyed line", async (t) => {
     /config: pasv\.ports: expected A-B, e\.g\. 21000-21100 \(from EDGEFTP_PASV_PORTS\)/,
   );
   assertFailure(await edgeftp(dir, ["config", "check", "--config", "missing.yaml"]), /config: file missing\.yaml not found/);
+  // Values `serve` could not use are refused here too, by key.
+  assertFailure(
+    await edgeftp(dir, ["config", "check", "--pasv-address-overrides", "127.0.0.0/8=127.0.0.999"]),
+    /config: pasv\.addressOverrides: expected comma-separated CIDR=IPv4 rules/,
+  );
+  assertFailure(await edgeftp(dir, ["config", "check", "--port", "2121", "--tls-implicit-port", "2121"]), /config: tls\.implicitPort: must differ from port/);
+  // An empty EDGEFTP_CONFIG is unset, like every other EDGEFTP_* variable.
+  assertSuccess(await edgeftp(dir, ["config", "check"], { env: { EDGEFTP_CONFIG: "" } }));
 });
 
 test("serve with an out-of-range port fails with the keyed config error", async (t) => {

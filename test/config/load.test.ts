@@ -133,6 +133,24 @@ test("bad values name their key: port, seconds, booleans, enums", () => {
   assert.match(configError({ env: {}, flags: { logLevel: "loud" } }), /^config: log\.level: expected one of fatal, /);
 });
 
+test("networks and addresses are checked for what they are, not only their shape", () => {
+  for (const rules of ["127.0.0.0/8=127.0.0.999", "10.0.0.0/33=10.0.0.5", "10.0.0.0/8=::1", "10.0.0.0/8", "10.0.0.0/8=10.0.0.5=x"]) {
+    assert.match(configError({ env: {}, flags: { pasvAddressOverrides: rules } }), /^config: pasv\.addressOverrides: expected comma-separated CIDR=IPv4 rules/, rules);
+  }
+  for (const list of ["300.0.0.0/8", "10.0.0.0/40", "::1/129", "::1"]) {
+    assert.match(configError({ env: {}, flags: { bansAllowList: list } }), /^config: bans\.allowList: expected comma-separated CIDRs/, list);
+  }
+  const good = loadConfig({ env: {}, flags: { pasvAddressOverrides: "10.0.0.0/8=10.0.0.5, 192.168.0.0/16=192.168.1.1", bansAllowList: "10.0.0.0/8,::1/128,fd00::/8" } });
+  assert.equal(good.pasv.addressOverrides, "10.0.0.0/8=10.0.0.5, 192.168.0.0/16=192.168.1.1");
+});
+
+test("a timeout longer than a Node timer can wait is refused, not turned into 1 ms", () => {
+  for (const flags of [{ timeoutsData: "2200000" }, { timeoutsLogin: "2200000" }, { limitsLoginFailureDelay: "9999999" }]) {
+    assert.match(configError({ env: {}, flags }), /expected at most 2147483 seconds/, JSON.stringify(flags));
+  }
+  assert.equal(loadConfig({ env: {}, flags: { timeoutsIdle: "2147483" } }).timeouts.idle, 2147483);
+});
+
 test("unknown YAML keys are rejected by name, at any depth", (t) => {
   const nested = yamlFile(t, "pasv:\n  portz: 21000-21100\n");
   assert.match(configError({ file: nested, env: {}, flags: {} }), /^config: pasv\.portz: unknown key \(known here: enabled, ports, /);

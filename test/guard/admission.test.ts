@@ -57,6 +57,9 @@ describe("admitConnection", () => {
   });
 
   test("an allow-list entry that is not a network fails at start, naming the key", () => {
-    assert.throws(() => openGuard(configSchema.parse({ bans: { allowList: "10.0.0.0/40" } }), logger), /bans\.allowList/);
+    const parsed = configSchema.safeParse({ bans: { allowList: "10.0.0.0/40" } });
+    assert.equal(parsed.success, false);
+    assert.deepEqual(parsed.error?.issues.map((i) => i.path.join(".")), ["bans.allowList"]);
+    assert.throws(() => openGuard({ ...configSchema.parse({}), bans: { ...configSchema.parse({}).bans, allowList: "10.0.0.0/40" } }, logger), /bans\.allowList/);
   });
 });
