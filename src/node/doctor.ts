@@ -4,7 +4,9 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { connect, createServer, isIPv4 } from "node:net";
+import { once } from "node:events";
+import { connect, createServer, isIP, isIPv4, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.js";
@@ -31,39 +33,75 @@ export interface DoctorOptions {
 
 const result = (check: string, status: CheckStatus, detail: string): CheckResult => ({ check, status, detail });
 
-/** A tiny FTP conversation: sends lines one at a time and collects the final reply of each. */
+/**
+ * A tiny FTP conversation: the greeting, AUTH TLS (the password never goes in clear, and a node that
+ * requires TLS lets no one log in without it), then `lines` one at a time. Resolves with the
+ * greeting and the final reply of each line; rejects when TLS cannot be started.
+ */
 async function converse(host: string, port: number, lines: string[], timeoutMs: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
-    const replies: string[] = [];
-    let buffer = "";
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.setEncoding("utf8");
-    socket.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.on("data", (text: string) => {
-      buffer += text;
-      for (let end = buffer.indexOf("\r\n"); end >= 0; end = buffer.indexOf("\r\n")) {
-        const line = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        if (!/^\d{3} /.test(line)) continue; // inner lines of a multi-line reply
-        replies.push(line);
-        const next = lines[replies.length - 1];
-        if (next === undefined) {
-          clearTimeout(timer);
-          socket.end();
-          resolve(replies);
-          return;
-        }
-        socket.write(next + "\r\n");
-      }
-    });
-  });
+  let socket: Socket = connect({ host, port });
+  const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const clear = replyReader(socket);
+    const replies = [await clear.next()];
+    socket.write("AUTH TLS\r\n");
+    const auth = await clear.next();
+    if (!auth.startsWith("234")) throw new Error(`AUTH TLS refused: ${auth}`);
+    clear.stop(); // what follows is the handshake's
+    // The certificate is checked on its own (certificateCheck); here it only protects the password.
+    const secure = tlsConnect({ socket, servername: isIP(host) ? undefined : host, rejectUnauthorized: false });
+    await once(secure, "secureConnect");
+    socket = secure;
+    const protectedReplies = replyReader(socket);
+    for (const line of lines) {
+      socket.write(line + "\r\n");
+      replies.push(await protectedReplies.next());
+    }
+    return replies;
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
+}
+
+/** The final lines of replies read from `socket`, one per `next()` (inner lines of a multi-line reply skipped), until `stop()`. */
+function replyReader(socket: Socket): { next(): Promise<string>; stop(): void } {
+  const ready: string[] = [];
+  const waiting: Array<{ resolve(line: string): void; reject(err: Error): void }> = [];
+  let failure: Error | null = null;
+  let buffer = "";
+  const onData = (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    for (let end = buffer.indexOf("\r\n"); end >= 0; end = buffer.indexOf("\r\n")) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (!/^\d{3} /.test(line)) continue;
+      const waiter = waiting.shift();
+      if (waiter) waiter.resolve(line);
+      else ready.push(line);
+    }
+  };
+  const onEnd = (err?: Error) => {
+    failure = err ?? new Error("connection closed");
+    for (const waiter of waiting.splice(0)) waiter.reject(failure);
+  };
+  const onClose = () => onEnd();
+  socket.on("data", onData);
+  socket.on("error", onEnd);
+  socket.on("close", onClose);
+  return {
+    next() {
+      const line = ready.shift();
+      if (line !== undefined) return Promise.resolve(line);
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+    },
+    stop() {
+      socket.off("data", onData);
+      socket.off("error", onEnd);
+      socket.off("close", onClose);
+    },
+  };
 }
 
 function canBind(host: string, port: number): Promise<NodeJS.ErrnoException | null> {

@@ -25,8 +25,8 @@ function doctor(args: string[], stdin = ""): Promise<{ code: number; stdout: str
 describe("edgeftp doctor", () => {
   checkLeaks();
 
-  test("a healthy running node passes, including a PASV round trip with credentials", async () => {
-    const server = await startServer();
+  test("a healthy running node passes, including a PASV round trip with credentials (over AUTH TLS, also where TLS is required)", async () => {
+    const server = await startServer({ tls: { policy: "data" } });
     try {
       const r = await doctor(
         ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--data-dir", server.dataDir, "--user", USER, "--password-stdin"],
