@@ -247,12 +247,15 @@ static void on_timer(uv_timer_t *timer) {
 
 static void after_round(uv_work_t *req, int status) {
   job_t *job = req->data;
+  /* The poll's error speaks for the round it started only, not for later ones. */
+  int poll_error = job->poll_error;
+  job->poll_error = 0;
   if (status == UV_ECANCELED) job->cancelled = 1;
   if (job->moved != job->moved_before_round) job->last_progress = uv_now(job->loop);
   if (job->cancelled || job->error != 0 || job->ended || job->full) {
     finish(job);
-  } else if (job->would_block && job->poll_error != 0) {
-    job->error = job->poll_error;
+  } else if (job->would_block && poll_error != 0) {
+    job->error = poll_error;
     finish(job);
   } else if (job->would_block) {
     job->state = STATE_WAITING;
