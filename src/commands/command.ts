@@ -27,7 +27,7 @@ export interface CommandSpec {
   /** Runs at once while a transfer is in progress, ahead of queued commands (RFC 959 §4.1.3: ABOR, STAT). */
   duringTransfer?: boolean;
   /** Line for FEAT (RFC 2389), if the command extends RFC 959. */
-  feat?: string;
+  feat?: string | ((session: Session) => string);
   handler(session: Session, arg: string): Promise<void> | void;
 }
 

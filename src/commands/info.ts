@@ -33,7 +33,7 @@ export const infoCommands: CommandSpec[] = [
     login: false,
     arg: "none",
     handler(session) {
-      const lines = [...session.services.commands.values()].flatMap((c) => (c.feat ? [c.feat] : []));
+      const lines = [...session.services.commands.values()].flatMap((c) => (c.feat ? [typeof c.feat === "string" ? c.feat : c.feat(session)] : []));
       const features = [...new Set([...lines, ...GENERAL_FEATURES])].sort();
       session.reply(Reply.SystemStatus, ["Features:", ...features.map((f) => ` ${f}`), "End"]);
     },

@@ -3,7 +3,7 @@ import { socketBytes } from "../data/kernel-copy.js";
 import { linesToStream, sendToClient } from "../data/transfer.js";
 import { FtpError } from "../protocol/errors.js";
 import { globMatch, hasWildcard, tooManyStars } from "../protocol/glob.js";
-import { listLineFormatter, mlsxLineFormatter, MLST_FEAT, nlstLine, type PermFlags } from "../protocol/listing.js";
+import { listLineFormatter, mlsxLineFormatter, mlstFeat, nlstLine, type PermFlags } from "../protocol/listing.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
@@ -136,7 +136,7 @@ export const listingCommands: CommandSpec[] = [
     help: "MLST [<sp> pathname]: machine-readable facts of one file (RFC 3659)",
     arg: "optional",
     permission: "list",
-    feat: MLST_FEAT,
+    feat: (session) => mlstFeat(session.mlstFacts),
     async handler(session, arg) {
       const path = session.resolve(arg || ".");
       const info = await session.fs.stat(path);

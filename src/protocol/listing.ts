@@ -174,5 +174,7 @@ export function mlsxLineFormatter(perms: PermFlags, facts: ReadonlySet<string>):
     return `${line} ${wireName(info.name)}`;
   };
 }
-/** FEAT line for MLST: facts we emit, `*` marking those on by default. */
-export const MLST_FEAT = `MLST ${MLSX_FACTS.map((f) => `${f}*;`).join("")}`;
+/** FEAT line for MLST: the facts we can emit, `*` marking those selected (RFC 3659 §7.8, §7.9). */
+export function mlstFeat(selected: ReadonlySet<string>): string {
+  return `MLST ${MLSX_FACTS.map((f) => `${f}${selected.has(f) ? "*" : ""};`).join("")}`;
+}

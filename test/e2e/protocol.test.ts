@@ -528,9 +528,13 @@ describe("FTP protocol (raw client)", () => {
       assert.match(cwd.lines[1], /^ type=dir;.* \/$/);
       expectCode(await c.command("MLST missing"), 550, "MLST missing");
 
+      const mlstFeat = async () => (await c.command("FEAT")).lines.find((l) => l.startsWith(" MLST "));
+      assert.equal(await mlstFeat(), " MLST type*;size*;modify*;perm*;unix.mode*;");
       expectCode(await c.command("OPTS MLST type;size;"), 200, "OPTS MLST");
       const fewer = await c.command("MLST mlst-dir/f.txt");
       assert.equal(fewer.lines[1], " type=file;size=5; /mlst-dir/f.txt");
+      // FEAT marks the facts now selected (RFC 3659 §7.9).
+      assert.equal(await mlstFeat(), " MLST type*;size*;modify;perm;unix.mode;");
     }));
 
   test("MLSD lists a directory with facts; a file is not a directory (501)", () =>
