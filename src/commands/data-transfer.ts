@@ -50,7 +50,9 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
       socket = await channel.open(timeoutMs, signal);
     } catch (err) {
       session.log.info({ err: (err as Error).message, mode: channel.mode }, "data connection failed");
-      session.reply(Reply.CantOpenData, "Can't open data connection.");
+      // An ABOR while we waited ends a transfer in progress (the 150 is out): 426, as RFC 959 §4.1.3 says.
+      if (signal.aborted) session.reply(Reply.TransferAborted, "Connection closed; transfer aborted.");
+      else session.reply(Reply.CantOpenData, "Can't open data connection.");
       return;
     } finally {
       channel.release();

@@ -1,6 +1,6 @@
 /** FTP security extensions over TLS (RFC 2228, RFC 4217): AUTH, PBSZ, PROT, CCC. */
 import type { Account, TlsPolicy } from "../accounts/types.js";
-import { FtpError } from "../protocol/errors.js";
+import { FtpError, syntaxError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import type { CommandSpec } from "./command.js";
@@ -40,6 +40,7 @@ export const securityCommands: CommandSpec[] = [
     arg: "required",
     feat: "PBSZ",
     handler(session, arg) {
+      if (!/^\d+$/.test(arg.trim())) throw syntaxError("PBSZ takes a decimal size (0 with TLS).");
       if (!session.tls.control) throw new FtpError(Reply.BadSequence, "PBSZ requires AUTH TLS first.");
       session.tls.pbsz = true;
       // RFC 4217 §8: any value is answered with PBSZ=0, the only size TLS needs.

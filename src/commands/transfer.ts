@@ -169,8 +169,9 @@ export const transferCommands: CommandSpec[] = [
     arg: "optional",
     permission: "write",
     async handler(session, arg) {
-      const base = arg.trim() ? virtualBasename(session.resolve(arg)) : "file";
-      const path = await uniqueName(session, session.cwd, base);
+      // A name (ours: RFC 959's STOU takes none) may carry a directory: the unique name is made there.
+      const named = arg.trim() ? session.resolve(arg) : null;
+      const path = await uniqueName(session, named ? virtualDirname(named) : session.cwd, named ? virtualBasename(named) : "file");
       // RFC 1123 §4.1.2.9: the 150 reply names the file.
       await upload(session, path, "replace", `FILE: ${virtualBasename(path)}`);
     },

@@ -205,6 +205,8 @@ const CODE_BY_ERRNO: ReadonlyMap<string, StorageErrorCode> = new Map([
   ["ENOSPC", "no-space"],
   ["EDQUOT", "no-space"],
   ["ENAMETOOLONG", "invalid-path"],
+  // rename(2) of a directory into itself or below it.
+  ["EINVAL", "invalid-path"],
 ]);
 
 const MESSAGE_BY_CODE: Readonly<Record<StorageErrorCode, string>> = {

@@ -580,6 +580,7 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     await withExplicit(server.port, async (control) => {
       expectCode(await control.command("AUTH TLS"), 503, "AUTH TLS twice");
       expectCode(await control.command("PROT P"), 503, "PROT before PBSZ");
+      expectCode(await control.command("PBSZ abc"), 501, "PBSZ takes a decimal number (RFC 2228)");
       expectCode(await control.command("PBSZ 0"), 200, "PBSZ 0");
       expectCode(await control.command("PROT S"), 536, "PROT S");
       expectCode(await control.command("PROT E"), 536, "PROT E");

@@ -888,6 +888,33 @@ describe("FTP protocol (raw client)", () => {
       assert.notEqual(m2[1], m1[1]);
       assert.equal(readFileSync(join(home, "stou", m2[1]), "utf8"), "two");
       assert.equal(readFileSync(join(home, "stou", "report.txt"), "utf8"), "existing report");
+
+      // A name with a directory: the unique name is made in that directory.
+      mkdirSync(join(home, "stou", "sub"));
+      const third = await upload(c, "STOU sub/report.txt", Buffer.from("three"));
+      expectCode(third.end!, 226, "STOU into a directory");
+      assert.equal(third.start.text, "FILE: report.txt");
+      assert.equal(readFileSync(join(home, "stou", "sub", "report.txt"), "utf8"), "three");
+    }));
+
+  test("RNTO of a directory into itself is refused (553) and moves nothing", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      mkdirSync(join(home, "into-self", "inner"), { recursive: true });
+      expectCode(await c.command("RNFR into-self"), 350, "RNFR");
+      expectCode(await c.command("RNTO into-self/inner/moved"), 553, "RNTO below itself");
+      assert.ok(statSync(join(home, "into-self", "inner")).isDirectory());
+    }));
+
+  test("ABOR while the transfer waits for its data connection: 426, then 226", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      writeFileSync(join(home, "never-fetched.txt"), "x");
+      expectCode(await c.command("EPSV"), 229, "EPSV");
+      expectCode(await c.command("RETR never-fetched.txt"), 150, "RETR, no data connection yet");
+      expectCode(await c.command("ABOR"), 426, "the transfer in progress is aborted");
+      expectCode(await c.reply(), 226, "ABOR successful");
+      expectCode(await c.command("NOOP"), 200, "NOOP after it");
     }));
 
   test("TYPE A: RETR converts LF to CRLF, STOR converts CRLF to LF; TYPE I leaves bytes alone", () =>
