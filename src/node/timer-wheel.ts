@@ -3,7 +3,8 @@
  * timer per session, and O(1) rescheduling (every command pushes its session's idle deadline).
  * Deadlines fire within one tick (`resolutionMs`) after they are due; the interval runs only while
  * something is scheduled, so an idle node (or a finished test) holds no timer. Entries are small
- * objects with prototype methods, not closures: an edge holds one per session.
+ * objects with prototype methods, not closures: an edge holds one per session. Time is the
+ * monotonic clock: a step of the wall clock (NTP, an operator) moves no deadline.
  */
 
 export interface WheelTimer {
@@ -44,7 +45,7 @@ export class TimerWheel {
   }
 
   private currentTick(): number {
-    return Math.floor(Date.now() / this.resolutionMs);
+    return Math.floor(performance.now() / this.resolutionMs);
   }
 
   /** Calls `callback` once, about `delayMs` from now, unless cancelled or rescheduled. */
@@ -57,7 +58,7 @@ export class TimerWheel {
   /** @internal The tick a deadline `delayMs` from now is filed under. */
   tickFor(delayMs: number): number {
     // Round up: a deadline never fires early; never file behind the tick being processed.
-    return Math.max(Math.ceil((Date.now() + delayMs) / this.resolutionMs), this.lastTick);
+    return Math.max(Math.ceil((performance.now() + delayMs) / this.resolutionMs), this.lastTick);
   }
 
   /** @internal */

@@ -5,11 +5,11 @@ import { TimerWheel } from "../../src/node/timer-wheel.js";
 test("deadlines fire once, never early, and the wheel holds no timer when empty", async () => {
   const wheel = new TimerWheel(20);
   const fired: string[] = [];
-  const start = Date.now();
+  const start = performance.now();
   const times: number[] = [];
   wheel.schedule(30, () => {
     fired.push("a");
-    times.push(Date.now() - start);
+    times.push(performance.now() - start);
   });
   wheel.schedule(60, () => fired.push("b"));
   const cancelled = wheel.schedule(40, () => fired.push("never"));
@@ -20,6 +20,21 @@ test("deadlines fire once, never early, and the wheel holds no timer when empty"
   assert.ok(times[0] >= 30, `fired after ${times[0]} ms, not before its 30 ms deadline`);
   assert.equal(wheel.pending, 0);
   assert.ok(!process.getActiveResourcesInfo().includes("Timeout"), "no interval left running");
+});
+
+test("a step of the wall clock moves no deadline (an NTP step forward must not time every session out)", async (t) => {
+  const wheel = new TimerWheel(10);
+  let fired = 0;
+  const timer = wheel.schedule(200, () => fired++);
+  const wall = Date.now;
+  t.after(() => (Date.now = wall));
+  Date.now = () => wall() + 3_600_000;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(fired, 0, "an hour's step forward fired a deadline due in 200 ms");
+  Date.now = () => wall() - 3_600_000;
+  await new Promise((r) => setTimeout(r, 250));
+  assert.equal(fired, 1, "an hour's step back held a deadline that was due");
+  timer.cancel();
 });
 
 test("rescheduling pushes a deadline back (the idle timer of a busy session never fires)", async () => {
