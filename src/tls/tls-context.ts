@@ -24,6 +24,8 @@ export class TlsContextProvider {
   private current: SecureContext;
   /** The PEM bytes behind `current`, so the watcher reloads only on a real change. */
   private loaded: Buffer[] = [];
+  /** The files' contents when a reload by the watcher last failed. */
+  private rejected: Buffer[] | null = null;
   private readonly ticketKeys = randomBytes(48);
   /** Sessions by ID, for clients that resume without tickets; like the ticket keys, kept across reloads. */
   readonly sessions = new TlsSessionCache(SESSION_LIFETIME_S * 1000);
@@ -93,13 +95,19 @@ export class TlsContextProvider {
     return files;
   }
 
-  /** True when the files on disk differ from what is loaded (or cannot be read right now). */
-  private changedOnDisk(): boolean {
+  /**
+   * The files on disk when they differ from what is loaded and from what last failed to load; null
+   * otherwise, or when they cannot be read right now (mid-renewal: a later event sees the finished
+   * files). A broken certificate is thus tried, and logged, once: not again for every event in its
+   * directory (a log file kept there would otherwise feed a loop).
+   */
+  private changedOnDisk(): Buffer[] | null {
     try {
       const now = this.readFiles((path) => readFileSync(path));
-      return now.length !== this.loaded.length || now.some((b, i) => !b.equals(this.loaded[i]));
+      const same = (files: Buffer[]) => now.length === files.length && now.every((b, i) => b.equals(files[i]));
+      return same(this.loaded) || (this.rejected !== null && same(this.rejected)) ? null : now;
     } catch {
-      return false; // mid-renewal: a later event will see the finished files
+      return null;
     }
   }
 
@@ -127,7 +135,8 @@ export class TlsContextProvider {
           if (this.debounce) clearTimeout(this.debounce);
           this.debounce = setTimeout(() => {
             this.debounce = null;
-            if (this.changedOnDisk()) this.reload();
+            const files = this.changedOnDisk();
+            if (files) this.rejected = this.reload() ? null : files;
           }, WATCH_DEBOUNCE_MS);
         });
         watcher.on("error", (err) => this.logger.warn({ err }, "certificate watcher failed; SIGHUP still reloads"));

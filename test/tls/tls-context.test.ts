@@ -1,0 +1,49 @@
+/** The certificate watcher: a broken certificate is tried, and logged, once, not for every event in its directory. */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { test } from "node:test";
+import { generate } from "selfsigned";
+import { configSchema } from "../../src/config/schema.js";
+import { createLogger } from "../../src/observe/logger.js";
+import { TlsContextProvider } from "../../src/tls/tls-context.js";
+import { waitFor } from "../helpers/wait.js";
+
+test("a broken certificate is logged once, however many events its directory sees after", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "edgeftp-tls-watch-"));
+  const lines: Array<{ msg: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as { msg: string });
+      done();
+    },
+  });
+  const good = await generate([{ name: "commonName", value: "watch" }], { keyType: "ec" });
+  writeFileSync(join(dir, "cert.pem"), good.cert);
+  writeFileSync(join(dir, "key.pem"), good.private);
+  const config = configSchema.parse({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
+  const provider = await TlsContextProvider.create(config, createLogger("info", sink));
+  t.after(() => {
+    provider.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  provider.watch();
+  const failures = () => lines.filter((l) => l.msg.startsWith("TLS certificate reload failed")).length;
+
+  writeFileSync(join(dir, "cert.pem"), "garbage");
+  await waitFor(() => failures() === 1, "the broken certificate's error");
+  // Other files in the directory change (a log file kept there, say): no new attempt, no new line.
+  for (let i = 0; i < 4; i++) {
+    writeFileSync(join(dir, "other.log"), `line ${i}\n`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.equal(failures(), 1);
+
+  // A good certificate (a new one) is loaded as soon as it is there.
+  const renewed = await generate([{ name: "commonName", value: "watch" }], { keyType: "ec" });
+  writeFileSync(join(dir, "key.pem"), renewed.private);
+  writeFileSync(join(dir, "cert.pem"), renewed.cert);
+  await waitFor(() => lines.some((l) => l.msg === "TLS certificate reloaded"), "the reload");
+});
