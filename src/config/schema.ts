@@ -3,8 +3,9 @@
  * The YAML file uses the nested keys; each leaf can also be set by a flag and an environment
  * variable derived from its path (pasv.ports → --pasv-ports, EDGEFTP_PASV_PORTS), flags winning.
  */
-import { isIP, isIPv4 } from "node:net";
+import { isIPv4 } from "node:net";
 import { z } from "zod";
+import { parseNetwork } from "../data/addresses.js";
 
 const portRange = z
   .string()
@@ -37,20 +38,10 @@ const timerSeconds = numeric(
     .max(MAX_TIMER_SECONDS, `expected at most ${MAX_TIMER_SECONDS} seconds (about 24 days, the longest timer Node keeps)`),
 );
 
-/** An IPv4 (family 4) or IPv6 (6) network in CIDR notation, its prefix within its family's bits. */
-function isNetwork(text: string, family: 4 | 6 | null = null): boolean {
-  const slash = text.indexOf("/");
-  const address = text.slice(0, slash);
-  const bits = text.slice(slash + 1);
-  const kind = isIP(address);
-  if (slash < 0 || kind === 0 || (family !== null && kind !== family) || !/^\d{1,3}$/.test(bits)) return false;
-  return Number(bits) <= (kind === 4 ? 32 : 128);
-}
-
-/** `10.0.0.0/8=10.0.0.5`: a client network and the PASV address its clients are given. */
+/** `10.0.0.0/8=10.0.0.5`: a client network (IPv4) and the PASV address its clients are given. */
 function isOverrideRule(rule: string): boolean {
   const [network, address, ...rest] = rule.trim().split("=");
-  return rest.length === 0 && address !== undefined && isNetwork(network, 4) && isIPv4(address);
+  return rest.length === 0 && address !== undefined && parseNetwork(network)?.family === "ipv4" && isIPv4(address);
 }
 
 const count = numeric(z.number({ error: "expected a whole number" }).int("expected a whole number").min(0, "expected 0 or more"));
@@ -197,7 +188,7 @@ export const configSchema = z
         allowList: z
           .string()
           .default("127.0.0.0/8,::1/128")
-          .refine((s) => s === "" || s.split(",").every((c) => isNetwork(c.trim())), { error: "expected comma-separated CIDRs, e.g. 10.0.0.0/8,::1/128" })
+          .refine((s) => s === "" || s.split(",").every((c) => parseNetwork(c.trim()) !== null), { error: "expected comma-separated CIDRs, e.g. 10.0.0.0/8,::1/128" })
           .describe("Comma-separated networks never banned (monitoring, the operator's own)."),
       })
       .strict()

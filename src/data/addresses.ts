@@ -20,6 +20,25 @@ function shortIpv6(address: string): string {
   return new SocketAddress({ address: bare, family: "ipv6" }).address + (zone < 0 ? "" : address.slice(zone));
 }
 
+/** A network in CIDR notation, as BlockList.addSubnet takes it. */
+export interface Network {
+  address: string;
+  prefix: number;
+  family: "ipv4" | "ipv6";
+}
+
+/** Parses `10.0.0.0/8` or `fd00::/8`; null unless the address is one and the prefix fits its family. */
+export function parseNetwork(text: string): Network | null {
+  const slash = text.indexOf("/");
+  if (slash < 0) return null;
+  const address = text.slice(0, slash);
+  const bits = text.slice(slash + 1);
+  const family = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : null;
+  if (family === null || !/^\d{1,3}$/.test(bits)) return null;
+  const prefix = Number(bits);
+  return prefix <= (family === "ipv4" ? 32 : 128) ? { address, prefix, family } : null;
+}
+
 /** The `h1,h2,h3,h4,p1,p2` of a 227 reply (RFC 959 §4.1.2, PASV). */
 export function formatPasvAddress(ipv4: string, port: number): string {
   return `${ipv4.split(".").join(",")},${port >> 8},${port & 0xff}`;

@@ -7,6 +7,7 @@
 import { lookup } from "node:dns/promises";
 import { BlockList, isIPv4 } from "node:net";
 import type { Logger } from "../observe/logger.js";
+import { parseNetwork } from "./addresses.js";
 
 interface Override {
   network: BlockList;
@@ -46,10 +47,11 @@ export class PassiveAddressPolicy {
       .map((rule) => rule.trim())
       .filter(Boolean)
       .map((rule) => {
+        // The configuration schema checked the rule's shape.
         const [cidr, address] = rule.split("=");
-        const [net, bits] = cidr.split("/");
+        const { address: net, prefix } = parseNetwork(cidr)!;
         const network = new BlockList();
-        network.addSubnet(net, Number(bits), "ipv4");
+        network.addSubnet(net, prefix, "ipv4");
         return { network, address };
       });
   }

@@ -1,6 +1,6 @@
 /** Networks whose addresses are never banned (`bans.allowList`): the operator's own, monitoring. */
 import { BlockList, isIPv4, isIPv6 } from "node:net";
-import { canonicalIp } from "../data/addresses.js";
+import { canonicalIp, parseNetwork } from "../data/addresses.js";
 
 export class IpAllowList {
   private constructor(
@@ -20,14 +20,9 @@ export class IpAllowList {
       .map((c) => c.trim())
       .filter(Boolean);
     for (const cidr of cidrs) {
-      const [address, bits] = cidr.split("/");
-      const family = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : null;
-      const prefix = Number(bits);
-      const max = family === "ipv4" ? 32 : 128;
-      if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-        throw new Error(`bans.allowList: "${cidr}" is not an IPv4 or IPv6 network in CIDR notation`);
-      }
-      networks.addSubnet(address, prefix, family);
+      const network = parseNetwork(cidr);
+      if (!network) throw new Error(`bans.allowList: "${cidr}" is not an IPv4 or IPv6 network in CIDR notation`);
+      networks.addSubnet(network.address, network.prefix, network.family);
     }
     return new IpAllowList(networks, cidrs.length === 0);
   }
