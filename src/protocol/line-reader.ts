@@ -22,7 +22,21 @@ const enum TelnetState {
   SubIac,
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: false });
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const lossyUtf8 = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * A line's text. Bytes that are not UTF-8 (RFC 2640 asks for it; an old client may send Latin-1)
+ * become NUL, which no path may hold: such a name is refused (553), never stored under a lossy
+ * spelling that another name could share. A U+FFFD the client sent as UTF-8 stays what it is.
+ */
+function decodeLine(bytes: Buffer): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return lossyUtf8.decode(bytes).replaceAll("\ufffd", "\u0000");
+  }
+}
 const EMPTY = Buffer.alloc(0);
 
 export class LineReader {
@@ -104,6 +118,6 @@ export class LineReader {
     let end = this.length;
     if (end > 0 && this.buffer[end - 1] === CR) end--; // CRLF, or a bare LF from lenient clients
     this.length = 0;
-    events.push({ kind: "line", line: utf8.decode(this.buffer.subarray(0, end)) });
+    events.push({ kind: "line", line: decodeLine(this.buffer.subarray(0, end)) });
   }
 }

@@ -26,6 +26,9 @@ import type { NodeServices } from "../node/services.js";
 /** The default MLSx fact selection, shared by every session until one sends OPTS MLST. */
 const ALL_MLSX_FACTS: ReadonlySet<string> = new Set(MLSX_FACTS);
 
+/** Queued in place of a line that was too long: answered with a 500 in its turn. */
+const TOO_LONG = Symbol("line too long");
+
 /** Past this many unprocessed lines, stop reading the socket until the queue drains. */
 const MAX_QUEUED_LINES = 64;
 
@@ -71,7 +74,7 @@ export class Session {
   private readonly waits = new Set<() => void>();
 
   private readonly reader: LineReader;
-  private readonly queue: string[] = [];
+  private readonly queue: Array<string | typeof TOO_LONG> = [];
   private running = false;
   private closed = false;
   private deadline: WheelTimer | null = null;
@@ -336,7 +339,7 @@ export class Session {
   private onData(chunk: Buffer): void {
     for (const event of this.reader.push(chunk)) {
       if (event.kind === "too-long") {
-        this.queue.push("\u0000TOO-LONG");
+        this.queue.push(TOO_LONG);
         continue;
       }
       const line = event.line;
@@ -362,7 +365,7 @@ export class Session {
       while (this.queue.length > 0 && !this.closed) {
         const line = this.queue.shift()!;
         if (this.queue.length <= MAX_QUEUED_LINES / 2) this.socket.resume();
-        if (line === "\u0000TOO-LONG") {
+        if (line === TOO_LONG) {
           this.reply(Reply.SyntaxError, "Command line too long.");
           continue;
         }

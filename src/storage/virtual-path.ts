@@ -8,11 +8,10 @@
 import { StorageError } from "./types.js";
 
 /**
- * C0 control characters (NUL included) and DEL: never valid in a name, and CR/LF would break replies.
- * And U+FFFD: what bytes that are not UTF-8 decode to (a command line, a name listed from disk), so
- * `résumé` in Latin-1 and in CP-850 would otherwise be one name, each upload overwriting the other.
+ * C0 control characters and DEL: never valid in a name, and CR/LF would break replies. NUL is also
+ * what the line reader makes of bytes that are not UTF-8 (line-reader.ts).
  */
-const INVALID_CHARACTER = /[\u0000-\u001f\u007f\ufffd]/;
+const INVALID_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /**
  * Resolves an FTP path argument against the session's virtual working directory.
@@ -21,7 +20,7 @@ const INVALID_CHARACTER = /[\u0000-\u001f\u007f\ufffd]/;
  * @param arg - The client's argument: absolute (`/x`) or relative to `cwd`.
  * @returns An absolute normalised path: `..` clamped at `/`, `.` and empty segments dropped,
  *   no trailing slash except for the root itself.
- * @throws StorageError `invalid-path` when `arg` contains a control character, DEL or U+FFFD.
+ * @throws StorageError `invalid-path` when `arg` contains a control character or DEL.
  */
 export function resolveVirtualPath(cwd: string, arg: string): string {
   if (INVALID_CHARACTER.test(arg)) {

@@ -297,10 +297,11 @@ describe("bad input", () => {
         latin1(`${verb} r\u00e9sum\u00e9.txt`);
         expectCode(await c.reply(), 553, `${verb} of a Latin-1 name`);
       }
-      // U+FFFD itself is refused too: it is how a listing shows a name on disk that is not UTF-8.
-      expectCode(await c.command("MKD caf\ufffd"), 553, "MKD with U+FFFD");
       assert.deepEqual(readdirSync(server.home(USER)).sort(), before);
       expectCode(await c.command("MKD caf\u00e9"), 257, "the same name in UTF-8");
+      // U+FFFD sent as UTF-8 is a character like any other: a name holding it can be made and removed.
+      expectCode(await c.command("MKD caf\ufffd"), 257, "MKD with U+FFFD");
+      expectCode(await c.command("RMD caf\ufffd"), 250, "RMD with U+FFFD");
     }));
 
   test("commands before login get 530, and garbage does not log anyone in", () =>

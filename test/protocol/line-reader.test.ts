@@ -90,13 +90,19 @@ describe("LineReader", () => {
 
   test("IAC IAC is one literal 0xFF byte", () => {
     const reader = new LineReader(512);
-    // 0xFF alone is not UTF-8: exactly one replacement character proves exactly one byte was kept.
+    // 0xFF alone is not UTF-8 (so it reads as a NUL): exactly one NUL proves exactly one byte was kept.
     const input = Buffer.concat([Buffer.from("A"), Buffer.from([IAC, IAC]), Buffer.from("B\r\n")]);
-    assert.deepEqual(reader.push(input), lines("A\uFFFDB"));
-    assert.deepEqual(feed(reader, bytewise(input)), lines("A\uFFFDB"));
+    assert.deepEqual(reader.push(input), lines("A\u0000B"));
+    assert.deepEqual(feed(reader, bytewise(input)), lines("A\u0000B"));
     // Two escaped 0xFF bytes in a row: neither is taken for the start of a command.
     const twice = Buffer.concat([Buffer.from([IAC, IAC, IAC, IAC]), Buffer.from("\r\n")]);
-    assert.deepEqual(reader.push(twice), lines("\uFFFD\uFFFD"));
+    assert.deepEqual(reader.push(twice), lines("\u0000\u0000"));
+  });
+
+  test("bytes that are not UTF-8 read as NUL (no path may hold one); U+FFFD sent as UTF-8 stays", () => {
+    const reader = new LineReader(512);
+    assert.deepEqual(reader.push(Buffer.from("MKD caf\u00e9\r\n", "latin1")), lines("MKD caf\u0000"));
+    assert.deepEqual(reader.push(Buffer.from("MKD caf\ufffd\r\n", "utf8")), lines("MKD caf\ufffd"));
   });
 
   test("an over-long line gives one too-long event, then the next line is parsed normally", () => {
