@@ -34,9 +34,10 @@ export interface DoctorOptions {
 const result = (check: string, status: CheckStatus, detail: string): CheckResult => ({ check, status, detail });
 
 /**
- * A tiny FTP conversation: the greeting, AUTH TLS (the password never goes in clear, and a node that
- * requires TLS lets no one log in without it), then `lines` one at a time. Resolves with the
- * greeting and the final reply of each line; rejects when TLS cannot be started.
+ * A tiny FTP conversation: the greeting; then, when there are `lines` to send and the greeting is a
+ * 220, AUTH TLS (the password never goes in clear, and a node that requires TLS lets no one log in
+ * without it) and `lines` one at a time. Resolves with the greeting and the final reply of each line
+ * sent; rejects when TLS cannot be started.
  */
 async function converse(host: string, port: number, lines: string[], timeoutMs: number): Promise<string[]> {
   let socket: Socket = connect({ host, port });
@@ -44,6 +45,7 @@ async function converse(host: string, port: number, lines: string[], timeoutMs: 
   try {
     const clear = replyReader(socket);
     const replies = [await clear.next()];
+    if (lines.length === 0 || !replies[0].startsWith("220")) return replies;
     socket.write("AUTH TLS\r\n");
     const auth = await clear.next();
     if (!auth.startsWith("234")) throw new Error(`AUTH TLS refused: ${auth}`);
@@ -184,7 +186,9 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
       const replies = await converse(target, config.port, [`USER ${options.user}`, `PASS ${options.password ?? ""}`, "PASV", "QUIT"], timeoutMs);
       const pasv = replies[3] ?? "";
       const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv);
-      if (!replies[2]?.startsWith("230")) {
+      if (replies.length === 1) {
+        results.push(result("pasv round trip", "fail", `the node greeted with ${replies[0]}`));
+      } else if (!replies[2]?.startsWith("230")) {
         results.push(result("pasv round trip", "fail", `login as ${options.user} failed: ${replies[2]}`));
       } else if (!m) {
         results.push(result("pasv round trip", "fail", `PASV failed: ${pasv}`));

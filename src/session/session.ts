@@ -26,6 +26,9 @@ import type { NodeServices } from "../node/services.js";
 /** The default MLSx fact selection, shared by every session until one sends OPTS MLST. */
 const ALL_MLSX_FACTS: ReadonlySet<string> = new Set(MLSX_FACTS);
 
+/** The longest delay a Node timer keeps (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Queued in place of a line that was too long: answered with a 500 in its turn. */
 const TOO_LONG = Symbol("line too long");
 
@@ -253,6 +256,8 @@ export class Session {
    */
   wait(ms: number): Promise<void> {
     if (this.closed || ms <= 0) return Promise.resolve();
+    // A longer delay would overflow Node's timer, which then fires at once.
+    ms = Math.min(ms, MAX_TIMER_MS);
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
