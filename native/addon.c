@@ -21,6 +21,7 @@ static napi_value init(napi_env env, napi_value exports) {
   copy_now_init(env, exports);
   list_directory_init(env, exports);
   socket_options_init(env, exports);
+  file_lock_init(env, exports);
   return exports;
 }
 

@@ -13,6 +13,8 @@ void copy_now_init(napi_env env, napi_value exports);
 void list_directory_init(napi_env env, napi_value exports);
 /* Socket options Node does not expose: keepUrgentInline (socket_options.c). */
 void socket_options_init(napi_env env, napi_value exports);
+/* Locks on temporary upload files: lockExclusive, duplicate (file_lock.c). */
+void file_lock_init(napi_env env, napi_value exports);
 
 /*
  * Calls a JavaScript callback from a libuv callback (inside a handle scope the caller opened), as

@@ -58,6 +58,7 @@ import {
 import { DirectoryReader, directoryReaderAvailable, type DirectoryBatch } from "./directory-reader.js";
 import { SyncPacing } from "../sync-pacing.js";
 import { MetadataCalls } from "./metadata-calls.js";
+import { holdUploadLock, lockedByAnUpload } from "./upload-lock.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
 /** Directory entries read per readdir call and per listing batch: bounds listing memory whatever the directory's size. */
@@ -711,6 +712,7 @@ export class LocalStorage implements Storage {
     const target = located.resolved;
     let temp: string;
     let fd: number;
+    let lock: number | null = null;
     try {
       const previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
       if (previous === null) return null;
@@ -726,10 +728,12 @@ export class LocalStorage implements Storage {
         throw err;
       }
       try {
+        // Until the rename, a cleanup by another node sharing this storage must leave the file alone.
+        lock = holdUploadLock(fd);
         await fchmodAsync(fd, previous.mode & 0o777);
       } catch (err) {
         await this.meta.close(fd).catch(() => undefined);
-        await this.discardUpload(temp);
+        await this.discardUpload(temp, lock);
         throw err;
       }
     } catch (err) {
@@ -739,20 +743,26 @@ export class LocalStorage implements Storage {
     try {
       const bytes = await fill(fd, source, 0, durable, this.meta);
       await rename(temp, target);
-      liveUploads.delete(temp);
+      this.releaseUpload(temp, lock);
       if (durable) await syncDirectory(path.dirname(target));
       return bytes;
     } catch (err) {
       // A failed replace keeps the previous version, whatever the partial-upload policy.
-      await this.discardUpload(temp);
+      await this.discardUpload(temp, lock);
       throw toStorageError(err, vpath);
     }
   }
 
   /** Removes a failed upload's temporary file (a leftover is removed at the next start anyway). */
-  private async discardUpload(temp: string): Promise<void> {
+  private async discardUpload(temp: string, lock: number | null): Promise<void> {
     await unlink(temp).catch(() => undefined);
+    this.releaseUpload(temp, lock);
+  }
+
+  /** The temporary file is renamed or removed: no longer this process's upload, nor locked. */
+  private releaseUpload(temp: string, lock: number | null): void {
     liveUploads.delete(temp);
+    if (lock !== null) void this.meta.close(lock).catch(() => undefined);
   }
 
   /** {@inheritDoc Storage.mkdir} */
@@ -996,7 +1006,8 @@ const DEFAULT_CLEANUP_LIMITS: Required<CleanupLimits> = { maxEntries: 100_000, m
 
 /**
  * Removes the temporary files of uploads that a killed process left below `root` (regular files with
- * the {@link RESERVED_PREFIX}), except those of this process's uploads in progress.
+ * the {@link RESERVED_PREFIX}), except those of uploads in progress: this process's, and another's
+ * holding the file's upload lock (upload-lock.ts), as a node sharing the storage does.
  *
  * The walk is iterative (an explicit stack, one directory handle open at a time), never follows
  * symlinks, and stops at `maxEntries` entries or `maxDepth` levels. Names are handled as raw bytes, so
@@ -1031,7 +1042,7 @@ export async function removeLeftoverUploads(root: string, limits: CleanupLimits 
         if (entry.isDirectory()) {
           if (depth < maxDepth) pending.push({ dir: full, depth: depth + 1 });
           else result.complete = false;
-        } else if (entry.isFile() && isReservedName(entry.name) && !liveUploads.has(full.toString())) {
+        } else if (entry.isFile() && isReservedName(entry.name) && !liveUploads.has(full.toString()) && !(await lockedByAnUpload(full))) {
           try {
             await unlink(full);
             result.removed++;

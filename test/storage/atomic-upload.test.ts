@@ -6,6 +6,8 @@ import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmod as fsChmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat as fsStat, symlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
@@ -17,6 +19,7 @@ import {
 } from "../../src/storage/local.js";
 import { StorageError, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
 import { collect } from "../helpers/listing.js";
+import { waitFor } from "../helpers/wait.js";
 
 let base: string;
 let rootDir: string;
@@ -405,6 +408,41 @@ describe("cleanup of leftover temporary files", () => {
       scanned: 8,
       complete: true,
     });
+  });
+
+  test("a temporary file another process holds the upload lock on (a node sharing the storage) is left alone", async (t) => {
+    const root = path.join(base, "home");
+    await mkdir(root);
+    const live = path.join(root, `${RESERVED_PREFIX}6-live`);
+    await writeFile(live, "being written elsewhere");
+    await writeFile(path.join(root, `${RESERVED_PREFIX}7-dead`), "left");
+    // Another process holds the lock, as the other node's writer would, until it is killed.
+    const holder = spawn("python3", ["-c", "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print(flush=True); sys.stdin.read()", live]);
+    t.after(() => holder.kill());
+    await once(holder.stdout, "data");
+    assert.deepEqual(await removeLeftoverUploads(root), { removed: 1, scanned: 2, complete: true });
+    assert.deepEqual(await readdir(root), [`${RESERVED_PREFIX}6-live`]);
+    // Its writer gone (the kernel drops a dead process's locks), the file is a leftover like any other.
+    holder.kill();
+    await once(holder, "exit");
+    assert.deepEqual(await removeLeftoverUploads(root), { removed: 1, scanned: 1, complete: true });
+  });
+
+  test("an atomic upload in progress holds the upload lock on its temporary file until the rename", async () => {
+    await mkdir(path.join(base, "home"));
+    const root = await realpath(path.join(base, "home"));
+    const storage = await new LocalStorageFactory().forRoot(root);
+    await writeFile(path.join(root, "doc.txt"), "old version");
+    const source = new PassThrough();
+    const writing = storage.write("/doc.txt", source, { atomic: true });
+    source.write("new ");
+    const temp = await waitForTemp(root);
+    // Another process sees the lock, so a cleanup there spares the file.
+    assert.equal(spawnSync("flock", ["--exclusive", "--nonblock", path.join(root, temp), "true"]).status, 1);
+    source.end("version");
+    await writing;
+    assert.equal(await readFile(path.join(root, "doc.txt"), "utf8"), "new version");
+    assert.deepEqual(await readdir(root), ["doc.txt"]);
   });
 
   test("concurrent first logins share one cleanup", async () => {
