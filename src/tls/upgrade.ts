@@ -26,10 +26,16 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
     secure.once("error", fail);
     secure.once("close", closed);
     secure.once("secure", () => {
-      clearTimeout(timer);
-      secure.off("error", fail);
-      secure.off("close", closed);
-      resolve(secure);
+      // TLS 1.3 session tickets are written only after this handler has returned: the caller's
+      // first write (the 220 of implicit FTPS, a download's data) waits a turn so that they go
+      // before it. A client that keeps its session once it has read that first reply (wget), or
+      // that closes after the data (ftplib's unwrap), would otherwise miss them or fail.
+      setImmediate(() => {
+        clearTimeout(timer);
+        secure.off("error", fail);
+        secure.off("close", closed);
+        resolve(secure);
+      });
     });
   });
 }

@@ -256,7 +256,18 @@ elif scenario == "stock":
     out["sha"] = h.hexdigest()
     out["noop"] = f.voidcmd("NOOP")
     out["reused"] = f.reused
+    if args.get("list"):
+        lines = []
+        out["list"] = outcome(f, lambda: f.retrlines("LIST", lines.append))
+        out["listed"] = len(lines)
     f.quit()
+elif scenario == "implicit_ticket":
+    # The session as a client that keeps it once it has read the greeting (wget) has it.
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+    out["greeting"] = s.makefile("rb").readline().decode().strip()
+    out["version"] = s.version()
+    out["ticket"] = s.session is not None and s.session.has_ticket
+    s.close()
 print(json.dumps(out))
 `;
 
@@ -445,11 +456,21 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     assert.equal(existsSync(join(home, "py-stock-refused.bin")), false, "the refused upload created nothing");
   });
 
+  test("implicit FTPS: the session tickets come before the 220, so a client that keeps its session after the greeting has one", async () => {
+    const out = await python("implicit_ticket", {}, USER, PASSWORD, server.node.implicitPort);
+    assert.match(String(out.greeting), /^220 /);
+    assert.equal(out.version, "TLSv1.3");
+    assert.equal(out.ticket, true);
+  });
+
   test("the same stock ftplib.FTP_TLS succeeds for an account with tlsSessionReuse: false", async () => {
     mkdirSync(server.home("noreuse"), { recursive: true });
     writeFileSync(join(server.home("noreuse"), "cam-existing.bin"), payload);
-    const out = await python("stock", { src: payloadFile, name: "cam-upload.bin", existing: "cam-existing.bin" }, "noreuse", "camera-pass");
-    assert.deepEqual(out.reused, [false, false], "the data connections really did not resume");
+    const out = await python("stock", { src: payloadFile, name: "cam-upload.bin", existing: "cam-existing.bin", list: true }, "noreuse", "camera-pass");
+    assert.deepEqual(out.reused, [false, false, false], "the data connections really did not resume");
+    // A listing over TLS 1.3 too: its session tickets go before the data, so the close is clean.
+    assert.deepEqual(out.list, { result: "ok" });
+    assert.equal(out.listed, 2);
     assert.deepEqual(out.stor, { result: "ok" });
     assert.deepEqual(out.retr, { result: "ok" });
     assert.equal(out.received, payload.length);
