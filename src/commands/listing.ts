@@ -2,7 +2,7 @@
 import { socketBytes } from "../data/kernel-copy.js";
 import { linesToStream, sendToClient } from "../data/transfer.js";
 import { FtpError } from "../protocol/errors.js";
-import { globMatch, hasWildcard, tooManyStars } from "../protocol/glob.js";
+import { hasWildcard, tooManyStars, WildcardFilter, WildcardTooCostlyError } from "../protocol/glob.js";
 import { listLineFormatter, mlsxLineFormatter, mlstFeat, nlstLine, type PermFlags } from "../protocol/listing.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
@@ -55,8 +55,15 @@ async function* entriesFor<T>(session: Session, arg: string, source: EntrySource
     const pattern = virtualBasename(path);
     if (!(err instanceof StorageError && err.code === "not-found" && hasWildcard(pattern))) throw err;
     if (tooManyStars(pattern)) throw new FtpError(Reply.SyntaxErrorArgs, "Too many wildcards.");
+    const filter = new WildcardFilter(pattern);
     for await (const batch of source.list(session.fs, virtualDirname(path))) {
-      const matching = batch.filter((item) => globMatch(pattern, source.name(item)));
+      let matching: T[];
+      try {
+        matching = batch.filter((item) => filter.matches(source.name(item)));
+      } catch (err) {
+        if (!(err instanceof WildcardTooCostlyError)) throw err;
+        throw new FtpError(Reply.SyntaxErrorArgs, "Wildcard pattern too costly to match here; use a simpler one.");
+      }
       if (matching.length > 0) yield matching;
     }
     return;

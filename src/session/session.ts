@@ -78,6 +78,8 @@ export class Session {
 
   private readonly reader: LineReader;
   private readonly queue: Array<string | typeof TOO_LONG> = [];
+  /** An ABOR or STAT is running while a transfer does (see onData). */
+  private outOfBand = false;
   private running = false;
   private closed = false;
   private deadline: WheelTimer | null = null;
@@ -348,8 +350,12 @@ export class Session {
         continue;
       }
       const line = event.line;
-      if (this.transfer && this.runsDuringTransfer(line)) {
-        void this.execute(line);
+      // ABOR and STAT act on a transfer at once, one at a time, and only for a client that reads
+      // its replies: a flood of them waits in the queue (which bounds it) like any other command.
+      if (this.transfer && !this.outOfBand && !this.socket.writableNeedDrain && this.runsDuringTransfer(line)) {
+        this.outOfBand = true;
+        const done = () => (this.outOfBand = false);
+        void this.execute(line).then(done, done);
       } else {
         this.queue.push(line);
       }
@@ -368,6 +374,12 @@ export class Session {
     this.running = true;
     try {
       while (this.queue.length > 0 && !this.closed) {
+        // A client that does not read its replies gets no more: its commands wait (the queue full,
+        // its socket is not read either) until it reads them, or its login or idle time runs out.
+        if (this.socket.writableNeedDrain) {
+          await this.drained();
+          continue;
+        }
         const line = this.queue.shift()!;
         if (this.queue.length <= MAX_QUEUED_LINES / 2) this.socket.resume();
         if (line === TOO_LONG) {

@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -69,6 +71,88 @@ describe("connection flood", () => {
       const held = during - baseline;
       assert.ok(afterClose - baseline < held * 0.25 + 8 * 1024 * 1024, `baseline ${baseline}, during ${during}, after ${afterClose}`);
     } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("a client that does not read its replies", () => {
+  checkLeaks();
+
+  /** The server's session for a client socket. */
+  function sessionOf(server: Awaited<ReturnType<typeof startServer>>, client: Socket) {
+    const session = [...server.node.sessions].find((s) => s.socket.remotePort === client.localPort);
+    assert.ok(session, "the client's session");
+    return session;
+  }
+
+  test("gets no more replies once its own are unread: 20,000 pipelined HELPs before login leave a bounded amount buffered", async () => {
+    const server = await startServer();
+    const client = await idleConnection(server.port, 0);
+    client.on("error", () => {});
+    try {
+      client.pause(); // never read: the replies pile up in the kernel, then (without a limit) in the server
+      client.write("HELP\r\n".repeat(20_000));
+      const session = sessionOf(server, client);
+      await new Promise((r) => setTimeout(r, 1500));
+      // A reply or two beyond the socket's high-water mark, not the thousands of replies of 20,000 HELPs.
+      assert.ok(session.socket.writableLength < 256 * 1024, `${session.socket.writableLength} bytes of replies buffered`);
+    } finally {
+      client.destroy();
+      await server.close();
+    }
+  });
+
+  test("a wildcard whose matching would cost name × pattern for every entry is refused with 501, before any data", async () => {
+    const server = await startServer();
+    const c = await RawClient.connect(server.port);
+    try {
+      await c.login(USER, PASSWORD);
+      const dir = join(server.home(USER), "long-names");
+      mkdirSync(dir);
+      for (let i = 0; i < 2000; i++) writeFileSync(join(dir, `${"a".repeat(240)}${String(i).padStart(6, "0")}`), "");
+      const costly = `long-names/*${"a".repeat(120)}b*`;
+      assert.equal((await c.command(`STAT ${costly}`)).code, 501);
+      const data = await c.passive();
+      data.on("error", () => {});
+      const list = await c.command(`NLST ${costly}`);
+      assert.equal(list.code, 501, list.text);
+      data.destroy();
+      // An ordinary pattern over the same directory is answered.
+      assert.equal((await c.command(`STAT long-names/*000123`)).code, 213);
+    } finally {
+      await c.close();
+      await server.close();
+    }
+  });
+
+  test("STATs flooded during a transfer are answered one at a time: the rest wait in the queue and are answered, in order, after the transfer", async () => {
+    const server = await startServer();
+    const c = await RawClient.connect(server.port);
+    try {
+      await c.login(USER, PASSWORD);
+      assert.equal((await c.command("TYPE I")).code, 200);
+      writeFileSync(join(server.home(USER), "held.bin"), Buffer.alloc(64 * 1024 * 1024));
+      const data = await c.passive();
+      data.pause(); // the transfer stalls until the client reads
+      assert.equal((await c.command("RETR held.bin")).code, 150);
+      const count = 2000;
+      c.socket.write("STAT\r\n".repeat(count));
+      await new Promise((r) => setTimeout(r, 300));
+      data.resume();
+      data.on("data", () => {});
+      // Out of band: one STAT (or the few read before the next one came in), not all of them.
+      let early = 0;
+      for (let reply = await c.reply(30_000); reply.code !== 226; reply = await c.reply(30_000)) {
+        assert.equal(reply.code, 211);
+        early++;
+      }
+      assert.ok(early >= 1 && early < 10, `${early} STAT replies before the transfer's 226`);
+      for (let i = 0; i < count - early; i++) assert.equal((await c.reply(10_000)).code, 211);
+      assert.equal((await c.command("NOOP")).code, 200);
+      data.destroy();
+    } finally {
+      await c.close();
       await server.close();
     }
   });

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { globMatch, hasWildcard, MAX_GLOB_STARS, tooManyStars } from "../../src/protocol/glob.js";
+import { globMatch, hasWildcard, MAX_GLOB_STARS, tooManyStars, WildcardFilter, WildcardTooCostlyError } from "../../src/protocol/glob.js";
 
 describe("globMatch", () => {
   test("literal patterns match only themselves", () => {
@@ -68,5 +68,30 @@ describe("hasWildcard / tooManyStars", () => {
     assert.equal(tooManyStars("*".repeat(MAX_GLOB_STARS + 1)), true);
     assert.equal(tooManyStars("*a".repeat(MAX_GLOB_STARS) + "*"), true);
     assert.equal(tooManyStars("???"), false);
+  });
+});
+
+describe("WildcardFilter", () => {
+  test("an ordinary pattern over 200,000 names never runs out of steps", () => {
+    for (const pattern of ["*.txt", "img?.*", "*a*b*c*", "*"]) {
+      const filter = new WildcardFilter(pattern);
+      let matched = 0;
+      for (let i = 0; i < 200_000; i++) if (filter.matches(`img${i}.txt`)) matched++;
+      assert.ok(matched >= 0);
+    }
+  });
+
+  test("a pattern whose every match costs name × pattern is refused within a few hundred names", () => {
+    const filter = new WildcardFilter(`*${"a".repeat(120)}b*`);
+    let examined = 0;
+    assert.throws(() => {
+      for (; examined < 200_000; examined++) filter.matches(`${"a".repeat(240)}${String(examined).padStart(6, "0")}`);
+    }, WildcardTooCostlyError);
+    assert.ok(examined < 500, `${examined} names examined before the refusal`);
+  });
+
+  test("its answers are globMatch's", () => {
+    const filter = new WildcardFilter("a*b?c");
+    for (const name of ["abxc", "aXXbYc", "abc", "ab", "aXbYYc"]) assert.equal(filter.matches(name), globMatch("a*b?c", name), name);
   });
 });
