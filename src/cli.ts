@@ -303,6 +303,9 @@ async function serve(options: CommonOptions): Promise<void> {
   const config = configFrom(options);
   const paths = resolveDataPaths(config);
   const logger = createLogger(config.log.level);
+  // A SIGHUP before the node is up (a config tool reloading as it starts) must not kill it.
+  const early = () => logger.info("SIGHUP before the node is up: nothing to reload yet");
+  process.on("SIGHUP", early);
   mkdirSync(paths.homesDir, { recursive: true });
   const accounts = openAccountStore({ driver: config.accounts.driver, sqlitePath: paths.sqlitePath });
   let node: EdgeNode;
@@ -343,6 +346,7 @@ async function serve(options: CommonOptions): Promise<void> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   // SIGHUP: re-read TLS certificates and re-resolve the PASV hostname, keeping every session.
+  process.off("SIGHUP", early);
   process.on("SIGHUP", () => {
     logger.info("SIGHUP: reloading");
     void node.reload();
