@@ -176,7 +176,9 @@ export const fileCommands: CommandSpec[] = [
       if (!when || !name) throw syntaxError("Usage: MFMT YYYYMMDDHHMMSS <path>");
       const path = session.resolve(name);
       await session.fs.setModifiedTime(path, when);
-      session.reply(Reply.FileStatus, `Modify=${formatTimeVal(when)}; ${path}`);
+      // The time the file system kept (its range or precision may differ from the one asked for).
+      const kept = (await session.fs.stat(path)).mtime;
+      session.reply(Reply.FileStatus, `Modify=${formatTimeVal(kept)}; ${path}`);
     },
   },
   {

@@ -26,15 +26,20 @@ export function formatTimeVal(date: Date): string {
   return timeValSeconds(date) + timeValFraction(date.getUTCMilliseconds());
 }
 
-/** Parses an RFC 3659 time-val (UTC); null when malformed or out of range. */
+/**
+ * Parses an RFC 3659 time-val (UTC; a fraction of any length, kept to the millisecond); null when
+ * malformed or not a date (February 30 is not March 2; a second of 60 is a leap second).
+ */
 export function parseTimeVal(text: string): Date | null {
-  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,3}))?$/.exec(text);
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d+))?$/.exec(text);
   if (!m) return null;
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
-  const ms = m[7] ? Number(m[7].padEnd(3, "0")) : 0;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return null;
-  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, s, ms));
-  return Number.isNaN(date.getTime()) ? null : date;
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, "0")) : 0;
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 60) return null;
+  const date = new Date(Date.UTC(2000, mo - 1, d, h, mi, s, ms));
+  // Date.UTC reads years 0-99 as 1900-1999: the year is set on its own.
+  date.setUTCFullYear(y, mo - 1, d);
+  return date.getUTCDate() === d && date.getUTCMonth() === mo - 1 ? date : null;
 }
 
 /** `rwxr-x---` for every permission-bit pattern, indexed by `mode & 0o777`. */
@@ -84,7 +89,8 @@ function lsDate(d: Date, recent: boolean): string {
 
 /**
  * The `ls -l` line formatter of one listing (lines without CRLF), dated like ls: time for entries
- * within six months of `now`, year for the others. Entries written together share their date
+ * of the last six months, year for older and for future ones (a client guesses the missing year
+ * from its clock, so a future `HH:MM` date would read as a year early). Entries written together share their date
  * text, so the last one is kept (by minute, or by day for old entries) instead of rebuilt per line.
  */
 export function listLineFormatter(now: number): (info: FileInfo) => string {
@@ -93,7 +99,7 @@ export function listLineFormatter(now: number): (info: FileInfo) => string {
   let lastDate = "";
   return (info) => {
     const time = info.mtime.getTime();
-    const recent = Math.abs(now - time) < SIX_MONTHS_MS;
+    const recent = time <= now && now - time < SIX_MONTHS_MS;
     const key = Math.floor(time / (recent ? MINUTE_MS : DAY_MS));
     if (key !== lastKey || recent !== lastRecent) {
       lastDate = lsDate(info.mtime, recent);
@@ -141,7 +147,8 @@ const UNIX_MODE_FACT: readonly string[] = Array.from({ length: 0o10000 }, (_, mo
 const TYPE_FACT: Readonly<Record<EntryType, string>> = {
   file: "type=file;",
   dir: "type=dir;",
-  link: "type=OS.unix=link;",
+  // The spelling ProFTPD writes and clients (basic-ftp, lftp) read; RFC 3659's examples say slink.
+  link: "type=OS.unix=symlink;",
   other: "type=OS.unix=other;",
 };
 

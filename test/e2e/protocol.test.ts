@@ -484,6 +484,7 @@ describe("FTP protocol (raw client)", () => {
       expectCode(await c.command("MDTM mfmt.txt"), 213, "MDTM");
       assert.equal((await c.command("MDTM mfmt.txt")).text, "20200102030405");
       expectCode(await c.command("MFMT 20201302030405 mfmt.txt"), 501, "MFMT month 13");
+      expectCode(await c.command("MFMT 20230230120000 mfmt.txt"), 501, "MFMT February 30");
       expectCode(await c.command("MFMT yesterday mfmt.txt"), 501, "MFMT not a time");
       expectCode(await c.command("MFMT 20200102030405"), 501, "MFMT without a path");
       expectCode(await c.command("MFMT 20200102030405 missing.txt"), 550, "MFMT missing file");

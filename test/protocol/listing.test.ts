@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatTimeVal, listLineFormatter, mlsxLineFormatter, MLSX_FACTS, nlstLine, type PermFlags } from "../../src/protocol/listing.js";
+import { formatTimeVal, listLineFormatter, mlsxLineFormatter, MLSX_FACTS, nlstLine, parseTimeVal, type PermFlags } from "../../src/protocol/listing.js";
 import type { FileInfo } from "../../src/storage/types.js";
 
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
@@ -23,6 +23,8 @@ describe("LIST lines", () => {
     assert.equal(format(file()), "-rw-r--r-- 1 ftp ftp         1234 Nov  3 09:05 a.txt");
     assert.equal(format(file({ mtime: new Date(Date.UTC(2024, 0, 15, 23, 59)) })), "-rw-r--r-- 1 ftp ftp         1234 Jan 15  2024 a.txt");
     assert.equal(format(file({ mtime: new Date(Date.UTC(2027, 11, 31, 1, 2)) })), "-rw-r--r-- 1 ftp ftp         1234 Dec 31  2027 a.txt");
+    // The future, even near, shows its year: a client would read "Dec 10 12:00" as last December.
+    assert.equal(format(file({ mtime: new Date(Date.UTC(2026, 11, 10, 12, 0)) })), "-rw-r--r-- 1 ftp ftp         1234 Dec 10  2026 a.txt");
   });
 
   test("entries in the same minute or day share the date text, whatever their order", () => {
@@ -72,7 +74,7 @@ describe("MLSx lines", () => {
     const format = mlsxLineFormatter(ALL, DEFAULT_FACTS);
     assert.equal(format(file()), "type=file;size=1234;modify=20261103090507;perm=awdfr;unix.mode=0644; a.txt");
     assert.equal(format(file({ type: "dir", name: "sub", size: 4096, mode: 0o755 })), "type=dir;modify=20261103090507;perm=cdelfmp;unix.mode=0755; sub");
-    assert.equal(format(file({ type: "link", name: "l", size: 0, mode: 0o777 })), "type=OS.unix=link;size=0;modify=20261103090507;perm=awdfr;unix.mode=0777; l");
+    assert.equal(format(file({ type: "link", name: "l", size: 0, mode: 0o777 })), "type=OS.unix=symlink;size=0;modify=20261103090507;perm=awdfr;unix.mode=0777; l");
   });
 
   test("perm follows the session's permissions", () => {
@@ -110,5 +112,21 @@ describe("time-val", () => {
   test("UTC, milliseconds only when there are some", () => {
     assert.equal(formatTimeVal(new Date(Date.UTC(1999, 11, 31, 23, 59, 59))), "19991231235959");
     assert.equal(formatTimeVal(new Date(Date.UTC(2001, 0, 1, 0, 0, 0, 5))), "20010101000000.005");
+  });
+});
+
+describe("parseTimeVal", () => {
+  test("a valid time-val, with a fraction of any length", () => {
+    assert.equal(parseTimeVal("20230228235959")?.toISOString(), "2023-02-28T23:59:59.000Z");
+    assert.equal(parseTimeVal("20240229120000.5")?.toISOString(), "2024-02-29T12:00:00.500Z");
+    assert.equal(parseTimeVal("20230101000000.123456")?.toISOString(), "2023-01-01T00:00:00.123Z");
+    assert.equal(parseTimeVal("19690101000000")?.toISOString(), "1969-01-01T00:00:00.000Z");
+    assert.equal(parseTimeVal("00500101000000")?.getUTCFullYear(), 50, "year 50, not 1950");
+  });
+
+  test("what is not a date is null, never rolled over into another one", () => {
+    for (const text of ["20230230120000", "20230431000000", "20230229000000", "20231301000000", "20230100000000", "20230101240000", "2023010100000", "20230101000000.", "x"]) {
+      assert.equal(parseTimeVal(text), null, text);
+    }
   });
 });
