@@ -8,8 +8,8 @@
  * `edgeftp: <reason>`, and exit status 1.
  */
 import "./node/threadpool.js"; // first: sizes libuv's thread pool before anything uses it
-import { existsSync, mkdirSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdirSync, realpathSync, statSync } from "node:fs";
+import { resolve, sep } from "node:path";
 import { Command, Option } from "commander";
 import { stringify } from "yaml";
 import { openAccountStore } from "./accounts/open.js";
@@ -106,7 +106,7 @@ withConfigOptions(user.command("remove"), isDataOption)
 const userSetCommand = withConfigOptions(user.command("set"), isDataOption)
   .description("Change an account's home, permissions, enabled state, TLS overrides or limits (quotas, bandwidth, sessions).")
   .argument("<name>", "account name")
-  .option("--home <dir>", "existing directory to use as the account's root")
+  .option("--home <dir>", "existing directory to use as the account's root, or `default` for <dataDir>/homes/NAME")
   .option("--enable", "allow the account to log in")
   .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"));
 withAccountSettings(userSetCommand)
@@ -417,7 +417,7 @@ interface AddOptions {
 async function userAdd(name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions): Promise<void> {
   const config = configFrom(options, isDataOption);
   // Check everything we can before asking for a password, so a typo does not cost two prompts.
-  const home = options.home === undefined ? null : existingDirectory(options.home);
+  const home = options.home === undefined ? null : accountHome(options.home, config);
   const permissions = requestedPermissions(options) ?? ALL_PERMISSIONS;
   const limits = limitSettings(options);
   await withAccounts(config, { create: true }, async (accounts) => {
@@ -429,7 +429,17 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
       throw new AccountError("exists", `account "${name}" already exists`);
     }
     const password = await readPassword(name, options);
-    const account = await accounts.create({ name, password, home, permissions, ...tlsSettings(options), ...limits });
+    let account: Account;
+    try {
+      account = await accounts.create({ name, password, home, permissions, ...tlsSettings(options), ...limits });
+    } catch (err) {
+      // Another `user add --if-missing` may have created it since the check above.
+      if (options.ifMissing && err instanceof AccountError && err.code === "exists") {
+        console.log(`user ${name} already exists; left unchanged`);
+        return;
+      }
+      throw err;
+    }
     const root = homeFor(config, account);
     // Created only now: the store has validated the name, so it is a safe single path segment.
     if (home === null) mkdirSync(root, { recursive: true });
@@ -471,7 +481,7 @@ async function userRemove(name: string, options: CommonOptions): Promise<void> {
 async function userSet(name: string, options: CommonOptions & SettingsOptions): Promise<void> {
   const config = configFrom(options, isDataOption);
   const patch: AccountPatch = {};
-  if (options.home !== undefined) patch.home = existingDirectory(options.home);
+  if (options.home !== undefined) patch.home = accountHome(options.home, config);
   const permissions = requestedPermissions(options);
   if (permissions !== undefined) patch.permissions = permissions;
   if (options.enable || options.disable) patch.enabled = options.enable === true;
@@ -521,16 +531,32 @@ async function existingAccount(accounts: AccountStore, name: string): Promise<Ac
   return account;
 }
 
-/** `dir` made absolute, after checking that it is an existing directory. */
-function existingDirectory(dir: string): string {
+/**
+ * An account's `--home`, made absolute, after checking that it is an existing directory that holds
+ * none of the node's own data (an account rooted there could read the password hashes or the TLS
+ * key): not the data directory or above it, not inside it but outside its homes/, not above the
+ * account database or a configured TLS file. `default` is the default home (null).
+ */
+function accountHome(dir: string, config: Config): string | null {
+  if (dir === "default") return null;
+  if (dir.trim() === "") throw new CliError("--home: give a directory, or `default` for <dataDir>/homes/NAME");
   const absolute = resolve(dir);
-  let isDirectory: boolean;
+  let real: string;
   try {
-    isDirectory = statSync(absolute).isDirectory();
-  } catch {
+    if (!statSync(absolute).isDirectory()) throw new CliError(`--home ${absolute}: not a directory`);
+    real = realpathSync(absolute);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
     throw new CliError(`--home ${absolute}: no such directory (create it first)`);
   }
-  if (!isDirectory) throw new CliError(`--home ${absolute}: not a directory`);
+  const paths = resolveDataPaths(config);
+  const realOrSelf = (p: string) => (existsSync(p) ? realpathSync(p) : p);
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+  const dataDir = realOrSelf(paths.dataDir);
+  const secrets = [paths.sqlitePath, config.tls.key, config.tls.cert].filter((p) => p !== "").map((p) => realOrSelf(resolve(p)));
+  if (within(dataDir, real) || secrets.some((secret) => within(secret, real)) || (within(real, dataDir) && !within(real, realOrSelf(paths.homesDir)))) {
+    throw new CliError(`--home ${absolute}: holds the node's own data (accounts, TLS key); choose a directory outside ${dataDir}, or under its homes/`);
+  }
   return absolute;
 }
 

@@ -42,6 +42,11 @@ const RECENT_MAX = 10_000;
 const recentKey = randomBytes(32);
 const recent = new Map<string, number>();
 
+/** How many recent successes are remembered (for metrics and tests). */
+export function rememberedSuccesses(): number {
+  return recent.size;
+}
+
 function recentId(passwordHash: string, password: string): string {
   return createHmac("sha256", recentKey).update(passwordHash).update("\0").update(password).digest("base64");
 }
@@ -49,8 +54,11 @@ function recentId(passwordHash: string, password: string): string {
 /**
  * True when `password` matches `passwordHash` (a PHC string from {@link hashPassword}).
  * Rejects when the stored hash is malformed: that is corruption to surface, not a wrong password.
+ * `remembered: false` checks in full, neither using nor filling the memory of recent successes:
+ * for a password that must not log in (a disabled account), a fast answer would tell it is right.
  */
-export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+export async function verifyPassword(passwordHash: string, password: string, remembered = true): Promise<boolean> {
+  if (!remembered) return verify(passwordHash, password);
   const id = recentId(passwordHash, password);
   const until = recent.get(id);
   if (until !== undefined && until > Date.now()) return true;

@@ -128,8 +128,9 @@ export class SqliteAccountStore implements AccountStore {
   async authenticate(name: string, password: string): Promise<Account | null> {
     const row = this.#selectOne.get(name);
     // Exactly one verification on every path (unknown, disabled, wrong, right), so the response
-    // time tells a client nothing about which names exist or are disabled.
-    const matches = await verifyPassword(row?.password_hash ?? DUMMY_HASH, password);
+    // time tells a client nothing about which names exist or are disabled; and a disabled
+    // account's is a full one, so it does not tell whether the password is right either.
+    const matches = await verifyPassword(row?.password_hash ?? DUMMY_HASH, password, row?.enabled === 1);
     return row !== undefined && matches && row.enabled === 1 ? toAccount(row) : null;
   }
 

@@ -15,6 +15,9 @@ export function parseCommand(line: string): { verb: string; arg: string } {
   return { verb: line.slice(0, space).toUpperCase(), arg: line.slice(space + 1) };
 }
 
+/** A line that may carry a secret, however the client spaced or cased it: never logged. */
+const SECRET = /^\s*(PASS|ACCT)/i;
+
 export async function dispatch(session: Session, line: string): Promise<void> {
   // The per-command line is debug level: at the usual levels neither it nor its timing is built.
   const started = session.log.isLevelEnabled("debug") ? performance.now() : -1;
@@ -53,8 +56,10 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     }
   }
   if (started < 0) return;
+  // "PASS\tx" is one word to parseCommand, so the secret may be in the verb too.
+  const secret = SECRET.test(line);
   session.log.debug(
-    { verb, arg: verb === "PASS" ? "****" : arg.slice(0, 256), reply: session.lastReply, ms: +(performance.now() - started).toFixed(2) },
+    { verb: secret ? line.trim().slice(0, 4).toUpperCase() : verb, arg: secret ? "****" : arg.slice(0, 256), reply: session.lastReply, ms: +(performance.now() - started).toFixed(2) },
     "command",
   );
 }

@@ -50,9 +50,12 @@ export const Reply = {
 
 export type ReplyCode = (typeof Reply)[keyof typeof Reply] | number;
 
-/** Keeps client-influenced text (paths, arguments) from breaking the reply framing. */
-function sanitize(text: string): string {
-  return text.replace(/[\r\n]/g, " ");
+/**
+ * Keeps client-influenced text (paths, arguments, names on disk) from breaking the reply framing
+ * (CR, LF) or reaching the client's terminal as control sequences (ESC, BEL, NUL…).
+ */
+export function sanitize(text: string): string {
+  return text.replace(/[\r\n]/g, " ").replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "?");
 }
 
 /**

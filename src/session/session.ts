@@ -14,7 +14,7 @@ import type { Lease } from "../guard/connection-guard.js";
 import type { Logger } from "../observe/logger.js";
 import { LineReader } from "../protocol/line-reader.js";
 import { MLSX_FACTS } from "../protocol/listing.js";
-import { formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
+import { formatReply, Reply, sanitize, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
 import type { SessionLineage } from "../tls/session-lineage.js";
 import { acceptControlTls } from "../tls/upgrade.js";
@@ -205,7 +205,7 @@ export class Session {
       while (!next.done && !this.socket.destroyed) {
         let text = "";
         // A line starting with a digit would read as the reply's end (RFC 959 §4.2): indent it.
-        for (const line of next.value) text += (/^\d/.test(line) ? " " : "") + line + "\r\n";
+        for (const line of next.value) text += (/^\d/.test(line) ? " " : "") + sanitize(line) + "\r\n";
         if (!this.socket.write(text)) await this.drained();
         next = await iterator.next();
       }

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseOptions } from "@node-rs/argon2";
-import { DUMMY_HASH, hashPassword, verifyPassword } from "../../src/accounts/password.js";
+import { DUMMY_HASH, hashPassword, rememberedSuccesses, verifyPassword } from "../../src/accounts/password.js";
 
 test("hashPassword produces a salted argon2id PHC string that verifyPassword accepts", async () => {
   const first = await hashPassword("correct horse");
@@ -36,6 +36,24 @@ test("a remembered success never outlives a password change", async () => {
     assert.equal(await store.authenticate("cam", "old"), null);
     assert.ok(await store.authenticate("cam", "new"));
     assert.equal(await store.authenticate("cam", "wrong"), null);
+  } finally {
+    await store.close();
+  }
+});
+
+test("a disabled account's right password is checked in full every time: never remembered, never answered fast", async () => {
+  const { SqliteAccountStore } = await import("../../src/accounts/sqlite.js");
+  const store = SqliteAccountStore.open(":memory:");
+  try {
+    await store.create({ name: "off", password: "right" });
+    await store.update("off", { enabled: false });
+    const before = rememberedSuccesses();
+    assert.equal(await store.authenticate("off", "right"), null);
+    assert.equal(await store.authenticate("off", "right"), null);
+    assert.equal(rememberedSuccesses(), before, "nothing remembered for a disabled account");
+    await store.update("off", { enabled: true });
+    assert.ok(await store.authenticate("off", "right"));
+    assert.equal(rememberedSuccesses(), before + 1, "an enabled account's success is");
   } finally {
     await store.close();
   }

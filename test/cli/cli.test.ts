@@ -1,7 +1,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -166,11 +166,37 @@ test("user add without a password and without a terminal fails with one line", a
   );
 });
 
+test("--home refuses a directory holding the node's own data, and an empty value; `default` resets it", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(await edgeftp(dir, ["user", "add", "dan", "--password", "pw", "--data-dir", dataDir]));
+  for (const home of [".", dataDir, join(dataDir, "tls"), "/"]) {
+    mkdirSync(join(dataDir, "tls"), { recursive: true });
+    assertFailure(await edgeftp(dir, ["user", "add", "eve", "--password", "pw", "--home", home, "--data-dir", dataDir]), /holds the node's own data/);
+    assertFailure(await edgeftp(dir, ["user", "set", "dan", "--home", home, "--data-dir", dataDir]), /holds the node's own data/);
+  }
+  assertFailure(await edgeftp(dir, ["user", "set", "dan", "--home", "", "--data-dir", dataDir]), /--home: give a directory/);
+  // Another account's home under homes/ is allowed (a read-only view of a site, say).
+  assertSuccess(await edgeftp(dir, ["user", "add", "viewer", "--password", "pw", "--home", join(dataDir, "homes", "dan"), "--read-only", "--data-dir", dataDir]));
+  mkdirSync(join(dir, "elsewhere"));
+  assertSuccess(await edgeftp(dir, ["user", "set", "dan", "--home", "elsewhere", "--data-dir", dataDir]));
+  const reset = await edgeftp(dir, ["user", "set", "dan", "--home", "default", "--data-dir", dataDir]);
+  assertSuccess(reset);
+  assert.match(reset.stdout, new RegExp(`home ${join(dataDir, "homes", "dan").replace(/[/.]/g, "\\$&")},`));
+});
+
+test("concurrent `user add --if-missing` of one name all succeed", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(await edgeftp(dir, ["user", "add", "first", "--password", "pw", "--data-dir", dataDir]));
+  const runs = await Promise.all(Array.from({ length: 4 }, () => edgeftp(dir, ["user", "add", "racer", "--password", "pw", "--if-missing", "--data-dir", dataDir])));
+  for (const run of runs) assertSuccess(run);
+});
+
 test("user add --home and --read-only, user set --disable, user passwd", async (t) => {
   const { dir, dataDir } = workspace(t);
-  const add = await edgeftp(dir, ["user", "add", "carol", "--password", "old", "--home", ".", "--read-only", "--data-dir", dataDir]);
+  mkdirSync(join(dir, "carol-files"));
+  const add = await edgeftp(dir, ["user", "add", "carol", "--password", "old", "--home", "carol-files", "--read-only", "--data-dir", dataDir]);
   assertSuccess(add);
-  assert.equal(add.stdout, `user carol added (home ${dir}, permissions list,read)\n`);
+  assert.equal(add.stdout, `user carol added (home ${join(dir, "carol-files")}, permissions list,read)\n`);
 
   const set = await edgeftp(dir, ["user", "set", "carol", "--disable", "--permissions", "list,read,write", "--data-dir", dataDir]);
   assertSuccess(set);
