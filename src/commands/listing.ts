@@ -28,6 +28,12 @@ interface EntrySource<T> {
   name(item: T): string;
   /** The item for a single file the argument names. */
   file(info: FileInfo, name: string): T;
+  /**
+   * An item found by a wildcard, or a single file, under the directory part of the argument as the
+   * client wrote it (`sub/` for `sub/*.txt`): NLST gives `sub/a.txt`, as classic ftpd globbing
+   * does and `mget` needs to fetch it; LIST keeps the name.
+   */
+  under?(item: T, dirAsWritten: string): T;
 }
 
 const WITH_METADATA: EntrySource<FileInfo> = {
@@ -40,6 +46,7 @@ const NAMES_ONLY: EntrySource<string> = {
   list: (fs, path) => fs.listNames(path),
   name: (name) => name,
   file: (_info, name) => name,
+  under: (name, dir) => dir + name,
 };
 
 /**
@@ -48,6 +55,8 @@ const NAMES_ONLY: EntrySource<string> = {
  */
 async function* entriesFor<T>(session: Session, arg: string, source: EntrySource<T>): AsyncGenerator<T[]> {
   const path = session.resolve(arg || ".");
+  const dirAsWritten = arg.slice(0, arg.lastIndexOf("/") + 1);
+  const under = (item: T) => (source.under ? source.under(item, dirAsWritten) : item);
   let info: FileInfo;
   try {
     info = await session.fs.stat(path);
@@ -64,12 +73,12 @@ async function* entriesFor<T>(session: Session, arg: string, source: EntrySource
         if (!(err instanceof WildcardTooCostlyError)) throw err;
         throw new FtpError(Reply.SyntaxErrorArgs, "Wildcard pattern too costly to match here; use a simpler one.");
       }
-      if (matching.length > 0) yield matching;
+      if (matching.length > 0) yield matching.map(under);
     }
     return;
   }
   if (info.type === "dir") yield* source.list(session.fs, path);
-  else yield [source.file(info, virtualBasename(path))];
+  else yield [under(source.file(info, virtualBasename(path)))];
 }
 
 function permFlags(session: Session): PermFlags {
