@@ -149,6 +149,9 @@ export const fileCommands: CommandSpec[] = [
     permission: "list",
     feat: "SIZE",
     async handler(session, arg) {
+      // The stored size in either TYPE, as vsftpd and Pure-FTPd answer. RFC 3659 §4 wants TYPE A's
+      // converted size, which means reading the whole file for every SIZE: a cost any client could
+      // make the node pay, for a figure clients do not use (they switch to TYPE I to transfer).
       session.reply(Reply.FileStatus, String((await plainFile(session, arg)).size));
     },
   },
