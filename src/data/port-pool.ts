@@ -142,7 +142,7 @@ class SharedListener {
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
 
-  /** `previous`: the close of this port's last listener, which must finish before we bind. */
+  /** `previous`: the close of this port's last listener (its listening socket), which must finish before we bind. */
   constructor(
     private readonly pool: PassivePortPool,
     readonly host: string,
@@ -230,7 +230,10 @@ class SharedListener {
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
-    this.pool.forget(this, new Promise<void>((resolve) => this.server.close(() => resolve())));
+    // The listening socket is released at once; the server's own 'close' waits for the connections
+    // it accepted, the transfers still running, which must not keep the port from the next listener.
+    this.server.close();
+    this.pool.forget(this, new Promise<void>((resolve) => setImmediate(resolve)));
   }
 }
 

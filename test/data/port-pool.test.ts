@@ -79,8 +79,8 @@ describe("PassivePortPool", () => {
   const pools: PassivePortPool[] = [];
   const sockets: Socket[] = [];
 
-  function pool(collisionWaitMs = 200): PassivePortPool {
-    const p = new PassivePortPool({ first, last, allowForeignAddress: false, collisionWaitMs, logger });
+  function pool(collisionWaitMs = 200, allowForeignAddress = false): PassivePortPool {
+    const p = new PassivePortPool({ first, last, allowForeignAddress, collisionWaitMs, logger });
     pools.push(p);
     return p;
   }
@@ -189,6 +189,44 @@ describe("PassivePortPool", () => {
       assert.equal(server.remoteAddress, A);
       await assertPaired(server, good, "mine");
       assert.equal(p.stats().pendingReservations, 0);
+    }));
+
+  test("a port whose listener closed while a transfer it accepted goes on is reserved again at once", () =>
+    clean(async () => {
+      const p = pool();
+      const first = await p.reserve(HOST, A);
+      const waiting = first.connection(3000);
+      track(await connectData(first.port, A));
+      track(await within(waiting, 3000, "delivery")); // the transfer's socket: left open
+      assert.equal(p.stats().listeningPorts, 0, "its listener closed, nothing pending on it");
+      // Every port of the range for A, that one included, while the transfer goes on.
+      const again: PassiveReservation[] = [];
+      for (let i = 0; i < SIZE; i++) again.push(await within(p.reserve(HOST, A), 2000, `reservation ${i + 1}`));
+      assert.ok(again.some((r) => r.port === first.port), "the port of the transfer in progress was bound again");
+      for (const r of again) r.release();
+    }));
+
+  test("allowForeignAddress: a connection from another IP gets the port's reservation only when it is the port's only one", () =>
+    clean(async () => {
+      const p = pool(200, true);
+      // One reservation on the port (a client behind a proxy): whoever connects gets it.
+      const lone = await p.reserve(HOST, A);
+      const waiting = lone.connection(3000);
+      const viaProxy = track(await connectData(lone.port, B));
+      const delivered = track(await within(waiting, 3000, "foreign delivery"));
+      assert.equal(delivered.remoteAddress, B);
+      await assertPaired(delivered, viaProxy, "proxied");
+
+      // Two reservations share every port (A has one on each, C one): a third address cannot be
+      // routed to either, so it is refused like any stranger.
+      const forA: PassiveReservation[] = [];
+      for (let i = 0; i < SIZE; i++) forA.push(await p.reserve(HOST, A));
+      const rC = await p.reserve(HOST, C);
+      const stranger = track(await connectData(rC.port, B));
+      assert.equal((await within(drainToClose(stranger), 3000, "stranger closed")).length, 0);
+      assert.equal(p.stats().strangersRefused, 1);
+      assert.equal(p.stats().pendingReservations, SIZE + 1, "both reservations on that port stay for their clients");
+      for (const r of [...forA, rC]) r.release();
     }));
 
   test("with every port listening, another client IP shares a port and connections are routed by peer IP", () =>
