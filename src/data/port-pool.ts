@@ -42,6 +42,8 @@ export interface PortPoolStats {
   sharedPorts: number;
   refusals: number;
   strangersRefused: number;
+  /** reserve() calls waiting for a place (their client IP is pending on every port). */
+  waiting: number;
 }
 
 export class PortPoolExhaustedError extends Error {
@@ -397,6 +399,7 @@ export class PassivePortPool {
       sharedPorts,
       refusals: this.refusals,
       strangersRefused: this.strangersRefused,
+      waiting: this.waiters.length,
     };
   }
 

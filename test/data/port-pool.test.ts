@@ -119,7 +119,7 @@ describe("PassivePortPool", () => {
       assert.equal(new Set(ports).size, SIZE, "one client IP never shares a port with itself");
       assert.deepEqual(
         { ...p.stats() },
-        { pendingReservations: SIZE, listeningPorts: SIZE, idlePorts: 0, sharedPorts: 0, refusals: 0, strangersRefused: 0 },
+        { pendingReservations: SIZE, listeningPorts: SIZE, idlePorts: 0, sharedPorts: 0, refusals: 0, strangersRefused: 0, waiting: 0 },
       );
       // Every reserved port is really listening.
       for (const port of ports) {

@@ -40,10 +40,15 @@ async function timed(throttle: Throttle, total: number, chunk: number): Promise<
 }
 
 /** Within `tolerance` (a fraction) of `expected`. */
+/**
+ * A throttle must never be faster than its rate: the lower bound is tight. A loaded machine only
+ * ever makes a transfer slower, so the upper bound is loose: it catches a throttle stuck far below
+ * its rate, not a busy scheduler (speed itself is the benchmark's business).
+ */
 function assertNear(actual: number, expected: number, tolerance: number, what: string): void {
   assert.ok(
-    Math.abs(actual - expected) <= expected * tolerance,
-    `${what}: ${actual.toFixed(3)} s, expected ${expected.toFixed(3)} s ± ${tolerance * 100} %`,
+    actual >= expected * (1 - tolerance) && actual <= expected * 2,
+    `${what}: ${actual.toFixed(3)} s, expected ${expected.toFixed(3)} s (at least ${(1 - tolerance) * 100} %, at most twice)`,
   );
 }
 

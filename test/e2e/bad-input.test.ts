@@ -369,7 +369,7 @@ describe("bad input", () => {
       await c.login(USER, PASSWORD);
       expectCode(await c.command("TYPE I"), 200, "TYPE I");
       const data = track(await c.passive());
-      await sleep(50); // the server has accepted it and holds it for the transfer command
+      await eventually(() => server.node.portPool.stats().pendingReservations === 0); // accepted, held for the transfer command
       data.resetAndDestroy();
       await sleep(50);
       expectCode(await c.command("STOR early-reset.bin"), 150, "STOR");

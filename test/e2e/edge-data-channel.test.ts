@@ -11,7 +11,7 @@ import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { connectData, listenOnce, RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-import { sleep, waitFor } from "../helpers/wait.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -150,9 +150,9 @@ describe("a true collision", () => {
       const leaving = await RawClient.connect(small.port);
       await leaving.login(USER, PASSWORD);
       leaving.send("EPSV"); // waits: this address is pending on both ports
-      await sleep(200);
+      await waitFor(() => small.node.portPool.stats().waiting === 1, "the EPSV waiting for a port");
       await leaving.close();
-      await sleep(200); // the server has seen it leave
+      await waitFor(() => small.node.sessions.size === 2, "the server seeing it leave");
       await holders[0].close(); // frees a port, handed to the waiter that left
       await holders[1].close();
       await waitFor(() => small.node.portPool.stats().pendingReservations === 0, "every reservation released");

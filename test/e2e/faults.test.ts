@@ -354,3 +354,30 @@ describe("with uploads.partial = delete", () => {
     });
   }
 });
+
+describe("a quota whose usage cannot be measured", () => {
+  checkLeaks();
+
+  test("refuses what would grow the account (451 before any 150), still serves downloads, and recovers", async () => {
+    const faults = new FaultyStorageFactory();
+    const server = await startServer({}, [{ name: "limited", password: PASSWORD, quotaBytes: 1024 * 1024 }], { storage: faults });
+    try {
+      mkdirSync(server.home("limited"), { recursive: true });
+      writeFileSync(join(server.home("limited"), "seed.txt"), SEED);
+      faults.plan.inject({ op: "usage", error: "io" });
+      const c = await RawClient.connect(server.port);
+      await c.login("limited", PASSWORD);
+      assert.equal((await c.command("TYPE I")).code, 200);
+      assert.deepEqual(await upload(c, "STOR new.bin", SEED), [451]);
+      assert.equal((await c.command("MKD dir")).code, 451);
+      assert.deepEqual((await download(c, "RETR seed.txt")).codes, [150, 226]);
+      assert.ok(!existsSync(join(server.home("limited"), "new.bin")) && !existsSync(join(server.home("limited"), "dir")));
+      // Once it can be measured, the account's next command is served.
+      faults.plan.clear();
+      assert.deepEqual(await upload(c, "STOR new.bin", SEED), [150, 226]);
+      await quit(c);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -35,7 +35,7 @@ function idleConnection(port: number, i: number): Promise<Socket> {
 describe("connection flood", () => {
   checkLeaks(10_000);
 
-  test("2,000 idle connections plus 300 garbage senders: a real client still logs in within 2 s; memory comes back", async () => {
+  test("2,000 idle connections plus 300 garbage senders: a real client still logs in within 10 s; memory comes back", async () => {
     const server = await startServer({ limits: { maxConnectionsPerIp: 0, commandsPerSecond: 50 } as never });
     try {
       const baseline = heapAfterGc();
@@ -55,7 +55,9 @@ describe("connection flood", () => {
         await client.login(USER, PASSWORD);
         assert.equal((await client.command("PWD")).code, 257);
         const elapsed = performance.now() - started;
-        assert.ok(elapsed < 2000, `logged in after ${elapsed.toFixed(0)} ms`);
+        // Starved, it would wait for the login timeout (60 s); served, it takes milliseconds. The
+        // bound sits far from both, so a loaded machine does not make it fail.
+        assert.ok(elapsed < 10_000, `logged in after ${elapsed.toFixed(0)} ms`);
         await client.close();
       } finally {
         clearInterval(spray);

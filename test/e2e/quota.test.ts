@@ -5,7 +5,7 @@
  * every command that changes it.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { openAccountStore } from "../../src/accounts/open.js";
@@ -14,6 +14,7 @@ import { resolveDataPaths } from "../../src/config/load.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, type TestServer } from "../helpers/server.js";
+import { waitFor } from "../helpers/wait.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -80,6 +81,7 @@ describe("quotas per account", () => {
     { name: "aborted", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "sharing", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "busy", password: PASSWORD, quotaBytes: 1 * MiB },
+    { name: "onefree", password: PASSWORD, quotaFiles: 2 },
     { name: "unlimited", password: PASSWORD },
   ];
 
@@ -299,7 +301,7 @@ describe("quotas per account", () => {
     assert.equal((await a.reply()).code, 150);
     // Spliced by the kernel within room reserved in bulk, once bytes have arrived.
     slow.write(bytes(1000));
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => existsSync(join(server.home("sharing"), "slow.bin")) && statSync(join(server.home("sharing"), "slow.bin")).size === 1000, "the first bytes stored");
     await stored(b, "STOR small.bin", bytes(4));
     slow.end(bytes(1000));
     assert.equal((await a.reply(10_000)).code, 226);
@@ -331,6 +333,21 @@ describe("quotas per account", () => {
     await stored(b, "STOR new.txt", bytes(300, 0x42));
     await ok(b, "DELE other.txt", 250);
     assert.deepEqual(await assertExact("busy", "commands refused during an upload, then let through"), { bytes: 300, files: 1 });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("two sessions creating files at once are held to one files quota: the last free entry goes to one of them", async () => {
+    writeFileSync(join(server.home("onefree"), "seed.txt"), bytes(10));
+    const [a, b] = await Promise.all([session("onefree"), session("onefree")]);
+    const data = await a.passive();
+    a.send("STOR first.txt");
+    assert.equal((await a.reply()).code, 150); // the last free entry is A's while its upload runs
+    const { first } = await upload(b, "STOR second.txt", bytes(5));
+    assert.equal(first.code, 552, `${first.code} ${first.text}`);
+    assert.equal((await b.command("MKD dir")).code, 552);
+    data.end(bytes(5));
+    assert.equal((await a.reply(10_000)).code, 226);
+    assert.deepEqual(await assertExact("onefree", "concurrent creations"), { bytes: 15, files: 2 });
     await Promise.all([a.close(), b.close()]);
   });
 

@@ -17,11 +17,15 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /** Within `tolerance` (a fraction) of `expected` seconds; the measure is reported as a diagnostic. */
+/**
+ * Never faster than the rate (a tight lower bound); the upper bound is loose, since a loaded machine
+ * only makes transfers slower: it catches a throttle stuck far below its rate, not a busy scheduler.
+ */
 function assertNear(seconds: number, expected: number, tolerance: number, what: string, t?: TestContext): void {
-  t?.diagnostic(`${what}: ${seconds.toFixed(3)} s (expected ${expected} s ± ${tolerance * 100} %)`);
+  t?.diagnostic(`${what}: ${seconds.toFixed(3)} s (expected ${expected} s, at least ${(1 - tolerance) * 100} %)`);
   assert.ok(
-    Math.abs(seconds - expected) <= expected * tolerance,
-    `${what}: took ${seconds.toFixed(2)} s, expected ${expected.toFixed(2)} s ± ${tolerance * 100} %`,
+    seconds >= expected * (1 - tolerance) && seconds <= expected * 2,
+    `${what}: took ${seconds.toFixed(2)} s, expected ${expected.toFixed(2)} s (at least ${(1 - tolerance) * 100} %, at most twice)`,
   );
 }
 
@@ -106,7 +110,7 @@ describe("bandwidth throttling per account", () => {
     const c = await login(server, USER);
     const { data, seconds } = await timedDownload(c, "big.bin");
     assert.equal(data.length, big.length);
-    assert.ok(seconds < 2, `10 MiB unthrottled took ${seconds.toFixed(2)} s`);
+    assert.ok(seconds < 5, `10 MiB unthrottled took ${seconds.toFixed(2)} s (at 1 MiB/s it would take 10)`);
     await c.close();
   });
 

@@ -73,11 +73,11 @@ describe("hasWildcard / tooManyStars", () => {
 
 describe("WildcardFilter", () => {
   test("an ordinary pattern over 200,000 names never runs out of steps", () => {
-    for (const pattern of ["*.txt", "img?.*", "*a*b*c*", "*"]) {
+    for (const [pattern, expected] of [["*.txt", 200_000], ["img?.*", 10], ["*1*2*3*", 9_002], ["*", 200_000]] as const) {
       const filter = new WildcardFilter(pattern);
       let matched = 0;
       for (let i = 0; i < 200_000; i++) if (filter.matches(`img${i}.txt`)) matched++;
-      assert.ok(matched >= 0);
+      assert.equal(matched, expected, pattern);
     }
   });
 
