@@ -26,14 +26,18 @@ export function holdUploadLock(fd: number): number | null {
   return holder >= 0 ? holder : null;
 }
 
-/** Whether another open file holds the upload lock on `file` (false where locks are not available, or `file` cannot be opened). */
+/**
+ * Whether another open file may hold the upload lock on `file`: it does, or `file` cannot be opened
+ * to tell (a temporary file keeps the mode of the file it replaces, which may deny reading). False
+ * where locks are not available, or `file` is gone.
+ */
 export async function lockedByAnUpload(file: Buffer): Promise<boolean> {
   if (!available) return false;
   let handle;
   try {
     handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ENOENT";
   }
   try {
     return addon!.lockExclusive!(handle.fd) === osConstants.errno.EWOULDBLOCK;
