@@ -8,6 +8,7 @@
  * `edgeftp: <reason>`, and exit status 1.
  */
 import "./node/threadpool.js"; // first: sizes libuv's thread pool before anything uses it
+import { releaseEarlySighup } from "./node/early-sighup.js"; // next: a SIGHUP while loading must not kill a starting node
 import { existsSync, mkdirSync, realpathSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { Command, Option } from "commander";
@@ -303,9 +304,6 @@ async function serve(options: CommonOptions): Promise<void> {
   const config = configFrom(options);
   const paths = resolveDataPaths(config);
   const logger = createLogger(config.log.level);
-  // A SIGHUP before the node is up (a config tool reloading as it starts) must not kill it.
-  const early = () => logger.info("SIGHUP before the node is up: nothing to reload yet");
-  process.on("SIGHUP", early);
   mkdirSync(paths.homesDir, { recursive: true });
   const accounts = openAccountStore({ driver: config.accounts.driver, sqlitePath: paths.sqlitePath });
   let node: EdgeNode;
@@ -346,7 +344,7 @@ async function serve(options: CommonOptions): Promise<void> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   // SIGHUP: re-read TLS certificates and re-resolve the PASV hostname, keeping every session.
-  process.off("SIGHUP", early);
+  releaseEarlySighup();
   process.on("SIGHUP", () => {
     logger.info("SIGHUP: reloading");
     void node.reload();
@@ -534,7 +532,8 @@ async function existingAccount(accounts: AccountStore, name: string): Promise<Ac
 /**
  * An account's `--home`, made absolute, after checking that it is an existing directory that holds
  * none of the node's own data (an account rooted there could read the password hashes or the TLS
- * key): not the data directory or above it, not inside it but outside its homes/, not above the
+ * key, or every account's files): not the data directory or above it, not inside it unless below
+ * its homes/ (homes/ itself holds every account's), not above the
  * account database or a configured TLS file. `default` is the default home (null).
  */
 function accountHome(dir: string, config: Config): string | null {
@@ -551,10 +550,11 @@ function accountHome(dir: string, config: Config): string | null {
   }
   const paths = resolveDataPaths(config);
   const realOrSelf = (p: string) => (existsSync(p) ? realpathSync(p) : p);
-  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+  const below = (inner: string, outer: string) => inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+  const within = (inner: string, outer: string) => inner === outer || below(inner, outer);
   const dataDir = realOrSelf(paths.dataDir);
   const secrets = [paths.sqlitePath, config.tls.key, config.tls.cert].filter((p) => p !== "").map((p) => realOrSelf(resolve(p)));
-  if (within(dataDir, real) || secrets.some((secret) => within(secret, real)) || (within(real, dataDir) && !within(real, realOrSelf(paths.homesDir)))) {
+  if (within(dataDir, real) || secrets.some((secret) => within(secret, real)) || (within(real, dataDir) && !below(real, realOrSelf(paths.homesDir)))) {
     throw new CliError(`--home ${absolute}: holds the node's own data (accounts, TLS key); choose a directory outside ${dataDir}, or under its homes/`);
   }
   return absolute;

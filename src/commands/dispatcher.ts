@@ -16,7 +16,7 @@ export function parseCommand(line: string): { verb: string; arg: string } {
 }
 
 /** A line that may carry a secret, however the client spaced or cased it: never logged. */
-const SECRET = /^\s*(PASS|ACCT)/i;
+const SECRET = /^[\s\u0000-\u001f]*(PASS|ACCT)/i;
 
 export async function dispatch(session: Session, line: string): Promise<void> {
   // The per-command line is debug level: at the usual levels neither it nor its timing is built.
@@ -57,9 +57,9 @@ export async function dispatch(session: Session, line: string): Promise<void> {
   }
   if (started < 0) return;
   // "PASS\tx" is one word to parseCommand, so the secret may be in the verb too.
-  const secret = SECRET.test(line);
+  const secret = SECRET.exec(line);
   session.log.debug(
-    { verb: secret ? line.trim().slice(0, 4).toUpperCase() : verb, arg: secret ? "****" : arg.slice(0, 256), reply: session.lastReply, ms: +(performance.now() - started).toFixed(2) },
+    { verb: secret ? secret[1].toUpperCase() : verb, arg: secret ? "****" : arg.slice(0, 256), reply: session.lastReply, ms: +(performance.now() - started).toFixed(2) },
     "command",
   );
 }

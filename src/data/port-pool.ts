@@ -157,6 +157,11 @@ class SharedListener {
     this.ready = previous.then(
       () =>
         new Promise<void>((resolve, reject) => {
+          // Closed while the port's previous listener was closing (the node shutting down): no bind.
+          if (this.closed) {
+            reject(new Error("listener closed before it was bound"));
+            return;
+          }
           this.server.once("error", reject);
           this.server.listen({ host, port }, () => {
             this.server.off("error", reject);

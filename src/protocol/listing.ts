@@ -36,10 +36,12 @@ export function parseTimeVal(text: string): Date | null {
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
   const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, "0")) : 0;
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 60) return null;
-  const date = new Date(Date.UTC(2000, mo - 1, d, h, mi, s, ms));
+  const date = new Date(Date.UTC(2000, mo - 1, d, h, mi, Math.min(s, 59), ms));
   // Date.UTC reads years 0-99 as 1900-1999: the year is set on its own.
   date.setUTCFullYear(y, mo - 1, d);
-  return date.getUTCDate() === d && date.getUTCMonth() === mo - 1 ? date : null;
+  if (date.getUTCDate() !== d || date.getUTCMonth() !== mo - 1) return null;
+  // A leap second (…235960) is the next second: UTC has no name for it.
+  return s === 60 ? new Date(date.getTime() + 1000) : date;
 }
 
 /** `rwxr-x---` for every permission-bit pattern, indexed by `mode & 0o777`. */

@@ -55,7 +55,7 @@ export type ReplyCode = (typeof Reply)[keyof typeof Reply] | number;
  * (CR, LF) or reaching the client's terminal as control sequences (ESC, BEL, NUL…).
  */
 export function sanitize(text: string): string {
-  return text.replace(/[\r\n]/g, " ").replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "?");
+  return text.replace(/[\r\n]/g, " ").replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?");
 }
 
 /**

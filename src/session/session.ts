@@ -350,9 +350,11 @@ export class Session {
         continue;
       }
       const line = event.line;
-      // ABOR and STAT act on a transfer at once, one at a time, and only for a client that reads
-      // its replies: a flood of them waits in the queue (which bounds it) like any other command.
-      if (this.transfer && !this.outOfBand && !this.socket.writableNeedDrain && this.runsDuringTransfer(line)) {
+      // ABOR and STAT act on a transfer at once, and only for a client that reads its replies; STAT
+      // one at a time (a flood of them waits in the queue, which bounds it, like any other command),
+      // ABOR whenever it comes (it ends the transfer, and with it the out-of-band path).
+      const verb = this.transfer && !this.socket.writableNeedDrain ? this.duringTransferVerb(line) : null;
+      if (verb !== null && (verb === "ABOR" || !this.outOfBand)) {
         this.outOfBand = true;
         const done = () => (this.outOfBand = false);
         void this.execute(line).then(done, done);
@@ -364,9 +366,10 @@ export class Session {
     void this.drain();
   }
 
-  private runsDuringTransfer(line: string): boolean {
+  /** The line's verb when it is one that runs during a transfer (ABOR, STAT); else null. */
+  private duringTransferVerb(line: string): string | null {
     const verb = line.split(" ", 1)[0].toUpperCase();
-    return this.services.commands.get(verb)?.duringTransfer === true;
+    return this.services.commands.get(verb)?.duringTransfer === true ? verb : null;
   }
 
   private async drain(): Promise<void> {

@@ -28,14 +28,18 @@ export function holdUploadLock(fd: number): number | null {
 
 /**
  * Whether another open file may hold the upload lock on `file`: it does, or `file` cannot be opened
- * to tell (a temporary file keeps the mode of the file it replaces, which may deny reading). False
- * where locks are not available, or `file` is gone.
+ * to tell. A temporary file keeps the mode of the file it replaces, which may deny reading but not
+ * writing (the replace checked it), and flock takes either. False where locks are not available,
+ * or `file` is gone.
  */
 export async function lockedByAnUpload(file: Buffer): Promise<boolean> {
   if (!available) return false;
   let handle;
   try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    handle = await openToLock(file, constants.O_RDONLY).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EACCES") throw err;
+      return openToLock(file, constants.O_WRONLY);
+    });
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== "ENOENT";
   }
@@ -44,4 +48,8 @@ export async function lockedByAnUpload(file: Buffer): Promise<boolean> {
   } finally {
     await handle.close();
   }
+}
+
+function openToLock(file: Buffer, access: number) {
+  return open(file, access | constants.O_NOFOLLOW | constants.O_NONBLOCK);
 }

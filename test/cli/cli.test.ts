@@ -169,7 +169,7 @@ test("user add without a password and without a terminal fails with one line", a
 test("--home refuses a directory holding the node's own data, and an empty value; `default` resets it", async (t) => {
   const { dir, dataDir } = workspace(t);
   assertSuccess(await edgeftp(dir, ["user", "add", "dan", "--password", "pw", "--data-dir", dataDir]));
-  for (const home of [".", dataDir, join(dataDir, "tls"), "/"]) {
+  for (const home of [".", dataDir, join(dataDir, "tls"), join(dataDir, "homes"), "/"]) {
     mkdirSync(join(dataDir, "tls"), { recursive: true });
     assertFailure(await edgeftp(dir, ["user", "add", "eve", "--password", "pw", "--home", home, "--data-dir", dataDir]), /holds the node's own data/);
     assertFailure(await edgeftp(dir, ["user", "set", "dan", "--home", home, "--data-dir", dataDir]), /holds the node's own data/);

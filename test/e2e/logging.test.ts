@@ -75,11 +75,11 @@ describe("session logging", () => {
     const server = await startServer({ log: { level: "debug" } }, [], { logTo: log.stream });
     try {
       const c = await RawClient.connect(server.port);
-      for (const line of [" PASS LeakA1", "PASS\tLeakB2", "pass LeakC3", "USER x", "ACCT LeakD4"]) await c.command(line);
+      for (const line of [" PASS LeakA1", "PASS\tLeakB2", "pass LeakC3", "USER x", "ACCT LeakD4", "\u001bPASS LeakE5"]) await c.command(line);
       await c.close();
       await server.node.close();
       const text = JSON.stringify(log.lines);
-      for (const secret of ["LeakA1", "LEAKB2", "LeakB2", "LeakC3", "LeakD4"]) assert.ok(!text.includes(secret), `${secret} logged`);
+      for (const secret of ["LeakA1", "LEAKB2", "LeakB2", "LeakC3", "LeakD4", "LeakE5"]) assert.ok(!text.includes(secret), `${secret} logged`);
       assert.ok(log.lines.some((l) => l.msg === "command" && l.verb === "USER"), "commands are logged at debug");
     } finally {
       await server.close();

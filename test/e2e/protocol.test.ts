@@ -1091,6 +1091,23 @@ describe("FTP protocol (raw client)", () => {
       expectCode(await c.reply(), 200, "then the queued NOOP");
     }));
 
+  test("an ABOR right behind a STAT in one packet still aborts the transfer at once", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      await binary(c);
+      const big = join(home, "stat-abor.bin");
+      writeFileSync(big, "");
+      truncateSync(big, 256 * 1024 * 1024);
+      const data = track(await c.passive());
+      data.pause(); // the transfer stalls until the client reads: only ABOR can end it now
+      expectCode(await c.command("RETR stat-abor.bin"), 150, "RETR");
+      c.send("STAT\r\nABOR");
+      expectCode(await c.reply(5000), 211, "STAT");
+      expectCode(await c.reply(5000), 426, "the transfer aborted");
+      expectCode(await c.reply(5000), 226, "ABOR");
+      expectCode(await c.command("NOOP"), 200, "NOOP after it");
+    }));
+
   test("QUIT right after an upload's data waits for the upload: 226, then 221, and the file is whole", () =>
     clean(async () => {
       const c = await loggedIn();

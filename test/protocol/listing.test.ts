@@ -122,6 +122,9 @@ describe("parseTimeVal", () => {
     assert.equal(parseTimeVal("20230101000000.123456")?.toISOString(), "2023-01-01T00:00:00.123Z");
     assert.equal(parseTimeVal("19690101000000")?.toISOString(), "1969-01-01T00:00:00.000Z");
     assert.equal(parseTimeVal("00500101000000")?.getUTCFullYear(), 50, "year 50, not 1950");
+    // A leap second is the next second, whatever day it ends.
+    assert.equal(parseTimeVal("20161231235960")?.toISOString(), "2017-01-01T00:00:00.000Z");
+    assert.equal(parseTimeVal("20160630235960")?.toISOString(), "2016-07-01T00:00:00.000Z");
   });
 
   test("what is not a date is null, never rolled over into another one", () => {

@@ -39,6 +39,7 @@ describe("formatReply", () => {
   test("other control characters become ? (no terminal escape sequences reach the client)", () => {
     assert.equal(formatReply(331, "Password required for ab\u001b[2J\u0007\u0000x."), "331 Password required for ab?[2J??x.\r\n");
     assert.equal(formatReply(211, ["Status:", "tab\tkept, DEL\u007f not", "End"]), "211-Status:\r\ntab\tkept, DEL? not\r\n211 End\r\n");
+    assert.equal(formatReply(550, "CSI \u009b2J, é kept"), "550 CSI ?2J, é kept\r\n");
   });
 
   test("CR and LF in the text are sanitised (no reply injection)", () => {
