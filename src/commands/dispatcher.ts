@@ -27,6 +27,8 @@ export async function dispatch(session: Session, line: string): Promise<void> {
   const renameFrom = session.renameFrom;
   session.renameFrom = null;
   try {
+    // REST applies to the next transfer command only: any other command cancels it, even one refused.
+    if (!spec?.keepsRestOffset) session.restOffset = 0;
     if (!spec) {
       session.reply(Reply.SyntaxError, `${verb.slice(0, 32) || "(empty)"}: command not understood.`);
     } else if (spec.login !== false && !session.account) {
@@ -41,7 +43,6 @@ export async function dispatch(session: Session, line: string): Promise<void> {
       session.reply(Reply.NotImplemented, `${verb} is not supported by this storage.`);
     } else {
       if (verb === "RNTO") session.renameFrom = renameFrom;
-      if (!spec.keepsRestOffset) session.restOffset = 0;
       await spec.handler(session, arg);
     }
   } catch (err) {

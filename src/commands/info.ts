@@ -56,7 +56,7 @@ export const infoCommands: CommandSpec[] = [
           const wanted = value.split(";").map((f) => f.trim().toLowerCase());
           const facts = MLSX_FACTS.filter((f) => wanted.includes(f));
           session.mlstFacts = new Set(facts);
-          session.reply(Reply.CommandOk, `MLST OPTS ${facts.map((f) => `${f};`).join("")}`);
+          session.reply(Reply.CommandOk, `MLST OPTS${facts.length > 0 ? ` ${facts.map((f) => `${f};`).join("")}` : ""}`);
           return;
         }
         default:

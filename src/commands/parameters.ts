@@ -58,6 +58,7 @@ export const parameterCommands: CommandSpec[] = [
     handler(session, arg) {
       const text = arg.trim();
       if (!/^\d{1,15}$/.test(text)) {
+        session.restOffset = 0; // a REST that failed leaves none pending, not an earlier one
         session.reply(Reply.SyntaxErrorArgs, "REST needs a non-negative byte offset.");
         return;
       }

@@ -33,12 +33,15 @@ export function throttleFor(session: Session, direction: "up" | "down"): Throttl
 }
 
 /**
- * Fails before the 150 when the upload cannot land: missing parent, or a directory in the way.
+ * Fails before the 150 when the upload cannot land: missing parent, a directory in the way, or a
+ * REST offset into a file that does not exist.
  * Returns the target's current state (null: a new file).
  */
-async function checkUploadTarget(session: Session, path: string): Promise<EntryState> {
+async function checkUploadTarget(session: Session, path: string, offset: number): Promise<EntryState> {
   const target = await session.fs.find(path);
   if (target?.type === "dir") throw fileUnavailable(`${path}: Is a directory.`);
+  // REST then STOR resumes a file: there must be one (RFC 3659 §5.5 leaves the rest to the server).
+  if (target === null && offset > 0) throw fileUnavailable(`${path}: No such file to resume at ${offset}.`);
   // Where something is, its parent is a directory; a new name needs the parent looked at.
   if (target === null) {
     const parent = await session.fs.stat(virtualDirname(path));
@@ -61,7 +64,7 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
 }
 
 async function uploadClaimed(session: Session, path: string, mode: "replace" | "append", offset: number, announce?: string): Promise<void> {
-  const before = await checkUploadTarget(session, path);
+  const before = await checkUploadTarget(session, path, offset);
   const ascii = session.type === "A";
   await withQuota(session, async (quota) => {
     // 552 before the 150 when already at or over the quota.

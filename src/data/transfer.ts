@@ -35,6 +35,12 @@ export async function sendToClient(
   zeroCopy = true,
 ): Promise<void> {
   const file = ascii || throttle ? undefined : source.localFile;
+  // A REST offset at or past the end: nothing to send (and no copy to start at a position the file
+  // system may refuse, past its largest file).
+  if (file?.size !== undefined && file.position >= file.size) {
+    await endSending(socket);
+    return;
+  }
   if (file) {
     if (zeroCopy && kernelSocketFd(socket) !== null) {
       try {

@@ -289,6 +289,7 @@ export class Session {
 
   /** Back to the state right after the greeting (REIN, RFC 959 §4.1.1). */
   resetLogin(): void {
+    const wasLoggedIn = this.account !== null;
     this.pendingUser = null;
     this.account = null;
     this.storage = null;
@@ -300,7 +301,10 @@ export class Session {
     this.mlstFacts = ALL_MLSX_FACTS;
     this.releaseAccountLease();
     this.setDataChannel(null);
-    this.pauseTimer(); // a fresh login deadline
+    // A fresh login deadline after a logout; before any login the one counted from connect stays
+    // (a REIN every few seconds must not keep an unauthenticated connection open).
+    if (!wasLoggedIn) return;
+    this.pauseTimer();
     this.armTimer();
   }
 

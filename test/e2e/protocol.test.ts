@@ -829,6 +829,30 @@ describe("FTP protocol (raw client)", () => {
       for (const bad of ["REST -1", "REST abc", "REST 1.5"]) expectCode(await c.command(bad), 501, bad);
     }));
 
+  test("REST: a rejected command cancels it too; STOR at an offset needs the file (550 before any 150); an offset past any end sends nothing", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      await binary(c);
+      writeFileSync(join(home, "ten.bin"), "0123456789");
+      expectCode(await c.command("REST 3"), 350, "REST");
+      expectCode(await c.command("FOOBAR"), 500, "an unknown command");
+      assert.equal((await download(c, "RETR ten.bin")).data.toString(), "0123456789", "the REST was cancelled");
+      expectCode(await c.command("REST 4"), 350, "REST");
+      expectCode(await c.command("REST abc"), 501, "a failed REST");
+      assert.equal((await download(c, "RETR ten.bin")).data.toString(), "0123456789", "no REST left pending");
+
+      expectCode(await c.command("REST 4"), 350, "REST");
+      const data = track(await c.passive());
+      expectCode(await c.command("STOR not-there.bin"), 550, "STOR at an offset of a missing file, before any 150");
+      data.destroy();
+      assert.equal(existsSync(join(home, "not-there.bin")), false);
+
+      expectCode(await c.command("REST 999999999999999"), 350, "REST far past the end");
+      const far = await download(c, "RETR ten.bin");
+      expectCode(far.end!, 226, "nothing to send is a complete transfer");
+      assert.equal(far.data.length, 0);
+    }));
+
   test("REST + STOR writes at the offset, keeping the bytes before it", () =>
     clean(async () => {
       const c = await loggedIn();

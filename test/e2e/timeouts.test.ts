@@ -34,6 +34,31 @@ describe("timeouts and command rate", () => {
     }
   });
 
+  test("REIN before any login does not push the login deadline back", async () => {
+    const server = await startServer({ timeouts: { login: 1 } });
+    try {
+      const socket = connect(server.port, "127.0.0.1");
+      let received = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (d) => (received += d));
+      const closed = new Promise<void>((r) => socket.on("close", () => r()));
+      let reins = 0;
+      // A REIN every 300 ms, 30 at most (9 s): each would restart a 1 s deadline, were it restarted.
+      const tick = setInterval(() => {
+        if (reins < 30 && !socket.destroyed) {
+          socket.write("REIN\r\n");
+          reins++;
+        }
+      }, 300);
+      await closed;
+      clearInterval(tick);
+      assert.ok(reins < 30, `still open after ${reins} REINs`);
+      assert.match(received, /421 Timeout/);
+    } finally {
+      await server.close();
+    }
+  });
+
   test("an idle logged-in session is closed with 421", async () => {
     const server = await startServer({ timeouts: { idle: 1 } });
     try {
