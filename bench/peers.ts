@@ -73,17 +73,18 @@ function supports(cli: string, flag: string): boolean {
     const r = spawnSync(process.execPath, [cli, "serve", "--help"], { encoding: "utf8", timeout: 10_000 });
     serveFlags.set(cli, r.stdout ?? "");
   }
-  return new RegExp(`${flag}\\b`).test(serveFlags.get(cli)!);
+  // The whole flag: --tls-implicit must not match --tls-implicit-port.
+  return new RegExp(`(^|\\s)${flag}[\\s,=]`, "m").test(serveFlags.get(cli)!);
 }
 
 /**
  * Settings that put edgeftp on the same footing as the peers, applied when this build has them:
- * no per-IP connection cap (the peers' are lifted too), no per-session command rate limit (no peer
- * throttles commands; edgeftp's default of 100/s would cap the small-files row at ~25 files/s), no
- * implicit-FTPS listener (port 990 needs root; not part of any workload).
+ * no per-IP connection cap (the peers' are lifted as far as they go), no per-session command rate
+ * limit (no peer throttles commands; edgeftp's default of 5,000/s with bursts of twice that could
+ * slow a small-file burst), no implicit-FTPS listener (port 990 needs root; not part of any workload).
  */
 const EDGEFTP_BENCH_FLAGS: Array<[string, string]> = [
-  // The node-wide cap (default 10,000) would refuse part of the 10,000-idle-sessions row.
+  // The node-wide cap would refuse part of the 10,000-idle-sessions row.
   ["--limits-max-connections", "0"],
   ["--limits-max-connections-per-ip", "0"],
   ["--limits-commands-per-second", "0"],

@@ -91,12 +91,17 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** bench/bench.env: KEY=VALUE lines. */
+/** bench/bench.env: KEY=VALUE lines; and BENCH_PASSWORD, the machine's own from .bench/password (bench/setup.sh). */
 function readEnvFile(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of readFileSync(join(repo, "bench", "bench.env"), "utf8").split("\n")) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
     if (m) out[m[1]] = m[2];
+  }
+  try {
+    out.BENCH_PASSWORD = readFileSync(join(repo, ".bench", "password"), "utf8").trim();
+  } catch {
+    throw new Error("no .bench/password: run bench/setup.sh first (as root)");
   }
   return out;
 }
@@ -345,6 +350,10 @@ function summarize(cells: Cell[] | undefined, row: RowDef, footnote: (text: stri
   const notes = [...new Set(cells.map((c) => c.note).filter((n): n is string => !!n))];
   const mark = notes.length ? footnote(notes.join("; ")) : "";
   if (valued.length === 0) return { text: (cells[0].text ?? "n.a.") + mark, value: null };
+  // A server that failed in most of its runs has no figure: its good runs alone would flatter it.
+  if (valued.length * 2 < cells.length) {
+    return { text: `${cells.length - valued.length} of ${cells.length} runs without a figure${mark}`, value: null };
+  }
   const values = valued.map((c) => c.value!);
   const med = row.aggregate === "max" ? Math.max(...values) : median(values);
   // The text of the run closest to the median (for cells that carry text, e.g. ok/fail/refused).

@@ -19,6 +19,12 @@ source bench/bench.env
 ROOT=${BENCH_ROOT:-$BENCH_ROOT_DEFAULT}
 PEERS=$REPO/.bench/peers
 EDGE_DATA=$REPO/.bench/edgeftp-data
+# The local user's password: random, made once per machine, readable by root only.
+mkdir -p "$REPO/.bench"
+if ! [ -s "$REPO/.bench/password" ]; then
+  (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$REPO/.bench/password")
+fi
+BENCH_PASSWORD=$(cat "$REPO/.bench/password")
 
 say() { printf 'bench/setup: %s\n' "$*" >&2; }
 
@@ -43,9 +49,21 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# 1. vsftpd, the Debian way.
+# 1. vsftpd, the Debian way, but not as a system service: its package starts one listening on every
+#    address with local logins (and fails to install when port 21 is taken). policy-rc.d keeps the
+#    package scripts from starting it; the benchmark runs its own on loopback.
 if ! [ -x /usr/sbin/vsftpd ]; then
+  POLICY=/usr/sbin/policy-rc.d
+  OWN_POLICY=0
+  if ! [ -e $POLICY ]; then
+    printf '#!/bin/sh\nexit 101\n' >$POLICY && chmod 755 $POLICY && OWN_POLICY=1
+  fi
   apt_install vsftpd || say "vsftpd could not be installed; it will be skipped"
+  [ $OWN_POLICY -eq 1 ] && rm -f $POLICY
+fi
+# Installed before this script took care (or by hand): not left running or enabled.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled vsftpd >/dev/null 2>&1; then
+  systemctl disable --now vsftpd >/dev/null 2>&1 && say "the system's vsftpd service disabled (the benchmark runs its own)"
 fi
 
 # 2. pure-ftpd and proftpd-core, unpacked beside the tree (they conflict with vsftpd as packages).

@@ -75,7 +75,7 @@ export interface Workload {
   /** Short name for --only. */
   name: string;
   rows: RowDef[];
-  /** Default number of runs (medians over them); --runs overrides where it is above 1. */
+  /** Default number of runs (medians over them); --runs overrides it. */
   runs: number;
   /**
    * Runs first against the same server process and thrown away (not with --quick): the JIT of the
@@ -572,7 +572,9 @@ function idleWorkload(opts: {
         const why = [...reasons.entries()].map(([w, count]) => `${w} ×${count}`).join("; ");
         return {
           [opts.id]: {
-            value: rss,
+            // The ratio uses PSS, the fair figure for forking servers (their children share pages);
+            // for a single process, as edgeftp, PSS is its RSS.
+            value: pss,
             text: `${Math.round(rss)} (${Math.round(pss)})`,
             note:
               [
