@@ -8,24 +8,39 @@ import { checkLeaks } from "../helpers/leaks.js";
 import { RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER } from "../helpers/server.js";
 
+/**
+ * Connects and writes `next(i)` every `everyMs` (the i-th piece; null: nothing more) until the
+ * server closes the connection; resolves with what it said and how many pieces went out.
+ */
+function dripUntilClosed(port: number, everyMs: number, next: (i: number) => string | Buffer | null): Promise<{ received: string; sent: number }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let received = "";
+    let sent = 0;
+    socket.setEncoding("utf8");
+    socket.on("data", (d) => (received += d));
+    const drip = setInterval(() => {
+      const piece = next(sent);
+      if (piece !== null && !socket.destroyed) {
+        socket.write(piece);
+        sent++;
+      }
+    }, everyMs);
+    socket.on("close", () => {
+      clearInterval(drip);
+      resolve({ received, sent });
+    });
+  });
+}
+
 describe("timeouts and command rate", () => {
   checkLeaks();
 
   test("a slow-loris client (one byte every 200 ms) is cut off by the login timeout", async () => {
     const server = await startServer({ timeouts: { login: 1 } });
     try {
-      const socket = connect(server.port, "127.0.0.1");
-      let received = "";
-      socket.setEncoding("utf8");
-      socket.on("data", (d) => (received += d));
-      const closed = new Promise<void>((r) => socket.on("close", () => r()));
       const bytes = Buffer.from("USER alice\r\nPASS wonderland\r\n");
-      let sent = 0;
-      const drip = setInterval(() => {
-        if (sent < bytes.length && !socket.destroyed) socket.write(bytes.subarray(sent, ++sent));
-      }, 200);
-      await closed;
-      clearInterval(drip);
+      const { received, sent } = await dripUntilClosed(server.port, 200, (i) => (i < bytes.length ? bytes.subarray(i, i + 1) : null));
       assert.ok(sent < bytes.length, "the server closed before the slow client finished logging in");
       assert.match(received, /^220 /);
       assert.match(received, /421 Timeout/);
@@ -37,22 +52,9 @@ describe("timeouts and command rate", () => {
   test("REIN before any login does not push the login deadline back", async () => {
     const server = await startServer({ timeouts: { login: 1 } });
     try {
-      const socket = connect(server.port, "127.0.0.1");
-      let received = "";
-      socket.setEncoding("utf8");
-      socket.on("data", (d) => (received += d));
-      const closed = new Promise<void>((r) => socket.on("close", () => r()));
-      let reins = 0;
       // A REIN every 300 ms, 30 at most (9 s): each would restart a 1 s deadline, were it restarted.
-      const tick = setInterval(() => {
-        if (reins < 30 && !socket.destroyed) {
-          socket.write("REIN\r\n");
-          reins++;
-        }
-      }, 300);
-      await closed;
-      clearInterval(tick);
-      assert.ok(reins < 30, `still open after ${reins} REINs`);
+      const { received, sent } = await dripUntilClosed(server.port, 300, (i) => (i < 30 ? "REIN\r\n" : null));
+      assert.ok(sent < 30, `still open after ${sent} REINs`);
       assert.match(received, /421 Timeout/);
     } finally {
       await server.close();
