@@ -2,7 +2,7 @@
 import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol/errors.js";
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
-import { entryState, withQuota } from "../session/quota.js";
+import { ownEntryState, withQuota } from "../session/quota.js";
 import { refuseIfUploading } from "../session/uploads-in-progress.js";
 import type { Session } from "../session/session.js";
 import type { FileInfo } from "../storage/types.js";
@@ -98,7 +98,7 @@ export const fileCommands: CommandSpec[] = [
       refuseIfUploading(session, path);
       await withQuota(session, async (quota) => {
         // Its size is what the deletion frees (asked only when usage is tracked).
-        const removed = quota.tracking ? await entryState(session.fs, path) : null;
+        const removed = quota.tracking ? await ownEntryState(session.fs, path) : null;
         await quota.removeEntry(removed, () => session.fs.delete(path));
       });
       session.reply(Reply.FileActionOk, "File deleted.");
@@ -112,7 +112,8 @@ export const fileCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg);
       if (path === "/") throw fileUnavailable("Can't rename the root directory.");
-      await session.fs.stat(path);
+      // The entry itself: a link is renamed, wherever it points (even outside the root, or nowhere).
+      if ((await session.fs.findEntry(path)) === null) throw fileUnavailable(`${path}: No such file or directory.`);
       session.renameFrom = path;
       session.reply(Reply.PendingFurtherInfo, "Ready for RNTO.");
     },
@@ -131,8 +132,12 @@ export const fileCommands: CommandSpec[] = [
       refuseIfUploading(session, to);
       await withQuota(session, async (quota) => {
         // Renaming over an existing file removes that file (its bytes and its entry).
-        const replaced = quota.tracking && to !== from ? await entryState(session.fs, to) : null;
-        await quota.rename(replaced, () => session.fs.rename(from, to));
+        const replaced = quota.tracking && to !== from ? await ownEntryState(session.fs, to) : null;
+        await quota.rename(replaced, async () => {
+          await session.fs.rename(from, to);
+          // Two names of one file (through a link): rename(2) does nothing, and nothing was replaced.
+          return replaced === null || (await session.fs.findEntry(from)) === null;
+        });
       });
       session.reply(Reply.FileActionOk, "Rename successful.");
     },

@@ -46,6 +46,14 @@ export async function entryState(fs: Storage, path: string): Promise<EntryState>
   return stateOf(await fs.find(path));
 }
 
+/**
+ * The state of the directory entry `path` names, a final symlink not followed: what a DELE or a
+ * rename removes (a link is an entry of 0 bytes, as usage measures it, wherever it points).
+ */
+export async function ownEntryState(fs: Storage, path: string): Promise<EntryState> {
+  return stateOf(await fs.findEntry(path));
+}
+
 /** The state of a stat result (null for absent). */
 export function stateOf(info: FileInfo | null): EntryState {
   return info === null ? null : { size: info.type === "file" ? info.size : 0 };
@@ -269,10 +277,13 @@ export class QuotaTracker {
     await this.record({ bytes: -(removed?.size ?? 0), files: -1 });
   }
 
-  /** RNTO: when the rename replaced an existing entry (`replaced`, its state before), that entry's bytes and count go. */
-  async rename(replaced: EntryState, rename: () => Promise<void>): Promise<void> {
-    await rename();
-    if (replaced !== null) await this.record({ bytes: -replaced.size, files: -1 });
+  /**
+   * RNTO: when the rename replaced an existing entry (`replaced`, its state before), that entry's
+   * bytes and count go; `rename` resolves whether it moved anything (two names of one file: no).
+   */
+  async rename(replaced: EntryState, rename: () => Promise<boolean>): Promise<void> {
+    const moved = await rename();
+    if (moved && replaced !== null) await this.record({ bytes: -replaced.size, files: -1 });
   }
 }
 

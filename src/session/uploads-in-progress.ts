@@ -1,6 +1,7 @@
 /**
  * The paths with an upload in progress on this node, per account. Another upload to such a path,
- * or a DELE or rename of it, is refused with 450 (file busy, RFC 959 §4.2) until the upload ends.
+ * or a DELE or rename of it or of a directory above it, is refused with 450 (file busy, RFC 959
+ * §4.2) until the upload ends.
  * Let through, the two would interleave: an upload written in place is unlinked by the other's
  * atomic replace, so its 226 reports bytes that are no longer under the name, and each command's
  * quota delta (the path's state after against before) counts the other's partial file, so that the
@@ -10,29 +11,42 @@ import { FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "./session.js";
 
-/** Per node (its services): account and path, NUL-separated (no name or path holds a NUL). */
-const registries = new WeakMap<object, Set<string>>();
+/** Per node (its services): per account with uploads in progress, their paths. */
+const registries = new WeakMap<object, Map<string, Set<string>>>();
 
-function registryOf(session: Session): Set<string> {
-  let paths = registries.get(session.services);
-  if (!paths) registries.set(session.services, (paths = new Set()));
-  return paths;
+function accountsOf(session: Session): Map<string, Set<string>> {
+  let accounts = registries.get(session.services);
+  if (!accounts) registries.set(session.services, (accounts = new Map()));
+  return accounts;
 }
 
-const keyOf = (session: Session, path: string) => `${session.account?.name ?? ""}\u0000${path}`;
+const accountOf = (session: Session) => session.account?.name ?? "";
 
-/** Refuses with 450 while an upload to `path` (a resolved virtual path) is in progress. */
+/**
+ * Refuses with 450 while an upload to `path` (a resolved virtual path), or to anything below it, is
+ * in progress: renaming or removing a directory under an upload would move the file out from under
+ * it (the upload then counts nothing against the quota, or its atomic replace fails).
+ */
 export function refuseIfUploading(session: Session, path: string): void {
-  if (registryOf(session).has(keyOf(session, path))) {
-    throw new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: an upload to it is in progress.`);
+  const below = path === "/" ? "/" : `${path}/`;
+  for (const uploading of accountsOf(session).get(accountOf(session)) ?? []) {
+    if (uploading === path || uploading.startsWith(below)) {
+      throw new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: an upload to ${uploading} is in progress.`);
+    }
   }
 }
 
 /** Marks `path` as being uploaded (450 if it already is); returns the release, to call once the upload ended. */
 export function claimUpload(session: Session, path: string): () => void {
-  refuseIfUploading(session, path);
-  const paths = registryOf(session);
-  const key = keyOf(session, path);
-  paths.add(key);
-  return () => paths.delete(key);
+  const accounts = accountsOf(session);
+  const name = accountOf(session);
+  let paths = accounts.get(name);
+  if (paths?.has(path)) throw new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: an upload to it is in progress.`);
+  if (!paths) accounts.set(name, (paths = new Set()));
+  paths.add(path);
+  const claimed = paths;
+  return () => {
+    claimed.delete(path);
+    if (claimed.size === 0 && accounts.get(name) === claimed) accounts.delete(name);
+  };
 }

@@ -454,6 +454,22 @@ export class LocalStorage implements Storage {
     return st === null ? null : toFileInfo(virtualBasename(vpath), st);
   }
 
+  /** {@inheritDoc Storage.findEntry} */
+  async findEntry(vpath: string): Promise<FileInfo | null> {
+    if (isHidden(vpath)) return null;
+    const real = await this.locate(vpath, false);
+    let st: Stats | null;
+    try {
+      st = await this.meta.lstat(real);
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw toStorageError(err, vpath);
+    }
+    if (st === null) return null;
+    const info = toFileInfo(virtualBasename(vpath), st);
+    return info.type === "link" ? { ...info, size: 0 } : info;
+  }
+
   /**
    * {@inheritDoc Storage.list}
    *

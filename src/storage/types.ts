@@ -99,6 +99,11 @@ export interface Storage {
    */
   find(path: string): Promise<FileInfo | null>;
   /**
+   * The directory entry `path` names, a final symlink not followed (a `link` of size 0, wherever
+   * it points): what DELE removes and RNFR renames. Null when there is none.
+   */
+  findEntry(path: string): Promise<FileInfo | null>;
+  /**
    * Streams a directory's entries, in no particular order, as batches: each batch non-empty and of at
    * most about a thousand entries, so memory stays bounded whatever the directory's size and a consumer
    * pays one await per batch rather than per entry. Throws not-found / not-dir.

@@ -5,7 +5,7 @@
  * every command that changes it.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { openAccountStore } from "../../src/accounts/open.js";
@@ -82,6 +82,8 @@ describe("quotas per account", () => {
     { name: "sharing", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "busy", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "onefree", password: PASSWORD, quotaFiles: 2 },
+    { name: "parent", password: PASSWORD, quotaBytes: 1 * MiB },
+    { name: "links", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "unlimited", password: PASSWORD },
   ];
 
@@ -334,6 +336,46 @@ describe("quotas per account", () => {
     await ok(b, "DELE other.txt", 250);
     assert.deepEqual(await assertExact("busy", "commands refused during an upload, then let through"), { bytes: 300, files: 1 });
     await Promise.all([a.close(), b.close()]);
+  });
+
+  test("a directory above a path being uploaded cannot be renamed or removed meanwhile (450); usage stays exact", async () => {
+    mkdirSync(join(server.home("parent"), "d"), { recursive: true });
+    const [a, b] = await Promise.all([session("parent"), session("parent")]);
+    const data = await a.passive();
+    a.send("STOR /d/f");
+    assert.equal((await a.reply()).code, 150);
+    data.write(bytes(2000));
+    await ok(b, "RNFR /d", 350);
+    await ok(b, "RNTO /d2", 450);
+    await ok(b, "RMD /d", 550); // not empty anyway
+    data.end(bytes(2000));
+    assert.equal((await a.reply(10_000)).code, 226);
+    await ok(b, "RNFR /d", 350);
+    await ok(b, "RNTO /d2", 250);
+    assert.deepEqual(await assertExact("parent", "an upload, then its directory renamed"), { bytes: 4000, files: 2 });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("links: DELE and RNFR act on the link itself, wherever it points; renaming one file onto itself through a link changes nothing", async () => {
+    const home = server.home("links");
+    mkdirSync(join(home, "d"), { recursive: true });
+    writeFileSync(join(home, "d", "f"), bytes(5000));
+    symlinkSync("d", join(home, "dl"));
+    symlinkSync("/etc/hostname", join(home, "out"));
+    symlinkSync("nowhere", join(home, "dangling"));
+    const c = await session("links");
+    // One file, two names: nothing moves, nothing is subtracted (usage is measured before the first change).
+    await ok(c, "RNFR /d/f", 350);
+    await ok(c, "RNTO /dl/f", 250);
+    assert.deepEqual(await assertExact("links", "a rename onto the same file"), { bytes: 5000, files: 5 });
+    // Links pointing outside or nowhere are entries like any other: renamed and removed themselves.
+    await ok(c, "RNFR /dangling", 350);
+    await ok(c, "RNTO /renamed-dangling", 250);
+    await ok(c, "DELE /out", 250);
+    await ok(c, "DELE /renamed-dangling", 250);
+    assert.ok(existsSync("/etc/hostname"), "the target outside is untouched");
+    assert.deepEqual(await assertExact("links", "links renamed and removed"), { bytes: 5000, files: 3 });
+    await c.close();
   });
 
   test("two sessions creating files at once are held to one files quota: the last free entry goes to one of them", async () => {

@@ -125,6 +125,11 @@ export class FaultyStorage implements Storage {
     return this.inner.find(path);
   }
 
+  async findEntry(path: string): Promise<FileInfo | null> {
+    this.check("stat", path, path);
+    return this.inner.findEntry(path);
+  }
+
   list(path: string): AsyncIterable<FileInfo[]> {
     return this.failingListing(path, this.inner.list(path));
   }

@@ -361,6 +361,23 @@ for (const [label, metadata] of METADATA_MODES) {
       for (const p of ["/f/child", "/d/link/x"]) await assert.rejects(storage.find(p), isStorageError("not-dir"), p);
       await assert.rejects(storage.find("/escape"), isStorageError("permission"));
     });
+
+    test("findEntry names the entry itself: a link (0 bytes) wherever it points; null where there is none", async () => {
+      await writeFile(inRoot("f"), "abc");
+      await mkdir(inRoot("d"));
+      await symlink("/etc/passwd", inRoot("escape"));
+      await symlink("nowhere", inRoot("dangling"));
+      await symlink(outside, inRoot("out-dir"));
+      assert.deepEqual(await storage.findEntry("/f"), await storage.stat("/f"));
+      assert.equal((await storage.findEntry("/d"))?.type, "dir");
+      for (const p of ["/escape", "/dangling", "/out-dir"]) {
+        const entry = await storage.findEntry(p);
+        assert.deepEqual([entry?.type, entry?.size], ["link", 0], p);
+      }
+      for (const p of ["/nope", "/d/nope", `/${RESERVED_PREFIX}upload`]) assert.equal(await storage.findEntry(p), null, p);
+      // Through a directory link that leads outside, the entry is outside: refused like any other use.
+      await assert.rejects(storage.findEntry("/out-dir/secret"), isStorageError("permission"));
+    });
   });
 }
 
