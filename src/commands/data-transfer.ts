@@ -58,7 +58,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
       channel.release();
     }
     if (session.tls.prot === "P") {
-      socket = await protectData(session, socket, timeoutMs);
+      socket = await protectData(session, socket, timeoutMs, signal);
       if (!socket) return;
     }
     transfer.socket = socket;
@@ -99,16 +99,17 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
  * holds (session-lineage.ts), which a thief of the data port does not have, even one with a
  * session of its own on this node. Replies and returns null on failure.
  */
-async function protectData(session: Session, socket: Socket, timeoutMs: number): Promise<TLSSocket | null> {
+async function protectData(session: Session, socket: Socket, timeoutMs: number, signal: AbortSignal): Promise<TLSSocket | null> {
   let secure: TLSSocket;
   // Sessions issued on this connection (TLS 1.3 tickets) belong to the client only once it is accepted.
   const issued: Buffer[] = [];
   try {
     const host = session.services.tls.sessions.host((s) => issued.push(s));
-    secure = await acceptTls(socket, session.services.tls.context, timeoutMs, host);
+    secure = await acceptTls(socket, session.services.tls.context, timeoutMs, host, signal);
   } catch (err) {
     session.log.info({ err: (err as Error).message }, "data TLS handshake failed");
-    session.reply(Reply.NetworkProtocolNotSupported, "TLS negotiation on the data connection failed.");
+    if (signal.aborted) session.reply(Reply.TransferAborted, "Connection closed; transfer aborted.");
+    else session.reply(Reply.NetworkProtocolNotSupported, "TLS negotiation on the data connection failed.");
     return null;
   }
   const sessions = session.tls.sessions;

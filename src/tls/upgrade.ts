@@ -9,11 +9,15 @@ import type { TlsContextProvider } from "./tls-context.js";
  * close or timeout. `sessionHost` (TlsSessionCache.host) lets a client resume a session by its ID,
  * not only by ticket, and reports the sessions issued.
  */
-export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: number, sessionHost?: Server): Promise<TLSSocket> {
+export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: number, sessionHost?: Server, signal?: AbortSignal): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = new TLSSocket(socket, { isServer: true, secureContext: context, server: sessionHost });
+    // An ABOR (or the session closing) during a data connection's handshake ends it at once.
+    const aborted = () => fail(new Error("TLS handshake aborted"));
+    signal?.addEventListener("abort", aborted, { once: true });
     const fail = (err: Error) => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", aborted);
       secure.off("close", closed);
       secure.destroy();
       reject(err);
@@ -23,6 +27,7 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
     // this the timer and the socket would linger for the whole timeout.
     const closed = () => fail(new Error("connection closed during the TLS handshake"));
     const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), timeoutMs);
+    if (signal?.aborted) aborted();
     secure.once("error", fail);
     secure.once("close", closed);
     secure.once("secure", () => {
@@ -32,6 +37,7 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
       // that closes after the data (ftplib's unwrap), would otherwise miss them or fail.
       setImmediate(() => {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", aborted);
         secure.off("error", fail);
         secure.off("close", closed);
         resolve(secure);

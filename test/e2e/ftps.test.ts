@@ -584,6 +584,26 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
   // Replies of the security commands
   // ---------------------------------------------------------------------------------------------
 
+  test("ABOR during a PROT P data connection's TLS handshake ends it at once: 426, then 226", async () => {
+    writeFileSync(join(server.home(USER), "abor-handshake.bin"), "x");
+    await withExplicit(server.port, async (control) => {
+      await control.login();
+      await control.protect();
+      // A data connection that never sends its ClientHello: the handshake would wait for the data timeout.
+      const silent = await connectData(await control.epsv());
+      silent.on("error", () => {});
+      try {
+        expectCode(await control.command("RETR abor-handshake.bin"), 150, "RETR");
+        control.send("ABOR");
+        expectCode(await control.reply(5000), 426, "the transfer aborted");
+        expectCode(await control.reply(5000), 226, "ABOR");
+        expectCode(await control.command("NOOP"), 200, "NOOP after it");
+      } finally {
+        silent.destroy();
+      }
+    });
+  });
+
   test("FEAT lists AUTH TLS, PBSZ and PROT; PBSZ before AUTH 503, PROT before PBSZ 503, PROT S 536, CCC 534, AUTH KERBEROS 504", async () => {
     const plain = await RawClient.connect(server.port);
     try {
