@@ -172,6 +172,7 @@ export class EdgeNode {
     }
     if (this.closing || secure.destroyed) {
       admission.lease.release();
+      this.services.tls.sessions.release(sessions.pins);
       secure.destroy();
       return;
     }

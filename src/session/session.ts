@@ -416,6 +416,8 @@ export class Session {
     this.transfer?.controller.abort();
     this.setDataChannel(null);
     this.queue.length = 0;
+    // The control connection's TLS sessions need no keeping once no data connection can resume them.
+    if (this.tls.sessions) this.services.tls.sessions.release(this.tls.sessions.pins);
     this.log.info({ user: this.account?.name }, "disconnected");
     this.services.onSessionClosed(this);
   }

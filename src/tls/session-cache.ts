@@ -10,6 +10,10 @@
  * 'resumeSession' events of the server a TLSSocket belongs to; accepted sockets are wrapped one by
  * one (upgrade.ts), so each gets a small event host of its own from {@link TlsSessionCache.host},
  * which also tells the connection's owner what was issued on it (session-lineage.ts).
+ *
+ * A control connection's sessions are the ones its data connections resume: they are held apart
+ * ("pinned") for as long as the control connection lives, outside the bounded store, so that no
+ * flood of handshakes (anyone can make them, before any login) pushes them out.
  */
 import { EventEmitter } from "node:events";
 import type { Server } from "node:net";
@@ -18,9 +22,13 @@ import { parseSslSession, TLS1_3_VERSION } from "./ssl-session.js";
 /** Sessions kept at most, oldest dropped first: about 10,000 TLS sessions at a few hundred bytes each. */
 const DEFAULT_CAPACITY = 10_000;
 
+type Entry = { data: Buffer; expires: number };
+
 export class TlsSessionCache {
   /** Session ID (hex) → serialized session and expiry; a Map iterates oldest first. */
-  private readonly sessions = new Map<string, { data: Buffer; expires: number }>();
+  private readonly sessions = new Map<string, Entry>();
+  /** Sessions of live control connections, by ID: never evicted, released with their connection. */
+  private readonly pinned = new Map<string, Entry>();
 
   constructor(
     /** As the SecureContext's `sessionTimeout`: a session older than this is not resumed. */
@@ -34,11 +42,19 @@ export class TlsSessionCache {
    * uses for these events): sessions issued on it are stored, and passed to `issued` (DER
    * `SSL_SESSION`); sessions asked for by ID are looked up.
    */
-  host(issued?: (session: Buffer) => void): Server {
+  host(issued?: (session: Buffer) => void, pins?: Set<string>): Server {
     const host = new EventEmitter();
     host.on("newSession", (id: Buffer, session: Buffer, done: () => void) => {
       // TLS 1.3 sessions (one per ticket) resume by ticket only: storing them would only crowd out the others.
-      if (parseSslSession(session)?.protocol !== TLS1_3_VERSION) this.store(id.toString("hex"), session);
+      if (parseSslSession(session)?.protocol !== TLS1_3_VERSION) {
+        const key = id.toString("hex");
+        if (pins) {
+          this.pinned.set(key, { data: session, expires: this.now() + this.lifetimeMs });
+          pins.add(key);
+        } else {
+          this.store(key, session);
+        }
+      }
       issued?.(session);
       done();
     });
@@ -48,8 +64,13 @@ export class TlsSessionCache {
     return host as Server;
   }
 
+  /** Lets the sessions a connection pinned (see {@link host}) go, once the connection is closed. */
+  release(pins: Iterable<string>): void {
+    for (const key of pins) this.pinned.delete(key);
+  }
+
   get size(): number {
-    return this.sessions.size;
+    return this.sessions.size + this.pinned.size;
   }
 
   private store(key: string, data: Buffer): void {
@@ -62,7 +83,7 @@ export class TlsSessionCache {
   }
 
   private find(key: string): Buffer | undefined {
-    const entry = this.sessions.get(key);
+    const entry = this.pinned.get(key) ?? this.sessions.get(key);
     if (!entry) return undefined;
     if (entry.expires > this.now()) return entry.data;
     this.sessions.delete(key);

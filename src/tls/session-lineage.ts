@@ -21,6 +21,8 @@ const MAX_DATA_SESSIONS = 64;
 export class SessionLineage {
   /** The control connection's sessions: kept for the whole FTP session. */
   private readonly control = new Set<string>();
+  /** The IDs under which the node's session cache holds the control connection's sessions (released on close). */
+  readonly pins = new Set<string>();
   /** Sessions issued on accepted data connections (TLS 1.3 tickets): the latest few. */
   private readonly data = new Set<string>();
 

@@ -52,7 +52,14 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
  */
 export async function acceptControlTls(socket: Socket, tls: TlsContextProvider, timeoutMs: number): Promise<{ secure: TLSSocket; sessions: SessionLineage }> {
   const sessions = new SessionLineage();
-  const secure = await acceptTls(socket, tls.context, timeoutMs, tls.sessions.host((session) => sessions.addControl(session)));
+  const host = tls.sessions.host((session) => sessions.addControl(session), sessions.pins);
+  let secure: TLSSocket;
+  try {
+    secure = await acceptTls(socket, tls.context, timeoutMs, host);
+  } catch (err) {
+    tls.sessions.release(sessions.pins);
+    throw err;
+  }
   sessions.adoptControl(secure);
   return { secure, sessions };
 }

@@ -56,6 +56,21 @@ describe("TLS session cache (resumption by session ID)", () => {
     assert.equal((await handshake(cache, sessions[2])).reused, false, "expired");
   });
 
+  test("a control connection's pinned sessions survive any flood of other handshakes, until released", async () => {
+    const cache = new TlsSessionCache(60_000, 2);
+    const pins = new Set<string>();
+    const pair = await tlsPair(context(), { maxVersion: "TLSv1.2", secureOptions: constants.SSL_OP_NO_TICKET }, cache.host(undefined, pins));
+    const control = pair.client.getSession()!;
+    pair.close();
+    assert.equal(pins.size, 1);
+    // Twenty strangers' handshakes through a cache of two: the unpinned ones evict each other only.
+    for (let i = 0; i < 20; i++) await handshake(cache);
+    assert.equal((await handshake(cache, control)).reused, true, "the control connection's session is still resumable");
+    cache.release(pins);
+    for (let i = 0; i < 2; i++) await handshake(cache);
+    assert.equal((await handshake(cache, control)).reused, false, "released with its connection");
+  });
+
   test("an unknown session ID gets a full handshake", async () => {
     const cache = new TlsSessionCache(60_000);
     const other = new TlsSessionCache(60_000);
