@@ -64,12 +64,18 @@ export async function connectActive(
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (!(e.syscall === "bind" || (e.code && BIND_FAILURES.has(e.code)))) throw err;
-    if (!warnedFallback) {
-      warnedFallback = true;
-      logger.warn(
-        { code: e.code, port: target.localPort },
-        "active data connections cannot use their configured local port; using ephemeral ports (run as root or grant CAP_NET_BIND_SERVICE, or set active.port to 0 to silence this)",
-      );
+    // Permission is the operator's to fix (said once); a port busy with another connection to the same
+    // client address and port (EADDRINUSE, EADDRNOTAVAIL) is the normal price of a fixed source port.
+    if (e.code === "EACCES" || e.code === "EPERM") {
+      if (!warnedFallback) {
+        warnedFallback = true;
+        logger.warn(
+          { code: e.code, port: target.localPort },
+          "active data connections may not use their configured local port; using ephemeral ports (run as root or grant CAP_NET_BIND_SERVICE, or set active.port to 0 to silence this)",
+        );
+      }
+    } else {
+      logger.debug({ code: e.code, port: target.localPort }, "active data connection from an ephemeral port: the configured one is busy toward this client");
     }
     return attempt(target, 0, timeoutMs, signal);
   }
