@@ -210,7 +210,7 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
   if (config.active.enabled && config.active.port > 0) {
     const err = await canBind(isIPv4(target) ? "0.0.0.0" : "::", config.active.port);
     if (!err || err.code === "EADDRINUSE") {
-      results.push(result("active port", "ok", `port ${config.active.port} can be bound for active-mode connections`));
+      results.push(result("active port", "ok", `port ${config.active.port} can be bound for active-mode connections (by this user: serve needs the same privilege)`));
     } else {
       results.push(
         result("active port", "warn", `port ${config.active.port} cannot be bound (${err.code}): active data will come from ephemeral ports; run as root or with CAP_NET_BIND_SERVICE, or set --active-port 0`),
