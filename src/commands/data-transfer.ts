@@ -113,6 +113,11 @@ async function protectData(session: Session, socket: Socket, timeoutMs: number, 
     return null;
   }
   const sessions = session.tls.sessions;
+  if (secure.destroyed && !secure.readableEnded) {
+    // Reset right after its handshake: nothing to tell about its session, the connection is gone.
+    session.reply(Reply.TransferAborted, "Connection closed; transfer aborted.");
+    return null;
+  }
   if (sessionReuseRequired(session) && !sessions?.resumedBy(secure)) {
     const resumedAnother = secure.isSessionReused();
     secure.destroy();

@@ -213,6 +213,11 @@ class SharedListener {
 
   private route(socket: Socket): void {
     const peer = canonicalIp(socket.remoteAddress);
+    if (peer === "") {
+      // Reset before it was accepted: no address to route by, nor a stranger to report.
+      socket.destroy();
+      return;
+    }
     let reservation = this.pending.get(peer);
     if (!reservation && this.pool.options.allowForeignAddress && this.pending.size === 1) {
       reservation = this.pending.values().next().value;

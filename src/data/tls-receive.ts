@@ -44,6 +44,8 @@ const WRITE_CHUNK = 1024 * 1024;
 export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: UploadAllowance | null): Promise<number> {
   const symbols = onreadSymbols;
   if (!symbols) return Promise.reject(new Error("TLS receive into a buffer is not available"));
+  // Ended already (an empty upload, its EOF in before the file was opened): nothing to write.
+  if (socket.readableEnded) return Promise.resolve(0);
   if (socket.destroyed) return Promise.reject(prematureClose());
   return new Promise((resolve, reject) => {
     // The second buffer only once the first goes to the disk: most uploads are smaller than one.

@@ -150,6 +150,13 @@ export class Session {
       const { secure, sessions } = await acceptControlTls(raw, this.services.tls, this.config.timeouts.data * 1000);
       this.tls.sessions = sessions;
       raw.off("close", this.onCloseBound);
+      if (this.closed || secure.destroyed) {
+        // Gone in the turn the handshake took to settle (see acceptTls).
+        secure.destroy();
+        if (!this.closed) this.onClose();
+        else this.services.tls.sessions.release(sessions.pins);
+        return;
+      }
       this.socket = secure;
       this.tls.control = true;
       this.attach(secure);

@@ -31,15 +31,20 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
     secure.once("error", fail);
     secure.once("close", closed);
     secure.once("secure", () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", aborted);
+      secure.off("error", fail);
+      secure.off("close", closed);
       // TLS 1.3 session tickets are written only after this handler has returned: the caller's
       // first write (the 220 of implicit FTPS, a download's data) waits a turn so that they go
       // before it. A client that keeps its session once it has read that first reply (wget), or
-      // that closes after the data (ftplib's unwrap), would otherwise miss them or fail.
+      // that closes after the data (ftplib's unwrap), would otherwise miss them or fail. What
+      // happens to the connection in that turn (a clean end, a reset) is the caller's to see: it
+      // gets the socket as it is then, ended or destroyed.
+      const meanwhile = () => {};
+      secure.on("error", meanwhile);
       setImmediate(() => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", aborted);
-        secure.off("error", fail);
-        secure.off("close", closed);
+        secure.off("error", meanwhile);
         resolve(secure);
       });
     });

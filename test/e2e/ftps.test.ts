@@ -261,6 +261,19 @@ elif scenario == "stock":
         out["list"] = outcome(f, lambda: f.retrlines("LIST", lines.append))
         out["listed"] = len(lines)
     f.quit()
+elif scenario == "empty_no_notify":
+    # Empty uploads whose data connection is closed without close_notify (no unwrap()).
+    f = connect(Resuming)
+    f.voidcmd("TYPE I")
+    out["replies"] = []
+    for i in range(args["count"]):
+        port = ftplib.parse229(f.sendcmd("EPSV"), f.sock.getpeername())[1]
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        f.sendcmd("STOR empty-%d.bin" % i)  # the 150
+        conn = ctx.wrap_socket(raw, session=f.sock.session)
+        conn.close()  # no unwrap(): no close_notify
+        out["replies"].append(f.voidresp())
+    f.quit()
 elif scenario == "implicit_ticket":
     # The session as a client that keeps it once it has read the greeting (wget) has it.
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
@@ -454,6 +467,12 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     assert.equal(out.received, 0, "no file bytes reached the non-resuming data connection");
     assert.match(String(out.noop), /^200 /, "the control connection stays usable and in step");
     assert.equal(existsSync(join(home, "py-stock-refused.bin")), false, "the refused upload created nothing");
+  });
+
+  test("empty uploads whose client closes without close_notify are complete empty files (226)", async () => {
+    const out = await python("empty_no_notify", { count: 10 });
+    assert.deepEqual((out.replies as string[]).map((r) => r.slice(0, 3)), Array(10).fill("226"));
+    for (let i = 0; i < 10; i++) assert.equal(readFileSync(join(home, `empty-${i}.bin`)).length, 0);
   });
 
   test("implicit FTPS: the session tickets come before the 220, so a client that keeps its session after the greeting has one", async () => {
