@@ -16,6 +16,23 @@ void call_javascript(napi_env env, napi_async_context context, napi_ref callback
   }
 }
 
+int fd_argument(napi_env env, napi_callback_info info, int32_t *fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
+    napi_throw_type_error(env, NULL, "expected (fd >= 0)");
+    return 0;
+  }
+  return 1;
+}
+
+napi_value int_result(napi_env env, int value) {
+  napi_value result;
+  napi_create_int32(env, value, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   kernel_copy_init(env, exports);
   copy_now_init(env, exports);

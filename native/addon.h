@@ -22,6 +22,12 @@ void file_lock_init(napi_env env, napi_value exports);
  */
 void call_javascript(napi_env env, napi_async_context context, napi_ref callback, size_t argc, napi_value *argv);
 
+/* The one descriptor argument of a call (fd >= 0); 0, with a TypeError thrown, when it is not one. */
+int fd_argument(napi_env env, napi_callback_info info, int32_t *fd);
+
+/* A JavaScript number for an int result (an errno, a descriptor). */
+napi_value int_result(napi_env env, int value);
+
 static inline uv_loop_t *uv_loop_of(napi_env env) {
   uv_loop_t *loop = NULL;
   napi_get_uv_event_loop(env, &loop);

@@ -10,23 +10,6 @@
 
 #include "addon.h"
 
-static int fd_argument(napi_env env, napi_callback_info info, int32_t *fd) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
-    napi_throw_type_error(env, NULL, "expected (fd >= 0)");
-    return 0;
-  }
-  return 1;
-}
-
-static napi_value int_result(napi_env env, int value) {
-  napi_value result;
-  napi_create_int32(env, value, &result);
-  return result;
-}
-
 static napi_value lock_exclusive(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!fd_argument(env, info, &fd)) return NULL;

@@ -11,19 +11,10 @@
 #include "addon.h"
 
 static napi_value keep_urgent_inline(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "expected (socketFd >= 0)");
-    return NULL;
-  }
+  if (!fd_argument(env, info, &fd)) return NULL;
   int on = 1;
-  int err = setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on) == 0 ? 0 : errno;
-  napi_value result;
-  napi_create_int32(env, err, &result);
-  return result;
+  return int_result(env, setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on) == 0 ? 0 : errno);
 }
 
 void socket_options_init(napi_env env, napi_value exports) {
