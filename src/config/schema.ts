@@ -29,7 +29,8 @@ const seconds = numeric(
   z.number({ error: "expected a number of seconds" }).positive("expected a positive number of seconds"),
 );
 /** The longest delay a Node timer keeps (2^31 - 1 ms); a longer one fires at once. */
-const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
 /** Seconds a timer waits: positive, and at most what a timer can wait. */
 const timerSeconds = numeric(
   z

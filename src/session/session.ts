@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Account, Permission } from "../accounts/types.js";
 import { dispatch } from "../commands/dispatcher.js";
+import { MAX_TIMER_MS } from "../config/schema.js";
 import type { DataChannel } from "../data/data-channel.js";
 import { canonicalIp } from "../data/addresses.js";
 import type { Lease } from "../guard/connection-guard.js";
@@ -25,9 +26,6 @@ import type { NodeServices } from "../node/services.js";
 
 /** The default MLSx fact selection, shared by every session until one sends OPTS MLST. */
 const ALL_MLSX_FACTS: ReadonlySet<string> = new Set(MLSX_FACTS);
-
-/** The longest delay a Node timer keeps (2^31 - 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Queued in place of a line that was too long: answered with a 500 in its turn. */
 const TOO_LONG = Symbol("line too long");
