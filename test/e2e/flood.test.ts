@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { checkLeaks } from "../helpers/leaks.js";
@@ -79,34 +79,38 @@ describe("connection flood", () => {
 });
 
 describe("a client that does not read its replies", () => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server.close();
+  });
   checkLeaks();
 
   /** The server's session for a client socket. */
-  function sessionOf(server: Awaited<ReturnType<typeof startServer>>, client: Socket) {
+  function sessionOf(client: Socket) {
     const session = [...server.node.sessions].find((s) => s.socket.remotePort === client.localPort);
     assert.ok(session, "the client's session");
     return session;
   }
 
   test("gets no more replies once its own are unread: 20,000 pipelined HELPs before login leave a bounded amount buffered", async () => {
-    const server = await startServer();
     const client = await idleConnection(server.port, 0);
     client.on("error", () => {});
     try {
       client.pause(); // never read: the replies pile up in the kernel, then (without a limit) in the server
       client.write("HELP\r\n".repeat(20_000));
-      const session = sessionOf(server, client);
+      const session = sessionOf(client);
       await new Promise((r) => setTimeout(r, 1500));
       // A reply or two beyond the socket's high-water mark, not the thousands of replies of 20,000 HELPs.
       assert.ok(session.socket.writableLength < 256 * 1024, `${session.socket.writableLength} bytes of replies buffered`);
     } finally {
       client.destroy();
-      await server.close();
     }
   });
 
   test("a wildcard whose matching would cost name × pattern for every entry is refused with 501, before any data", async () => {
-    const server = await startServer();
     const c = await RawClient.connect(server.port);
     try {
       await c.login(USER, PASSWORD);
@@ -124,12 +128,10 @@ describe("a client that does not read its replies", () => {
       assert.equal((await c.command(`STAT long-names/*000123`)).code, 213);
     } finally {
       await c.close();
-      await server.close();
     }
   });
 
   test("STATs flooded during a transfer are answered one at a time: the rest wait in the queue and are answered, in order, after the transfer", async () => {
-    const server = await startServer();
     const c = await RawClient.connect(server.port);
     try {
       await c.login(USER, PASSWORD);
@@ -155,7 +157,6 @@ describe("a client that does not read its replies", () => {
       data.destroy();
     } finally {
       await c.close();
-      await server.close();
     }
   });
 });
