@@ -14,6 +14,9 @@ import { StorageError } from "../storage/types.js";
 import { acceptTls } from "../tls/upgrade.js";
 import { sessionReuseRequired, tlsPolicyFor } from "./security.js";
 
+/** The 426 text of a transfer ended by ABOR, the session closing or the connection going. */
+const ABORTED = "Connection closed; transfer aborted.";
+
 export interface TransferJob {
   /** The 150 reply text, e.g. `Opening BINARY mode data connection for a.txt (1234 bytes).` */
   announce: string;
@@ -51,7 +54,7 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     } catch (err) {
       session.log.info({ err: (err as Error).message, mode: channel.mode }, "data connection failed");
       // An ABOR while we waited ends a transfer in progress (the 150 is out): 426, as RFC 959 §4.1.3 says.
-      if (signal.aborted) session.reply(Reply.TransferAborted, "Connection closed; transfer aborted.");
+      if (signal.aborted) session.reply(Reply.TransferAborted, ABORTED);
       else session.reply(Reply.CantOpenData, "Can't open data connection.");
       return;
     } finally {
@@ -108,14 +111,14 @@ async function protectData(session: Session, socket: Socket, timeoutMs: number, 
     secure = await acceptTls(socket, session.services.tls.context, timeoutMs, host, signal);
   } catch (err) {
     session.log.info({ err: (err as Error).message }, "data TLS handshake failed");
-    if (signal.aborted) session.reply(Reply.TransferAborted, "Connection closed; transfer aborted.");
+    if (signal.aborted) session.reply(Reply.TransferAborted, ABORTED);
     else session.reply(Reply.NetworkProtocolNotSupported, "TLS negotiation on the data connection failed.");
     return null;
   }
   const sessions = session.tls.sessions;
   if (secure.destroyed && !secure.readableEnded) {
     // Reset right after its handshake: nothing to tell about its session, the connection is gone.
-    session.reply(Reply.TransferAborted, "Connection closed; transfer aborted.");
+    session.reply(Reply.TransferAborted, ABORTED);
     return null;
   }
   if (sessionReuseRequired(session) && !sessions?.resumedBy(secure)) {
@@ -145,7 +148,7 @@ function networkFailure(err: unknown): boolean {
 }
 
 function transferFailure(err: unknown, aborted: boolean, label: string): FtpError {
-  if (aborted) return new FtpError(Reply.TransferAborted, "Connection closed; transfer aborted.");
+  if (aborted) return new FtpError(Reply.TransferAborted, ABORTED);
   if (err instanceof StorageError) return replyForStorageError(err, label);
   if (err instanceof FtpError) return err;
   return new FtpError(Reply.TransferAborted, "Data connection closed; transfer aborted.");
