@@ -1,19 +1,20 @@
 /**
  * The metadata system calls of the local storage (realpath, lstat, stat, recursive mkdir, and the
- * open, fstat and close around a transfer), made synchronously while the medium answers fast, and
+ * open, fstat, fchmod, access, rename and close around a transfer), made synchronously while the medium answers fast, and
  * on libuv's thread pool otherwise (see SyncPacing for how and why): one upload of a small file needs
  * half a dozen of them, each ~2 µs synchronously on cached metadata against ~25-30 µs of CPU through
  * the pool. Listings pace their batches the same way (LocalStorage.list).
  * Results and errors are the same either way, except as documented per method.
  */
-import { close, closeSync, fstat, fstatSync, lstatSync, mkdirSync, open, openSync, realpathSync, statSync, type Stats } from "node:fs";
-import { lstat, mkdir, realpath, stat } from "node:fs/promises";
+import { accessSync, close, closeSync, fchmod, fchmodSync, fstat, fstatSync, lstatSync, mkdirSync, open, openSync, realpathSync, renameSync, statSync, type Stats } from "node:fs";
+import { access, lstat, mkdir, realpath, rename, stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { SyncPacing, type SyncPacingOptions } from "../sync-pacing.js";
 
 const openAsync = promisify(open);
 const fstatAsync = promisify(fstat);
 const closeAsync = promisify(close);
+const fchmodAsync = promisify(fchmod);
 
 export type MetadataCallsOptions = SyncPacingOptions;
 
@@ -78,6 +79,24 @@ export class MetadataCalls {
   async close(fd: number): Promise<void> {
     if (this.takeSynchronous()) this.timed(() => closeSync(fd));
     else await closeAsync(fd);
+  }
+
+  /** fchmod(2) of an open file descriptor. */
+  async fchmod(fd: number, mode: number): Promise<void> {
+    if (this.takeSynchronous()) this.timed(() => fchmodSync(fd, mode));
+    else await fchmodAsync(fd, mode);
+  }
+
+  /** access(2): throws (EACCES, EROFS…) unless `p` allows `mode` (fs.constants.W_OK…). */
+  async access(p: string, mode: number): Promise<void> {
+    if (this.takeSynchronous()) this.timed(() => accessSync(p, mode));
+    else await access(p, mode);
+  }
+
+  /** rename(2). */
+  async rename(from: string, to: string): Promise<void> {
+    if (this.takeSynchronous()) this.timed(() => renameSync(from, to));
+    else await rename(from, to);
   }
 
   /** `mkdir -p`: creates `p` and its missing parents; succeeds when it is already a directory. */
