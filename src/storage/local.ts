@@ -23,18 +23,13 @@ import {
 } from "node:fs";
 import {
   type FileHandle,
-  chmod,
   lstat,
-  mkdir,
   open,
   opendir,
   readlink,
   realpath,
-  rename,
-  rmdir,
   stat,
   unlink,
-  utimes,
 } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -789,7 +784,7 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.mkdir} */
   async mkdir(vpath: string): Promise<void> {
     const real = await this.locate(vpath, false);
-    await mkdir(real).catch((err: unknown) => {
+    await this.meta.mkdir(real).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
@@ -798,7 +793,7 @@ export class LocalStorage implements Storage {
   async rmdir(vpath: string): Promise<void> {
     const real = await this.locate(vpath, false);
     if (real === this.root) throw refuse("permission", vpath);
-    await rmdir(real).catch((err: unknown) => {
+    await this.meta.rmdir(real).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
@@ -809,8 +804,8 @@ export class LocalStorage implements Storage {
     if (real === this.root) throw refuse("permission", vpath);
     try {
       // unlink(2) on a directory is EISDIR on Linux but EPERM elsewhere; asking first is unambiguous.
-      if ((await lstat(real)).isDirectory()) throw refuse("is-dir", vpath);
-      await unlink(real);
+      if ((await this.meta.lstat(real))?.isDirectory()) throw refuse("is-dir", vpath);
+      await this.meta.unlink(real);
     } catch (err) {
       throw toStorageError(err, vpath);
     }
@@ -822,7 +817,7 @@ export class LocalStorage implements Storage {
     const realFrom = await this.locate(from, false);
     const realTo = await this.locate(to, false);
     if (realFrom === this.root || realTo === this.root) throw refuse("permission", subject);
-    await rename(realFrom, realTo).catch((err: unknown) => {
+    await this.meta.rename(realFrom, realTo).catch((err: unknown) => {
       throw toStorageError(err, subject);
     });
   }
@@ -831,7 +826,9 @@ export class LocalStorage implements Storage {
   async setModifiedTime(vpath: string, mtime: Date): Promise<void> {
     const real = await this.locate(vpath, true);
     try {
-      await utimes(real, (await stat(real)).atime, mtime);
+      const current = await this.meta.stat(real);
+      // Gone since it was located: utimes(2) says so (ENOENT).
+      await this.meta.utimes(real, current?.atime ?? new Date(), mtime);
     } catch (err) {
       throw toStorageError(err, vpath);
     }
@@ -840,7 +837,7 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.chmod} Only the permission bits (`mode & 0o777`) are applied. */
   async chmod(vpath: string, mode: number): Promise<void> {
     const real = await this.locate(vpath, true);
-    await chmod(real, mode & 0o777).catch((err: unknown) => {
+    await this.meta.chmod(real, mode & 0o777).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
@@ -1114,7 +1111,7 @@ export class LocalStorageFactory implements StorageFactory {
   async forRoot(root: string): Promise<Storage> {
     let real: string;
     try {
-      await this.meta.mkdirRecursive(root);
+      await this.meta.mkdir(root, true);
       real = await this.meta.realpath(path.resolve(root));
     } catch (err) {
       throw toStorageError(err, "home directory");

@@ -19,7 +19,6 @@ import {
 } from "../../src/storage/local.js";
 import { StorageError, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
 import { collect } from "../helpers/listing.js";
-import { waitFor } from "../helpers/wait.js";
 
 let base: string;
 let rootDir: string;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, readSync, realpathSync, statSync } from "node:fs";
+import { constants, existsSync, lstatSync, readSync, realpathSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -34,9 +34,29 @@ for (const [mode, options] of [
       assert.equal((await calls.stat(at("link")))?.size, 5);
       assert.equal((await calls.lstat(at("dir")))?.ino, lstatSync(at("dir")).ino);
       assert.equal((await calls.stat(at("dir", "file")))?.mtimeMs, statSync(at("dir", "file")).mtimeMs);
-      await calls.mkdirRecursive(at("a", "b", "c"));
-      await calls.mkdirRecursive(at("a", "b", "c"));
+      await calls.mkdir(at("a", "b", "c"), true);
+      await calls.mkdir(at("a", "b", "c"), true);
       assert.ok(existsSync(at("a", "b", "c")));
+    });
+
+    test("change the tree as fs does: mkdir, rename, chmod, utimes, access, unlink, rmdir", async () => {
+      const calls = new MetadataCalls(options);
+      await calls.mkdir(at("new"));
+      await assert.rejects(calls.mkdir(at("new")), { code: "EEXIST" });
+      await calls.rename(at("dir", "file"), at("new", "moved"));
+      assert.equal(statSync(at("new", "moved")).size, 5);
+      await calls.chmod(at("new", "moved"), 0o600);
+      assert.equal(statSync(at("new", "moved")).mode & 0o777, 0o600);
+      const mtime = new Date("2020-02-29T12:00:00Z");
+      await calls.utimes(at("new", "moved"), mtime, mtime);
+      assert.equal(statSync(at("new", "moved")).mtimeMs, mtime.getTime());
+      await calls.access(at("new", "moved"), constants.R_OK);
+      await assert.rejects(calls.access(at("nothing"), constants.R_OK), { code: "ENOENT" });
+      await assert.rejects(calls.rmdir(at("new")), { code: "ENOTEMPTY" });
+      await calls.unlink(at("new", "moved"));
+      await assert.rejects(calls.unlink(at("new", "moved")), { code: "ENOENT" });
+      await calls.rmdir(at("new"));
+      assert.equal(existsSync(at("new")), false);
     });
 
     test("open a file for reading, fstat and close its descriptor", async () => {
@@ -45,6 +65,10 @@ for (const [mode, options] of [
       assert.equal((await calls.fstat(fd)).size, 5);
       assert.equal(readSync(fd, Buffer.alloc(8), 0, 8, 0), 5);
       await calls.close(fd);
+      const written = await calls.open(at("dir", "new"), "wx");
+      await calls.fchmod(written, 0o640);
+      await calls.close(written);
+      assert.equal(statSync(at("dir", "new")).mode & 0o777, 0o640);
       await assert.rejects(calls.open(at("nothing"), "r"), { code: "ENOENT" });
       await assert.rejects(calls.open(at("dir", "file", "child"), "r"), { code: "ENOTDIR" });
     });
@@ -56,7 +80,7 @@ for (const [mode, options] of [
       await assert.rejects(calls.realpath(at("nothing")), { code: "ENOENT" });
       await assert.rejects(calls.lstat(at("dir", "file", "child")), { code: "ENOTDIR" });
       await assert.rejects(calls.stat(at("dir", "file", "child")), { code: "ENOTDIR" });
-      await assert.rejects(calls.mkdirRecursive(at("dir", "file", "sub")), { code: "ENOTDIR" });
+      await assert.rejects(calls.mkdir(at("dir", "file", "sub"), true), { code: "ENOTDIR" });
     });
   });
 }
