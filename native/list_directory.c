@@ -14,6 +14,8 @@
  *     names: Buffer of the raw names one after another; ends: Uint32Array, where each name ends;
  *     facts (withFacts): Float64Array, 3 per entry: st_mode, st_size, mtime in ms. "." and ".."
  *     are skipped, and so is an entry gone between readdir and fstatat.
+ *   readBatchNow(reader, max <= 256, withFacts) -> [errno, names, ends, facts, done]
+ *     the same batch read on the calling thread (a small directory's listing without a pool trip)
  *   closeDirectory(reader)                      (not while a batch is being read)
  */
 #define _GNU_SOURCE
@@ -223,6 +225,22 @@ static void read_batch(uv_work_t *req) {
 
 static void release(reader_t *r);
 
+/* The batch as the callback's arguments: errno, names, ends, facts, done. */
+static void batch_values(napi_env env, reader_t *r, int error, napi_value argv[5]) {
+  napi_value array_buffer;
+  napi_create_int32(env, error, &argv[0]);
+  void *data;
+  napi_create_buffer_copy(env, r->names_length, r->names_length ? r->names : "", &data, &argv[1]);
+  napi_create_arraybuffer(env, r->count * sizeof(uint32_t), &data, &array_buffer);
+  if (r->count) memcpy(data, r->ends, r->count * sizeof(uint32_t));
+  napi_create_typedarray(env, napi_uint32_array, r->count, array_buffer, 0, &argv[2]);
+  uint32_t facts = r->with_facts ? 3 * r->count : 0;
+  napi_create_arraybuffer(env, facts * sizeof(double), &data, &array_buffer);
+  if (facts) memcpy(data, r->facts, facts * sizeof(double));
+  napi_create_typedarray(env, napi_float64_array, facts, array_buffer, 0, &argv[3]);
+  napi_get_boolean(env, r->done != 0, &argv[4]);
+}
+
 static void after_batch(uv_work_t *req, int status) {
   reader_t *r = req->data;
   napi_env env = r->env;
@@ -235,18 +253,8 @@ static void after_batch(uv_work_t *req, int status) {
   }
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[5], array_buffer;
-  napi_create_int32(env, status != 0 ? ECANCELED : r->error, &argv[0]);
-  void *data;
-  napi_create_buffer_copy(env, r->names_length, r->names_length ? r->names : "", &data, &argv[1]);
-  napi_create_arraybuffer(env, r->count * sizeof(uint32_t), &data, &array_buffer);
-  if (r->count) memcpy(data, r->ends, r->count * sizeof(uint32_t));
-  napi_create_typedarray(env, napi_uint32_array, r->count, array_buffer, 0, &argv[2]);
-  uint32_t facts = r->with_facts ? 3 * r->count : 0;
-  napi_create_arraybuffer(env, facts * sizeof(double), &data, &array_buffer);
-  if (facts) memcpy(data, r->facts, facts * sizeof(double));
-  napi_create_typedarray(env, napi_float64_array, facts, array_buffer, 0, &argv[3]);
-  napi_get_boolean(env, r->done != 0, &argv[4]);
+  napi_value argv[5];
+  batch_values(env, r, status != 0 ? ECANCELED : r->error, argv);
   /* The callback may read the next batch, which sets new ones: take these off the reader first. */
   napi_ref callback = r->callback;
   napi_async_context context = r->async_context;
@@ -319,23 +327,18 @@ static napi_value open_directory(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-static napi_value read_next(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "expected (reader, max, withFacts, callback)");
-    return NULL;
-  }
+/*
+ * The reader and batch size of a readBatch/readBatchNow call (argv[0..2]), with the batch buffers
+ * grown to `max`; NULL (an exception pending) on bad arguments, a busy or closed reader, or no memory.
+ */
+static reader_t *prepare_batch(napi_env env, napi_value argv[3]) {
   reader_t *r = reader_of(env, argv[0]);
   if (r == NULL) return NULL;
   uint32_t max;
   bool with_facts;
-  napi_valuetype type;
   if (napi_get_value_uint32(env, argv[1], &max) != napi_ok || max == 0 || max > 65536 ||
-      napi_get_value_bool(env, argv[2], &with_facts) != napi_ok || napi_typeof(env, argv[3], &type) != napi_ok ||
-      type != napi_function) {
-    napi_throw_type_error(env, NULL, "expected (reader, 1..65536, boolean, callback)");
+      napi_get_value_bool(env, argv[2], &with_facts) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected (reader, 1..65536, boolean)");
     return NULL;
   }
   if (r->busy || r->closed) {
@@ -354,6 +357,20 @@ static napi_value read_next(napi_env env, napi_callback_info info) {
   }
   r->max = max;
   r->with_facts = with_facts;
+  return r;
+}
+
+static napi_value read_next(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype type;
+  if (argc < 4 || napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "expected (reader, max, withFacts, callback)");
+    return NULL;
+  }
+  reader_t *r = prepare_batch(env, argv);
+  if (r == NULL) return NULL;
   napi_value resource_name;
   napi_create_string_utf8(env, "edgeftp.listDirectory", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, NULL, resource_name, &r->async_context);
@@ -367,6 +384,33 @@ static napi_value read_next(napi_env env, napi_callback_info info) {
   }
   r->busy = 1;
   return NULL;
+}
+
+/*
+ * The same batch read at once on the calling thread, for a directory expected to be small and in
+ * the cache (a listing's first batch): no trip through the pool. Never splits the fstatat calls
+ * with the helper thread (`max` up to SPLIT_FROM keeps it so). Returns [errno, names, ends, facts, done].
+ */
+static napi_value read_now(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "expected (reader, max, withFacts)");
+    return NULL;
+  }
+  reader_t *r = prepare_batch(env, argv);
+  if (r == NULL) return NULL;
+  if (r->max > SPLIT_FROM) {
+    napi_throw_range_error(env, NULL, "a batch read at once has at most 256 entries");
+    return NULL;
+  }
+  read_batch(&r->work);
+  napi_value values[5], result;
+  batch_values(env, r, r->error, values);
+  napi_create_array_with_length(env, 5, &result);
+  for (uint32_t i = 0; i < 5; i++) napi_set_element(env, result, i, values[i]);
+  return result;
 }
 
 static napi_value close_directory(napi_env env, napi_callback_info info) {
@@ -388,6 +432,7 @@ void list_directory_init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"openDirectory", NULL, open_directory, NULL, NULL, NULL, napi_default, NULL},
       {"readBatch", NULL, read_next, NULL, NULL, NULL, napi_default, NULL},
+      {"readBatchNow", NULL, read_now, NULL, NULL, NULL, napi_default, NULL},
       {"closeDirectory", NULL, close_directory, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);

@@ -1,6 +1,6 @@
 /** Directory listings: LIST and NLST (RFC 959 §4.1.3), MLSD and MLST (RFC 3659 §7), STAT (§4.1.3). */
 import { socketBytes } from "../data/kernel-copy.js";
-import { linesToStream, sendToClient } from "../data/transfer.js";
+import { sendLines } from "../data/transfer.js";
 import { FtpError } from "../protocol/errors.js";
 import { hasWildcard, tooManyStars, WildcardFilter, WildcardTooCostlyError } from "../protocol/glob.js";
 import { listLineFormatter, mlsxLineFormatter, mlstFeat, nlstLine, type PermFlags } from "../protocol/listing.js";
@@ -106,7 +106,7 @@ async function sendListing(session: Session, label: string, lines: AsyncIterable
       announce: `Opening ASCII mode data connection for ${label}.`,
       label,
       async run(socket, signal) {
-        await sendToClient(linesToStream(all()), socket, false, signal, throttleFor(session, "down"));
+        await sendLines(all(), socket, signal, throttleFor(session, "down"));
         return "Transfer complete.";
       },
     });

@@ -73,6 +73,7 @@ async function pumpLocalFile(file: LocalFile, socket: Socket, signal: AbortSigna
   let position = file.position;
   let current = 0;
   let reading = readAt(file.fd, buffers[current], position);
+  const undo = destroyOnAbort(socket, signal);
   try {
     for (;;) {
       const bytes = await reading;
@@ -82,13 +83,29 @@ async function pumpLocalFile(file: LocalFile, socket: Socket, signal: AbortSigna
       const chunk = bytes === size ? buffers[current] : buffers[current].subarray(0, bytes);
       current ^= 1;
       reading = readAt(file.fd, buffers[current], position);
-      await new Promise<void>((resolve, reject) => socket.write(chunk, (err) => (err ? reject(err) : resolve())));
+      await writeChunk(socket, chunk);
     }
   } finally {
+    undo();
     // The descriptor is closed once this returns: no read may still be running on it.
     await reading.catch(() => 0);
   }
   await endSending(socket);
+}
+
+/**
+ * Destroys the socket when `signal` aborts (ABOR, the session closing), so that a write or read
+ * waiting on a client that does not move fails at once; returns what undoes it.
+ */
+function destroyOnAbort(socket: Socket, signal: AbortSignal): () => void {
+  const onAbort = () => socket.destroy(new Error("transfer aborted"));
+  signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
+}
+
+/** Resolves once the socket has handed `chunk` to the kernel; rejects if the socket fails or is destroyed first. */
+function writeChunk(socket: Socket, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => socket.write(chunk, (err) => (err ? reject(err) : resolve())));
 }
 
 /** Sends FIN once everything written is handed to the kernel; resolves when that is done. */
@@ -151,9 +168,7 @@ async function spliceWithinQuota(
  * storage's source alike, and storage destroying its source (a write error) tears the socket down too.
  */
 export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortSignal, stages: UploadStages = {}): UploadReadable {
-  const onAbort = () => socket.destroy(new Error("transfer aborted"));
-  signal.addEventListener("abort", onAbort, { once: true });
-  socket.once("close", () => signal.removeEventListener("abort", onAbort));
+  socket.once("close", destroyOnAbort(socket, signal));
   const chain: Transform[] = [];
   if (stages.throttle) chain.push(stages.throttle);
   if (ascii) chain.push(new AsciiDecoder());
@@ -222,18 +237,37 @@ export function armStallTimeout(socket: Socket, timeoutMs: number): void {
 /** A listing's bytes go to the socket in chunks of about this size: few writes, bounded memory. */
 const LINES_CHUNK_SIZE = 64 * 1024;
 
-/** Streams batches of text lines as CRLF-terminated lines in large chunks, pulled at the socket's pace. */
-export function linesToStream(batches: AsyncIterable<readonly string[]>): Readable {
-  async function* chunks() {
-    let text = "";
-    for await (const lines of batches) {
-      for (const line of lines) text += line + "\r\n";
-      if (text.length >= LINES_CHUNK_SIZE) {
-        yield Buffer.from(text, "utf8");
-        text = "";
-      }
-    }
-    if (text) yield Buffer.from(text, "utf8");
+/**
+ * Sends batches of text lines as CRLF-terminated lines in large chunks, pulled at the socket's pace,
+ * then ends the socket. Without a throttle the chunks are written straight to the socket: a stream
+ * pipeline costs a small listing more than its lines do. An abort destroys the socket.
+ */
+export async function sendLines(batches: AsyncIterable<readonly string[]>, socket: Socket, signal: AbortSignal, throttle: Transform | null): Promise<void> {
+  if (throttle) {
+    await pipeline([Readable.from(lineChunks(batches), { objectMode: false }), throttle, socket], { signal });
+    return;
   }
-  return Readable.from(chunks(), { objectMode: false });
+  const undo = destroyOnAbort(socket, signal);
+  try {
+    for await (const chunk of lineChunks(batches)) {
+      signal.throwIfAborted();
+      await writeChunk(socket, chunk);
+    }
+    signal.throwIfAborted();
+    await endSending(socket);
+  } finally {
+    undo();
+  }
+}
+
+async function* lineChunks(batches: AsyncIterable<readonly string[]>): AsyncGenerator<Buffer> {
+  let text = "";
+  for await (const lines of batches) {
+    for (const line of lines) text += line + "\r\n";
+    if (text.length >= LINES_CHUNK_SIZE) {
+      yield Buffer.from(text, "utf8");
+      text = "";
+    }
+  }
+  if (text) yield Buffer.from(text, "utf8");
 }

@@ -37,8 +37,8 @@ export class MetadataCalls {
     return this.pacing.synchronous;
   }
 
-  /** One call: `now` on the event loop (timed), or `onPool` on the thread pool. */
-  private async call<T>(now: () => T, onPool: () => Promise<T>): Promise<T> {
+  /** One call: `now` on the event loop (timed) while the medium answers fast, or `onPool` on the thread pool. */
+  async call<T>(now: () => T, onPool: () => Promise<T>): Promise<T> {
     return this.pacing.takeSynchronous() ? this.pacing.timed(now) : onPool();
   }
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -15,7 +15,7 @@ import { FaultyStorageFactory, type Fault, type FaultError } from "../helpers/fa
 import { checkLeaks } from "../helpers/leaks.js";
 import { drainToClose, RawClient } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type ConfigOverrides, type TestServer } from "../helpers/server.js";
-import { waitFor } from "../helpers/wait.js";
+import { sleep, waitFor } from "../helpers/wait.js";
 
 const ERRORS: FaultError[] = ["no-space", "permission", "io"];
 /** The reply each injected error must produce (protocol/errors.ts: replyForStorageError). */
@@ -312,6 +312,44 @@ describe("every storage fault maps to its reply and leaves the session usable", 
     assert.deepEqual(tempFiles(f.home), []);
     await assertUsable(c);
     await quit(c);
+  });
+
+  test("a listing the client does not read: ABOR answers 426 then 226, a reset 426, the session goes on; its end ends the listing", async () => {
+    // Far more than the socket buffers hold (~12 MB of MLSD lines), so the listing waits on the client.
+    mkdirSync(join(f.home, "many"));
+    writeFileSync(join(f.home, "many", "f0"), "");
+    for (let i = 1; i < 40_000; i++) linkSync(join(f.home, "many", "f0"), join(f.home, "many", `f${i}-${"n".repeat(240)}`));
+    const c = await session(f);
+    const stalled = await openData(c);
+    stalled.pause();
+    c.send("MLSD many");
+    assert.equal((await c.reply()).code, 150);
+    c.send("ABOR");
+    assert.equal((await c.reply()).code, 426);
+    assert.equal((await c.reply()).code, 226);
+    stalled.destroy();
+    await assertUsable(c);
+
+    const reset = await openData(c);
+    reset.pause();
+    c.send("LIST many");
+    assert.equal((await c.reply()).code, 150);
+    reset.resetAndDestroy();
+    assert.equal((await c.reply()).code, 426);
+    await assertUsable(c);
+    assert.deepEqual((await download(c, "NLST many")).codes, [150, 226]);
+
+    // The session ending (the control connection gone) ends the listing at once too.
+    const orphaned = await openData(c);
+    orphaned.pause();
+    c.send("MLSD many");
+    assert.equal((await c.reply()).code, 150);
+    await sleep(200); // the socket buffers fill: the next write waits on the client
+    const [live] = f.server.node.sessions;
+    assert.ok(live.transfer, "the listing waits on the client");
+    await c.close();
+    await waitFor(() => live.transfer === null, "the listing to end with its session (not at the stall timeout, 120 s)");
+    orphaned.destroy();
   });
 
   test("reserved temporary names are invisible and refused over FTP", async () => {

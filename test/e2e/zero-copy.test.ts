@@ -16,7 +16,7 @@ import { checkLeaks } from "../helpers/leaks.js";
 import { drainToClose, expectCode, listenOnce, readAll, type RawClient } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type ConfigOverrides, type TestServer } from "../helpers/server.js";
 import { TestConnections } from "../helpers/test-connections.js";
-import { sleep, within } from "../helpers/wait.js";
+import { sleep, waitFor, within } from "../helpers/wait.js";
 
 const MiB = 1024 * 1024;
 
@@ -257,6 +257,23 @@ describe("zero-copy transfers", { skip: !kernelCopyAvailable && "the zero-copy a
             [false, content.length - 3000000],
           ],
         );
+      } finally {
+        await ctx.connections.closeAll(ctx.server);
+      }
+    });
+
+    test("a download the client does not read ends with its session, not at the stall timeout (120 s)", async () => {
+      try {
+        writeFileSync(join(ctx.server.home(USER), "unread.bin"), Buffer.alloc(64 * MiB, 3));
+        const c = await login(ctx);
+        const data = ctx.connections.track(await c.passive());
+        data.pause();
+        expectCode(await c.command("RETR unread.bin"), 150, "RETR");
+        await sleep(200); // the socket buffers fill: the next write waits on the client
+        const [live] = ctx.server.node.sessions;
+        assert.ok(live.transfer, "the download waits on the client");
+        c.socket.destroy();
+        await waitFor(() => live.transfer === null, "the download to end with its session");
       } finally {
         await ctx.connections.closeAll(ctx.server);
       }
