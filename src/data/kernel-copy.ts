@@ -29,6 +29,8 @@ interface KernelCopyAddon {
   inFlight(): number;
   sendNow(socketFd: number, fileFd: number, position: number, maxBytes: number): CopyNow;
   receiveNow(socketFd: number, fileFd: number, position: number, limit: number, maxBytes: number): CopyNow;
+  /** native/socket_options.c (absent from an addon built before it). */
+  endWriting?(socketFd: number): number;
 }
 
 const addon = nativeAddon<KernelCopyAddon>();
@@ -82,6 +84,19 @@ export function kernelSocketFd(socket: Socket): number | null {
   const handle = (socket as unknown as { _handle?: { fd?: number; reading?: boolean } })._handle;
   if (!handle || handle.reading === true || typeof handle.fd !== "number" || handle.fd < 0) return null;
   return handle.fd;
+}
+
+/**
+ * Sends the FIN at once (shutdown(2), after what the kernel holds) when Node holds nothing more to
+ * write on this plain socket; true when done. Node's end() does the same a turn of the event loop
+ * later (~30 µs that a small download's 226 waited for). False: use end().
+ */
+export function endWritingNow(socket: Socket): boolean {
+  if (typeof addon?.endWriting !== "function" || socket.writableLength > 0) return false;
+  // Written by Node and not yet taken by the kernel: libuv's queue must be empty too.
+  const queued = (socket as unknown as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize;
+  const fd = kernelSocketFd(socket);
+  return fd !== null && queued === 0 && addon.endWriting(fd) === 0;
 }
 
 /** Bytes moved through the kernel per socket (in progress or done), for STAT and the transfer log. */

@@ -13,7 +13,7 @@ import { pipeline as pipelineCallback, Readable, type Transform } from "node:str
 import { finished, pipeline } from "node:stream/promises";
 import type { FileReadable, LocalFile, UploadReadable } from "../storage/types.js";
 import { AsciiDecoder, AsciiEncoder } from "./ascii.js";
-import { kernelCopyUnavailable, kernelSocketFd, receiveSocketToFile, sendFileToSocket, type Copied } from "./kernel-copy.js";
+import { endWritingNow, kernelCopyUnavailable, kernelSocketFd, receiveSocketToFile, sendFileToSocket, type Copied } from "./kernel-copy.js";
 import { receiveTlsToFile, tlsReceiveAvailable } from "./tls-receive.js";
 import { QUOTA_STEP, type UploadAllowance } from "./upload-allowance.js";
 
@@ -110,6 +110,7 @@ function writeChunk(socket: Socket, chunk: Buffer): Promise<void> {
 
 /** Sends FIN once everything written is handed to the kernel; resolves when that is done. */
 async function endSending(socket: Socket): Promise<void> {
+  if (endWritingNow(socket)) return;
   socket.end();
   await finished(socket, { readable: false });
 }
