@@ -14,8 +14,9 @@
  *     names: Buffer of the raw names one after another; ends: Uint32Array, where each name ends;
  *     facts (withFacts): Float64Array, 3 per entry: st_mode, st_size, mtime in ms. "." and ".."
  *     are skipped, and so is an entry gone between readdir and fstatat.
- *   readBatchNow(reader, max <= 256, withFacts) -> [errno, names, ends, facts, done]
- *     the same batch read on the calling thread (a small directory's listing without a pool trip)
+ *   readBatchNow(reader, max <= 256, withFacts, budgetMs) -> [errno, names, ends, facts, done]
+ *     the same batch read on the calling thread (a small directory's listing without a pool trip);
+ *     ETIMEDOUT, with the directory rewound, when it takes longer than budgetMs
  *   closeDirectory(reader)                      (not while a batch is being read)
  */
 #define _GNU_SOURCE
@@ -56,6 +57,7 @@ typedef struct reader {
   uint32_t count;
   int error;
   int done;
+  uint64_t deadline; /* uv_hrtime() past which a batch read at once gives up (0: none) */
 } reader_t;
 
 static int append_name(reader_t *r, const char *name, size_t length) {
@@ -83,6 +85,7 @@ static int stat_entries(reader_t *r, uint32_t from, uint32_t to) {
   int dir_fd = dirfd(r->dir);
   char name[NAME_MAX + 1];
   for (uint32_t i = from; i < to; i++) {
+    if (r->deadline != 0 && uv_hrtime() > r->deadline) return ETIMEDOUT;
     uint32_t start = i == 0 ? 0 : r->ends[i - 1], length = r->ends[i] - start;
     memcpy(name, r->names + start, length);
     name[length] = '\0';
@@ -212,6 +215,7 @@ static void read_batch(uv_work_t *req) {
     }
     r->ends[r->count++] = (uint32_t)r->names_length;
   }
+  if (r->error == 0 && r->deadline != 0 && uv_hrtime() > r->deadline) r->error = ETIMEDOUT;
   if (!r->with_facts || r->error != 0) return;
   uint32_t half = r->count / 2;
   if (r->count > SPLIT_FROM && helper_post(r, half, r->count)) {
@@ -328,17 +332,18 @@ static napi_value open_directory(napi_env env, napi_callback_info info) {
 }
 
 /*
- * The reader and batch size of a readBatch/readBatchNow call (argv[0..2]), with the batch buffers
- * grown to `max`; NULL (an exception pending) on bad arguments, a busy or closed reader, or no memory.
+ * The reader and batch size (at most `most`) of a readBatch/readBatchNow call (argv[0..2]), with the
+ * batch buffers grown to it; NULL (an exception pending) on bad arguments, a busy or closed reader,
+ * or no memory.
  */
-static reader_t *prepare_batch(napi_env env, napi_value argv[3]) {
+static reader_t *prepare_batch(napi_env env, napi_value argv[3], uint32_t most) {
   reader_t *r = reader_of(env, argv[0]);
   if (r == NULL) return NULL;
   uint32_t max;
   bool with_facts;
-  if (napi_get_value_uint32(env, argv[1], &max) != napi_ok || max == 0 || max > 65536 ||
+  if (napi_get_value_uint32(env, argv[1], &max) != napi_ok || max == 0 || max > most ||
       napi_get_value_bool(env, argv[2], &with_facts) != napi_ok) {
-    napi_throw_type_error(env, NULL, "expected (reader, 1..65536, boolean)");
+    napi_throw_range_error(env, NULL, "expected (reader, a batch size from 1 to the most allowed, boolean)");
     return NULL;
   }
   if (r->busy || r->closed) {
@@ -369,7 +374,7 @@ static napi_value read_next(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "expected (reader, max, withFacts, callback)");
     return NULL;
   }
-  reader_t *r = prepare_batch(env, argv);
+  reader_t *r = prepare_batch(env, argv, 65536);
   if (r == NULL) return NULL;
   napi_value resource_name;
   napi_create_string_utf8(env, "edgeftp.listDirectory", NAPI_AUTO_LENGTH, &resource_name);
@@ -389,23 +394,30 @@ static napi_value read_next(napi_env env, napi_callback_info info) {
 /*
  * The same batch read at once on the calling thread, for a directory expected to be small and in
  * the cache (a listing's first batch): no trip through the pool. Never splits the fstatat calls
- * with the helper thread (`max` up to SPLIT_FROM keeps it so). Returns [errno, names, ends, facts, done].
+ * with the helper thread (`max` up to SPLIT_FROM keeps it so). A batch that takes longer than
+ * `budgetMs` (a cold directory on a slow disk) gives up with ETIMEDOUT and rewinds the directory,
+ * so the next read (on the pool) starts from its first entry. Returns [errno, names, ends, facts, done].
  */
 static napi_value read_now(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) {
-    napi_throw_type_error(env, NULL, "expected (reader, max, withFacts)");
+  double budget_ms;
+  if (argc < 4 || napi_get_value_double(env, argv[3], &budget_ms) != napi_ok || !(budget_ms > 0)) {
+    napi_throw_type_error(env, NULL, "expected (reader, max, withFacts, budgetMs > 0)");
     return NULL;
   }
-  reader_t *r = prepare_batch(env, argv);
+  reader_t *r = prepare_batch(env, argv, SPLIT_FROM);
   if (r == NULL) return NULL;
-  if (r->max > SPLIT_FROM) {
-    napi_throw_range_error(env, NULL, "a batch read at once has at most 256 entries");
-    return NULL;
-  }
+  r->deadline = uv_hrtime() + (uint64_t)(budget_ms * 1e6);
   read_batch(&r->work);
+  r->deadline = 0;
+  if (r->error == ETIMEDOUT) {
+    if (r->dir != NULL) rewinddir(r->dir);
+    r->count = 0;
+    r->names_length = 0;
+    r->done = 0;
+  }
   napi_value values[5], result;
   batch_values(env, r, r->error, values);
   napi_create_array_with_length(env, 5, &result);

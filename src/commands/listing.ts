@@ -86,27 +86,35 @@ function permFlags(session: Session): PermFlags {
   return { read: has("read"), write: has("write"), delete: has("delete"), rename: has("rename"), mkdir: has("mkdir"), list: has("list") };
 }
 
-/** Each batch of entries as its lines (without CRLF). */
+/** Each batch of entries as its lines (without CRLF), for STAT's reply. */
 async function* linesOf<T>(batches: AsyncIterable<T[]>, format: (entry: T) => string): AsyncGenerator<string[]> {
   for await (const batch of batches) yield batch.map(format);
 }
 
-/** Sends batches of listing lines over a data connection (always ASCII: CRLF is added on the way). */
-async function sendListing(session: Session, label: string, lines: AsyncIterable<string[]>): Promise<void> {
-  // Fail before the 150 when the argument names nothing: pull the first batch eagerly.
-  const iterator = lines[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  async function* all() {
-    if (first.done) return;
-    yield first.value;
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
-  }
+/**
+ * Sends a listing's entries over a data connection, each as the line `format` makes of it (always
+ * ASCII: CRLF is added on the way). The first batch is read before the 150, so that an argument that
+ * names nothing fails first.
+ */
+async function sendListing<T>(session: Session, label: string, batches: AsyncIterable<T[]>, format: (entry: T) => string): Promise<void> {
+  const iterator = batches[Symbol.asyncIterator]();
+  let first: IteratorResult<T[]> | null = await iterator.next();
+  // The batches again, the first one already read (an iterator, not a generator: one layer less per batch).
+  const all: AsyncIterable<T[]> = {
+    [Symbol.asyncIterator]: () => ({
+      next: () => {
+        const read = first;
+        first = null;
+        return read ? Promise.resolve(read) : iterator.next();
+      },
+    }),
+  };
   try {
     await runTransfer(session, {
       announce: `Opening ASCII mode data connection for ${label}.`,
       label,
       async run(socket, signal) {
-        await sendLines(all(), socket, signal, throttleFor(session, "down"));
+        await sendLines(all, format, socket, signal, throttleFor(session, "down"));
         return "Transfer complete.";
       },
     });
@@ -122,7 +130,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "file list", linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now())));
+      await sendListing(session, "file list", entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now()));
     },
   },
   {
@@ -131,7 +139,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "name list", linesOf(entriesFor(session, stripListOptions(arg), NAMES_ONLY), nlstLine));
+      await sendListing(session, "name list", entriesFor(session, stripListOptions(arg), NAMES_ONLY), nlstLine);
     },
   },
   {
@@ -144,7 +152,7 @@ export const listingCommands: CommandSpec[] = [
       const info = await session.fs.stat(path);
       // RFC 3659 §7.2.1: MLSD names a directory; a file is an error.
       if (info.type !== "dir") throw new FtpError(Reply.SyntaxErrorArgs, `${arg}: Not a directory.`);
-      await sendListing(session, "MLSD", linesOf(session.fs.list(path), mlsxLineFormatter(permFlags(session), session.mlstFacts)));
+      await sendListing(session, "MLSD", session.fs.list(path), mlsxLineFormatter(permFlags(session), session.mlstFacts));
     },
   },
   {

@@ -191,8 +191,7 @@ export const transferCommands: CommandSpec[] = [
         session.reply(Reply.DataOpenNoTransfer, "No transfer to abort.");
         return;
       }
-      transfer.controller.abort();
-      transfer.socket?.destroy();
+      session.abortTransfer();
       await transfer.done; // the transfer answers 426 first (RFC 959 §4.1.3)
       session.reply(Reply.ClosingData, "Abort successful.");
     },

@@ -73,7 +73,6 @@ async function pumpLocalFile(file: LocalFile, socket: Socket, signal: AbortSigna
   let position = file.position;
   let current = 0;
   let reading = readAt(file.fd, buffers[current], position);
-  const undo = destroyOnAbort(socket, signal);
   try {
     for (;;) {
       const bytes = await reading;
@@ -86,7 +85,6 @@ async function pumpLocalFile(file: LocalFile, socket: Socket, signal: AbortSigna
       await writeChunk(socket, chunk);
     }
   } finally {
-    undo();
     // The descriptor is closed once this returns: no read may still be running on it.
     await reading.catch(() => 0);
   }
@@ -94,18 +92,13 @@ async function pumpLocalFile(file: LocalFile, socket: Socket, signal: AbortSigna
 }
 
 /**
- * Destroys the socket when `signal` aborts (ABOR, the session closing), so that a write or read
- * waiting on a client that does not move fails at once; returns what undoes it.
+ * Resolves once the socket has handed `chunk` to the kernel; rejects if the socket fails or is
+ * destroyed first (Node calls back without an error for a socket destroyed without one).
  */
-function destroyOnAbort(socket: Socket, signal: AbortSignal): () => void {
-  const onAbort = () => socket.destroy(new Error("transfer aborted"));
-  signal.addEventListener("abort", onAbort, { once: true });
-  return () => signal.removeEventListener("abort", onAbort);
-}
-
-/** Resolves once the socket has handed `chunk` to the kernel; rejects if the socket fails or is destroyed first. */
 function writeChunk(socket: Socket, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => socket.write(chunk, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) =>
+    socket.write(chunk, (err) => (err ? reject(err) : socket.destroyed ? reject(new Error("data connection closed")) : resolve())),
+  );
 }
 
 /** Sends FIN once everything written is handed to the kernel; resolves when that is done. */
@@ -164,12 +157,11 @@ async function spliceWithinQuota(
 /**
  * The client's upload as a stream ending at the client's EOF (STREAM mode ends a file by closing
  * the connection, RFC 959 §3.4.1), offering storage a direct copy into a local file where nothing
- * needs to see the bytes (see {@link directCopy}). An abort destroys it, so the storage write
- * rejects. A failing stage (the quota counter refusing a chunk) destroys the socket and the
+ * needs to see the bytes (see {@link directCopy}). An abort destroys the socket (Session.abortTransfer),
+ * so the storage write rejects. A failing stage (the quota counter refusing a chunk) destroys the socket and the
  * storage's source alike, and storage destroying its source (a write error) tears the socket down too.
  */
 export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortSignal, stages: UploadStages = {}): UploadReadable {
-  socket.once("close", destroyOnAbort(socket, signal));
   const chain: Transform[] = [];
   if (stages.throttle) chain.push(stages.throttle);
   if (ascii) chain.push(new AsciiDecoder());
@@ -239,32 +231,33 @@ export function armStallTimeout(socket: Socket, timeoutMs: number): void {
 const LINES_CHUNK_SIZE = 64 * 1024;
 
 /**
- * Sends batches of text lines as CRLF-terminated lines in large chunks, pulled at the socket's pace,
- * then ends the socket. Without a throttle the chunks are written straight to the socket: a stream
- * pipeline costs a small listing more than its lines do. An abort destroys the socket.
+ * Sends batches of entries, each formatted as a CRLF-terminated line, in large chunks pulled at the
+ * socket's pace, then ends the socket. Without a throttle the chunks are written straight to the
+ * socket: a stream pipeline costs a small listing more than its lines do.
  */
-export async function sendLines(batches: AsyncIterable<readonly string[]>, socket: Socket, signal: AbortSignal, throttle: Transform | null): Promise<void> {
+export async function sendLines<T>(
+  batches: AsyncIterable<readonly T[]>,
+  format: (entry: T) => string,
+  socket: Socket,
+  signal: AbortSignal,
+  throttle: Transform | null,
+): Promise<void> {
   if (throttle) {
-    await pipeline([Readable.from(lineChunks(batches), { objectMode: false }), throttle, socket], { signal });
+    await pipeline([Readable.from(lineChunks(batches, format), { objectMode: false }), throttle, socket], { signal });
     return;
   }
-  const undo = destroyOnAbort(socket, signal);
-  try {
-    for await (const chunk of lineChunks(batches)) {
-      signal.throwIfAborted();
-      await writeChunk(socket, chunk);
-    }
+  for await (const chunk of lineChunks(batches, format)) {
     signal.throwIfAborted();
-    await endSending(socket);
-  } finally {
-    undo();
+    await writeChunk(socket, chunk);
   }
+  signal.throwIfAborted();
+  await endSending(socket);
 }
 
-async function* lineChunks(batches: AsyncIterable<readonly string[]>): AsyncGenerator<Buffer> {
+async function* lineChunks<T>(batches: AsyncIterable<readonly T[]>, format: (entry: T) => string): AsyncGenerator<Buffer> {
   let text = "";
-  for await (const lines of batches) {
-    for (const line of lines) text += line + "\r\n";
+  for await (const batch of batches) {
+    for (const entry of batch) text += format(entry) + "\r\n";
     if (text.length >= LINES_CHUNK_SIZE) {
       yield Buffer.from(text, "utf8");
       text = "";

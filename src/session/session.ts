@@ -313,13 +313,23 @@ export class Session {
     this.armTimer();
   }
 
+  /**
+   * Ends the transfer in progress, if any (ABOR, the session closing): its signal aborts what waits
+   * for the data connection or a kernel copy, and the data connection is destroyed, so that no read
+   * or write waits on a client that does not move. The transfer then answers 426 itself.
+   */
+  abortTransfer(): void {
+    this.transfer?.controller.abort();
+    this.transfer?.socket?.destroy(new Error("transfer aborted"));
+  }
+
   /** Replies 221/421 and closes once the reply is flushed. */
   close(code: ReplyCode = Reply.ClosingControl, text = "Goodbye."): void {
     if (this.closed) return;
     this.reply(code, text);
     this.closed = true;
     this.releaseGuard();
-    this.transfer?.controller.abort();
+    this.abortTransfer();
     this.setDataChannel(null);
     this.socket.end();
     // A client that never reads must not keep the socket half-open forever.
@@ -418,7 +428,7 @@ export class Session {
     this.releaseGuard();
     this.pauseTimer();
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    this.transfer?.controller.abort();
+    this.abortTransfer();
     this.setDataChannel(null);
     this.queue.length = 0;
     // The control connection's TLS sessions need no keeping once no data connection can resume them.

@@ -6,6 +6,7 @@
  * Node's own calls.
  */
 import { constants as fsConstants } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { errnoError, nativeAddon } from "../native.js";
 
 type Reader = object;
@@ -18,7 +19,7 @@ interface ListDirectoryAddon {
     withFacts: boolean,
     done: (errno: number, names: Buffer, ends: Uint32Array, facts: Float64Array, end: boolean) => void,
   ): void;
-  readBatchNow(reader: Reader, max: number, withFacts: boolean): [number, Buffer, Uint32Array, Float64Array, boolean];
+  readBatchNow(reader: Reader, max: number, withFacts: boolean, budgetMs: number): [number, Buffer, Uint32Array, Float64Array, boolean];
   closeDirectory(reader: Reader): void;
 }
 
@@ -91,9 +92,14 @@ export class DirectoryReader {
     );
   }
 
-  /** The same, read at once on this thread (at most 256 entries: list_directory.c's SPLIT_FROM); throws fs's error. */
-  readNow(max: number, withFacts: boolean): DirectoryBatch {
-    const [errno, names, ends, facts, end] = this.native.readBatchNow(this.reader, max, withFacts);
+  /**
+   * The same, read at once on this thread (at most 256 entries: list_directory.c's SPLIT_FROM);
+   * throws fs's error. Null when it took longer than `budgetMs` (a cold directory on a slow disk):
+   * nothing is returned and the next {@link read} starts again from the first entry.
+   */
+  readNow(max: number, withFacts: boolean, budgetMs: number): DirectoryBatch | null {
+    const [errno, names, ends, facts, end] = this.native.readBatchNow(this.reader, max, withFacts, budgetMs);
+    if (errno === osConstants.errno.ETIMEDOUT) return null;
     if (errno !== 0) throw errnoError(errno, "scandir");
     return new DirectoryBatch(names, ends, facts, end);
   }

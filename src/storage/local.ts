@@ -64,6 +64,8 @@ const NATIVE_LIST_BATCH = 1024;
  * costs more latency than its fstatat calls (~100 µs, measured from the client).
  */
 const NATIVE_LIST_FIRST_BATCH = 64;
+/** ...unless it takes longer than this (a cold directory on a slow disk): then the pool reads it all. */
+const NATIVE_LIST_FIRST_BUDGET_MS = 1;
 /**
  * A listing reads and stats its entries synchronously while the medium answers fast (dentries and
  * inodes in the page cache: a few µs an entry), yielding to the event loop between batches; one
@@ -152,7 +154,7 @@ function readChunkSize(remaining: number): number {
  * that finds it cannot after all) is piped into a write stream that owns the descriptor. With
  * `durable`, the data is fsync'ed before the close. `source` is destroyed on failure.
  */
-async function fill(fd: number, source: UploadReadable, position: number | undefined, durable: boolean, meta: MetadataCalls): Promise<number> {
+async function fill(fd: number, source: UploadReadable, position: number | undefined, durable: boolean, meta: MetadataCalls, truncated: boolean): Promise<number> {
   if (source.copyInto && position !== undefined) {
     let bytes: number | null;
     try {
@@ -164,7 +166,7 @@ async function fill(fd: number, source: UploadReadable, position: number | undef
       throw err;
     }
     if (bytes !== null) {
-      await meta.close(fd);
+      await meta.close(fd, truncated ? bytes : 0);
       return bytes;
     }
   }
@@ -510,10 +512,10 @@ export class LocalStorage implements Storage {
     const real = await this.locate(vpath, true);
     const reader = DirectoryReader.open(real)!;
     const prefix = real.endsWith(path.sep) ? real : real + path.sep;
-    let next: Promise<DirectoryBatch> | null = this.meta.call(
-      () => reader.readNow(NATIVE_LIST_FIRST_BATCH, withFacts),
-      () => reader.read(NATIVE_LIST_BATCH, withFacts),
-    );
+    // The first batch at once when the medium is fast (null: not at once), else on the pool.
+    let next: Promise<DirectoryBatch> | null = this.meta
+      .call(() => reader.readNow(NATIVE_LIST_FIRST_BATCH, withFacts, NATIVE_LIST_FIRST_BUDGET_MS), async () => null)
+      .then((batch) => batch ?? reader.read(NATIVE_LIST_BATCH, withFacts));
     try {
       while (next) {
         const batch: DirectoryBatch = await next;
@@ -714,14 +716,16 @@ export class LocalStorage implements Storage {
         created = absent ? target.resolved : null;
       }
       // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
-      fd = await this.meta.open(target.real, flags);
+      // Unknown (reached through a link): counted as large.
+      const truncating = flags !== "w" ? 0 : target.entry === undefined ? Infinity : (target.entry?.size ?? 0);
+      fd = await this.meta.open(target.real, flags, truncating);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
     }
     try {
       // An append (O_APPEND) has no position of its own to give a kernel copy.
-      return await fill(fd, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable, this.meta);
+      return await fill(fd, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable, this.meta, flags === "w" && target.entry !== null);
     } catch (err) {
       if (created !== null) await unlink(created).catch(() => undefined);
       throw toStorageError(err, vpath);
@@ -738,8 +742,9 @@ export class LocalStorage implements Storage {
     let temp: string;
     let fd: number;
     let lock: number | null = null;
+    let previous: Stats | null;
     try {
-      const previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
+      previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
       if (previous === null) return null;
       if (previous.isDirectory()) throw refuse("is-dir", vpath);
       // rename(2) would replace a read-only file; an in-place overwrite (open O_TRUNC) would not.
@@ -766,8 +771,8 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     try {
-      const bytes = await fill(fd, source, 0, durable, this.meta);
-      await this.meta.rename(temp, target);
+      const bytes = await fill(fd, source, 0, durable, this.meta, false);
+      await this.meta.rename(temp, target, bytes + previous.size);
       this.releaseUpload(temp, lock);
       if (durable) await syncDirectory(path.dirname(target));
       return bytes;
@@ -813,8 +818,9 @@ export class LocalStorage implements Storage {
     if (real === this.root) throw refuse("permission", vpath);
     try {
       // unlink(2) on a directory is EISDIR on Linux but EPERM elsewhere; asking first is unambiguous.
-      if ((await this.meta.lstat(real))?.isDirectory()) throw refuse("is-dir", vpath);
-      await this.meta.unlink(real);
+      const entry = await this.meta.lstat(real);
+      if (entry?.isDirectory()) throw refuse("is-dir", vpath);
+      await this.meta.unlink(real, entry?.size ?? 0);
     } catch (err) {
       throw toStorageError(err, vpath);
     }
@@ -826,7 +832,10 @@ export class LocalStorage implements Storage {
     const realFrom = await this.locate(from, false);
     const realTo = await this.locate(to, false);
     if (realFrom === this.root || realTo === this.root) throw refuse("permission", subject);
-    await this.meta.rename(realFrom, realTo).catch((err: unknown) => {
+    // Replacing a file frees its blocks (and on ext4 writes the moved one's back) in the call.
+    const replaced = await this.meta.lstat(realTo).catch(() => null);
+    const moved = replaced && (await this.meta.lstat(realFrom).catch(() => null));
+    await this.meta.rename(realFrom, realTo, replaced ? replaced.size + (moved?.size ?? 0) : 0).catch((err: unknown) => {
       throw toStorageError(err, subject);
     });
   }

@@ -4,7 +4,7 @@ import { constants, existsSync, lstatSync, readSync, realpathSync, statSync } fr
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { MetadataCalls } from "../../src/storage/metadata-calls.js";
+import { LARGE_FILE_BYTES, MetadataCalls } from "../../src/storage/metadata-calls.js";
 
 let base: string;
 
@@ -43,7 +43,7 @@ for (const [mode, options] of [
       const calls = new MetadataCalls(options);
       await calls.mkdir(at("new"));
       await assert.rejects(calls.mkdir(at("new")), { code: "EEXIST" });
-      await calls.rename(at("dir", "file"), at("new", "moved"));
+      await calls.rename(at("dir", "file"), at("new", "moved"), 0);
       assert.equal(statSync(at("new", "moved")).size, 5);
       await calls.chmod(at("new", "moved"), 0o600);
       assert.equal(statSync(at("new", "moved")).mode & 0o777, 0o600);
@@ -53,8 +53,8 @@ for (const [mode, options] of [
       await calls.access(at("new", "moved"), constants.R_OK);
       await assert.rejects(calls.access(at("nothing"), constants.R_OK), { code: "ENOENT" });
       await assert.rejects(calls.rmdir(at("new")), { code: "ENOTEMPTY" });
-      await calls.unlink(at("new", "moved"));
-      await assert.rejects(calls.unlink(at("new", "moved")), { code: "ENOENT" });
+      await calls.unlink(at("new", "moved"), 5);
+      await assert.rejects(calls.unlink(at("new", "moved"), 5), { code: "ENOENT" });
       await calls.rmdir(at("new"));
       assert.equal(existsSync(at("new")), false);
     });
@@ -84,6 +84,16 @@ for (const [mode, options] of [
     });
   });
 }
+
+test("a call with a large file's bytes at stake (unlink, rename over a file, truncation) goes to the thread pool", async () => {
+  const calls = new MetadataCalls();
+  const way = (bytes: number) => calls.call(() => "at once", async () => "pool", bytes);
+  assert.equal(await way(0), "at once");
+  assert.equal(await way(LARGE_FILE_BYTES), "at once");
+  assert.equal(await way(LARGE_FILE_BYTES + 1), "pool");
+  assert.equal(await way(Infinity), "pool");
+  assert.equal(calls.synchronous, true, "a large file says nothing about the medium");
+});
 
 describe("the switch to the thread pool", () => {
   /** A clock for the calls: each synchronous call takes `cost` ms by it (two readings per call). */
