@@ -136,6 +136,12 @@ export const configSchema = z
           .default(true)
           .describe("A PROT P data connection must resume the control connection's TLS session (as vsftpd's require_ssl_reuse), so a stolen data port is useless. An account may override it."),
         minVersion: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2").describe("Oldest TLS version accepted."),
+        maxVersion: z
+          .enum(["TLSv1.2", "TLSv1.3"])
+          .default("TLSv1.3")
+          .describe(
+            "Newest TLS version offered. TLSv1.2 lets clients that use a TLS 1.3 ticket only once (curl 7.x and others, as RFC 8446 advises) make several PROT P transfers on one control connection with requireSessionReuse: Node's TLS server issues no new ticket on a resumed data connection, while a TLS 1.2 session ID can be resumed again and again.",
+          ),
         ciphers: z.string().default("").describe("OpenSSL cipher list for TLS 1.2. Empty: Node's default (strong, forward-secret)."),
       })
       .strict()
@@ -218,6 +224,9 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    if (config.tls.maxVersion < config.tls.minVersion) {
+      ctx.addIssue({ code: "custom", path: ["tls", "maxVersion"], message: "must not be older than tls.minVersion" });
+    }
     if (config.tls.implicit && config.port !== 0 && config.tls.implicitPort === config.port) {
       ctx.addIssue({ code: "custom", path: ["tls", "implicitPort"], message: "must differ from port (the control port)" });
     }

@@ -77,6 +77,7 @@ export class TlsContextProvider {
         key,
         ...(ca ? { ca } : {}),
         minVersion: tls.minVersion,
+        maxVersion: tls.maxVersion,
         ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
         ticketKeys: this.ticketKeys,
         sessionTimeout: SESSION_LIFETIME_S,

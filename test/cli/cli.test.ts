@@ -107,6 +107,10 @@ test("an invalid configuration exits 1 with one keyed line", async (t) => {
     /config: pasv\.addressOverrides: expected comma-separated CIDR=IPv4 rules/,
   );
   assertFailure(await edgeftp(dir, ["config", "check", "--port", "2121", "--tls-implicit-port", "2121"]), /config: tls\.implicitPort: must differ from port/);
+  assertFailure(
+    await edgeftp(dir, ["config", "check", "--tls-min-version", "TLSv1.3", "--tls-max-version", "TLSv1.2"]),
+    /config: tls\.maxVersion: must not be older than tls\.minVersion/,
+  );
   // An empty EDGEFTP_CONFIG is unset, like every other EDGEFTP_* variable.
   assertSuccess(await edgeftp(dir, ["config", "check"], { env: { EDGEFTP_CONFIG: "" } }));
 });

@@ -780,6 +780,55 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
   });
 });
 
+/**
+ * Several PROT P transfers on one control connection by a client that uses each TLS 1.3 ticket only
+ * once (curl 7.88 with OpenSSL 3, as RFC 8446 §C.4 advises): Node's TLS server issues no new ticket
+ * on a resumed connection, so such a client's second data connection has nothing left to resume.
+ * Over TLS 1.2 it resumes by session ID, which the node's cache serves again and again.
+ */
+describe("FTPS: several curl transfers on one control connection, session reuse required", () => {
+  let server: TestServer;
+  let capped: TestServer;
+  let local: string;
+  let env: NodeJS.ProcessEnv;
+  const files = ["one.bin", "two.bin", "three.bin"].map((name) => ({ name, content: randomBytes(200 * 1024 + name.length) }));
+
+  before(async () => {
+    server = await startServer({});
+    capped = await startServer({ tls: { maxVersion: "TLSv1.2" } });
+    local = mkdtempSync(join(tmpdir(), "edgeftp-ftps-several-"));
+    mkdirSync(join(local, "home"));
+    env = childEnv(join(local, "home"));
+    for (const s of [server, capped]) for (const f of files) writeFileSync(join(s.home(USER), f.name), f.content);
+  });
+  after(async () => {
+    await Promise.all([server.close(), capped.close()]);
+    rmSync(local, { recursive: true, force: true });
+  });
+  checkLeaks();
+
+  /** One curl run that downloads every file over one control connection; asserts the bytes and one login. */
+  const downloadAll = async (node: TestServer, label: string, ...args: string[]) => {
+    const out = files.flatMap((f) => [`ftp://${USER}:${PASSWORD}@127.0.0.1:${node.port}/${f.name}`, "-o", join(local, `${label}-${f.name}`)]);
+    const r = await run("curl", ["-q", "-sS", "-v", "-k", "--noproxy", "*", "--max-time", "20", "--ssl-reqd", ...args, ...out], env);
+    assert.equal(r.code, 0, show(r));
+    assert.equal(curlCommands(r.stderr).filter((c) => c.startsWith("USER ")).length, 1, "one control connection");
+    for (const f of files) assert.equal(sha256(readFileSync(join(local, `${label}-${f.name}`))), sha256(f.content));
+    return r;
+  };
+
+  test("a client that caps itself at TLS 1.2 (curl --tls-max 1.2) resumes the control session on every data connection", async () => {
+    const r = await downloadAll(server, "client-capped", "--tls-max", "1.2");
+    assert.ok(r.stderr.includes("SSL connection using TLSv1.2 "), show(r));
+  });
+
+  test("a node with tls.maxVersion TLSv1.2 serves curl's several transfers without any client setting", async () => {
+    const r = await downloadAll(capped, "node-capped");
+    assert.ok(r.stderr.includes("SSL connection using TLSv1.2 "), show(r));
+    assert.ok(!r.stderr.includes("SSL connection using TLSv1.3 "), show(r));
+  });
+});
+
 describe("FTPS: node with tls.requireSessionReuse false", () => {
   let server: TestServer;
   let local: string;
