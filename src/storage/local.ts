@@ -50,7 +50,7 @@ import {
 } from "./types.js";
 import { DirectoryReader, directoryReaderAvailable, type DirectoryBatch } from "./directory-reader.js";
 import { SyncPacing } from "../sync-pacing.js";
-import { MetadataCalls } from "./metadata-calls.js";
+import { MetadataCalls, SIZE_UNKNOWN } from "./metadata-calls.js";
 import { holdUploadLock, lockedByAnUpload } from "./upload-lock.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
@@ -162,7 +162,7 @@ async function fill(fd: number, source: UploadReadable, position: number | undef
       if (bytes !== null && durable) await fsyncAsync(fd);
     } catch (err) {
       source.destroy();
-      await meta.close(fd).catch(() => undefined);
+      await meta.close(fd, truncated ? SIZE_UNKNOWN : 0).catch(() => undefined);
       throw err;
     }
     if (bytes !== null) {
@@ -408,15 +408,18 @@ export class LocalStorage implements Storage {
   /** Whether listings go through the native addon (built, and not turned off for a test). */
   private readonly nativeListing: boolean;
   /**
-   * The calls a download's read stream makes on its descriptor: reads on the thread pool, the close
-   * through the metadata calls (at once on a fast disk: most downloads are sent by the kernel and
-   * never read through the stream, which then only closes the descriptor).
+   * The calls a download's read stream makes on the descriptor of a file of `size` bytes: reads on
+   * the thread pool, the close through the metadata calls (at once for a small file on a fast disk:
+   * most downloads are sent by the kernel and never read through the stream, which then only closes
+   * the descriptor; a large file deleted or replaced during the download is freed by that close).
    */
-  private readonly streamCalls = {
-    open: openCallback,
-    read: readCallback,
-    close: (fd: number, done: (err: unknown) => void) => void this.meta.close(fd).then(() => done(null), done),
-  };
+  private streamCalls(size: number) {
+    return {
+      open: openCallback,
+      read: readCallback,
+      close: (fd: number, done: (err: unknown) => void) => void this.meta.close(fd, size).then(() => done(null), done),
+    };
+  }
 
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
@@ -663,7 +666,7 @@ export class LocalStorage implements Storage {
       const info = await this.meta.fstat(fd);
       if (info.isDirectory()) throw refuse("is-dir", vpath);
       // The stream closes the descriptor when it ends or is destroyed (autoClose).
-      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls });
+      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls(info.size) });
       // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
       return Object.assign(stream, { localFile: { fd, position: offset, size: info.size }, size: info.size }) satisfies FileReadable;
     } catch (err) {
@@ -717,7 +720,7 @@ export class LocalStorage implements Storage {
       }
       // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
       // Unknown (reached through a link): counted as large.
-      const truncating = flags !== "w" ? 0 : target.entry === undefined ? Infinity : (target.entry?.size ?? 0);
+      const truncating = flags !== "w" ? 0 : target.entry === undefined ? SIZE_UNKNOWN : (target.entry?.size ?? 0);
       fd = await this.meta.open(target.real, flags, truncating);
     } catch (err) {
       source.destroy();
@@ -786,13 +789,14 @@ export class LocalStorage implements Storage {
   /** Removes a failed upload's temporary file (a leftover is removed at the next start anyway). */
   private async discardUpload(temp: string, lock: number | null): Promise<void> {
     await unlink(temp).catch(() => undefined);
-    this.releaseUpload(temp, lock);
+    // The lock is the unlinked file's last descriptor: its close frees what was received.
+    this.releaseUpload(temp, lock, SIZE_UNKNOWN);
   }
 
-  /** The temporary file is renamed or removed: no longer this process's upload, nor locked. */
-  private releaseUpload(temp: string, lock: number | null): void {
+  /** The temporary file is renamed or removed: no longer this process's upload, nor locked; `freed`: what the lock's close frees. */
+  private releaseUpload(temp: string, lock: number | null, freed = 0): void {
     liveUploads.delete(temp);
-    if (lock !== null) void this.meta.close(lock).catch(() => undefined);
+    if (lock !== null) void this.meta.close(lock, freed).catch(() => undefined);
   }
 
   /** {@inheritDoc Storage.mkdir} */

@@ -30,6 +30,9 @@ export type MetadataCallsOptions = SyncPacingOptions;
  */
 export const LARGE_FILE_BYTES = 128 * 1024;
 
+/** Bytes at stake that are not known (a partial upload, a file reached through a link): counted as large. */
+export const SIZE_UNKNOWN = Number.POSITIVE_INFINITY;
+
 function nullIfNoEntry(err: unknown): null {
   if ((err as NodeJS.ErrnoException | null)?.code === "ENOENT") return null;
   throw err;
@@ -88,9 +91,13 @@ export class MetadataCalls {
     return this.call(() => fs.fchmodSync(fd, mode), () => fchmodAsync(fd, mode));
   }
 
-  /** close(2) of a file descriptor this caller owns; `rewritten`: the bytes written into a file a truncating open emptied. */
-  close(fd: number, rewritten = 0): Promise<void> {
-    return this.call(() => fs.closeSync(fd), () => closeAsync(fd), rewritten);
+  /**
+   * close(2) of a file descriptor this caller owns. `atStake`: the size of the file when this may be
+   * its last reference after an unlink or a replace (the close frees it), or the bytes written into a
+   * file a truncating open emptied (ext4 writes them back in the close).
+   */
+  close(fd: number, atStake = 0): Promise<void> {
+    return this.call(() => fs.closeSync(fd), () => closeAsync(fd), atStake);
   }
 
   /** access(2): throws (EACCES, EROFS…) unless `p` allows `mode` (fs.constants.W_OK…). */
