@@ -50,7 +50,7 @@ import {
 } from "./types.js";
 import { DirectoryReader, directoryReaderAvailable, type DirectoryBatch } from "./directory-reader.js";
 import { SyncPacing } from "../sync-pacing.js";
-import { MetadataCalls, SIZE_UNKNOWN } from "./metadata-calls.js";
+import { MetadataCalls } from "./metadata-calls.js";
 import { holdUploadLock, lockedByAnUpload } from "./upload-lock.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
@@ -154,7 +154,7 @@ function readChunkSize(remaining: number): number {
  * that finds it cannot after all) is piped into a write stream that owns the descriptor. With
  * `durable`, the data is fsync'ed before the close. `source` is destroyed on failure.
  */
-async function fill(fd: number, source: UploadReadable, position: number | undefined, durable: boolean, meta: MetadataCalls, truncated: boolean): Promise<number> {
+async function fill(fd: number, source: UploadReadable, position: number | undefined, durable: boolean, meta: MetadataCalls): Promise<number> {
   if (source.copyInto && position !== undefined) {
     let bytes: number | null;
     try {
@@ -162,11 +162,11 @@ async function fill(fd: number, source: UploadReadable, position: number | undef
       if (bytes !== null && durable) await fsyncAsync(fd);
     } catch (err) {
       source.destroy();
-      await meta.close(fd, truncated ? SIZE_UNKNOWN : 0).catch(() => undefined);
+      await meta.close(fd).catch(() => undefined);
       throw err;
     }
     if (bytes !== null) {
-      await meta.close(fd, truncated ? bytes : 0);
+      await meta.close(fd);
       return bytes;
     }
   }
@@ -413,13 +413,11 @@ export class LocalStorage implements Storage {
    * most downloads are sent by the kernel and never read through the stream, which then only closes
    * the descriptor; a large file deleted or replaced during the download is freed by that close).
    */
-  private streamCalls(size: number) {
-    return {
-      open: openCallback,
-      read: readCallback,
-      close: (fd: number, done: (err: unknown) => void) => void this.meta.close(fd, size).then(() => done(null), done),
-    };
-  }
+  private readonly streamCalls = {
+    open: openCallback,
+    read: readCallback,
+    close: (fd: number, done: (err: unknown) => void) => void this.meta.close(fd).then(() => done(null), done),
+  };
 
   /**
    * @param root - The account's root: an absolute, already realpath'd, existing directory
@@ -666,7 +664,7 @@ export class LocalStorage implements Storage {
       const info = await this.meta.fstat(fd);
       if (info.isDirectory()) throw refuse("is-dir", vpath);
       // The stream closes the descriptor when it ends or is destroyed (autoClose).
-      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls(info.size) });
+      const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls });
       // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
       return Object.assign(stream, { localFile: { fd, position: offset, size: info.size }, size: info.size }) satisfies FileReadable;
     } catch (err) {
@@ -719,16 +717,14 @@ export class LocalStorage implements Storage {
         created = absent ? target.resolved : null;
       }
       // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
-      // Unknown (reached through a link): counted as large.
-      const truncating = flags !== "w" ? 0 : target.entry === undefined ? SIZE_UNKNOWN : (target.entry?.size ?? 0);
-      fd = await this.meta.open(target.real, flags, truncating);
+      fd = await this.meta.open(target.real, flags);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
     }
     try {
       // An append (O_APPEND) has no position of its own to give a kernel copy.
-      return await fill(fd, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable, this.meta, flags === "w" && target.entry !== null);
+      return await fill(fd, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable, this.meta);
     } catch (err) {
       if (created !== null) await unlink(created).catch(() => undefined);
       throw toStorageError(err, vpath);
@@ -745,9 +741,8 @@ export class LocalStorage implements Storage {
     let temp: string;
     let fd: number;
     let lock: number | null = null;
-    let previous: Stats | null;
     try {
-      previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
+      const previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
       if (previous === null) return null;
       if (previous.isDirectory()) throw refuse("is-dir", vpath);
       // rename(2) would replace a read-only file; an in-place overwrite (open O_TRUNC) would not.
@@ -774,8 +769,8 @@ export class LocalStorage implements Storage {
       throw toStorageError(err, vpath);
     }
     try {
-      const bytes = await fill(fd, source, 0, durable, this.meta, false);
-      await this.meta.rename(temp, target, bytes + previous.size);
+      const bytes = await fill(fd, source, 0, durable, this.meta);
+      await this.meta.rename(temp, target);
       this.releaseUpload(temp, lock);
       if (durable) await syncDirectory(path.dirname(target));
       return bytes;
@@ -789,14 +784,13 @@ export class LocalStorage implements Storage {
   /** Removes a failed upload's temporary file (a leftover is removed at the next start anyway). */
   private async discardUpload(temp: string, lock: number | null): Promise<void> {
     await unlink(temp).catch(() => undefined);
-    // The lock is the unlinked file's last descriptor: its close frees what was received.
-    this.releaseUpload(temp, lock, SIZE_UNKNOWN);
+    this.releaseUpload(temp, lock);
   }
 
-  /** The temporary file is renamed or removed: no longer this process's upload, nor locked; `freed`: what the lock's close frees. */
-  private releaseUpload(temp: string, lock: number | null, freed = 0): void {
+  /** The temporary file is renamed or removed: no longer this process's upload, nor locked. */
+  private releaseUpload(temp: string, lock: number | null): void {
     liveUploads.delete(temp);
-    if (lock !== null) void this.meta.close(lock, freed).catch(() => undefined);
+    if (lock !== null) void this.meta.close(lock).catch(() => undefined);
   }
 
   /** {@inheritDoc Storage.mkdir} */
@@ -822,9 +816,8 @@ export class LocalStorage implements Storage {
     if (real === this.root) throw refuse("permission", vpath);
     try {
       // unlink(2) on a directory is EISDIR on Linux but EPERM elsewhere; asking first is unambiguous.
-      const entry = await this.meta.lstat(real);
-      if (entry?.isDirectory()) throw refuse("is-dir", vpath);
-      await this.meta.unlink(real, entry?.size ?? 0);
+      if ((await this.meta.lstat(real))?.isDirectory()) throw refuse("is-dir", vpath);
+      await this.meta.unlink(real);
     } catch (err) {
       throw toStorageError(err, vpath);
     }
@@ -836,10 +829,7 @@ export class LocalStorage implements Storage {
     const realFrom = await this.locate(from, false);
     const realTo = await this.locate(to, false);
     if (realFrom === this.root || realTo === this.root) throw refuse("permission", subject);
-    // Replacing a file frees its blocks (and on ext4 writes the moved one's back) in the call.
-    const replaced = await this.meta.lstat(realTo).catch(() => null);
-    const moved = replaced && (await this.meta.lstat(realFrom).catch(() => null));
-    await this.meta.rename(realFrom, realTo, replaced ? replaced.size + (moved?.size ?? 0) : 0).catch((err: unknown) => {
+    await this.meta.rename(realFrom, realTo).catch((err: unknown) => {
       throw toStorageError(err, subject);
     });
   }

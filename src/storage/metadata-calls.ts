@@ -22,16 +22,29 @@ export type MetadataCallsOptions = SyncPacingOptions;
 
 /**
  * Some calls cost what the file holds, not what the medium answers: freeing a file's blocks (unlink,
- * a rename over a file, a truncating open) and, on ext4, writing back a replaced or truncated file's
- * new data (rename over a file, the close after a truncating rewrite: auto_da_alloc). Measured on
- * this VM's ext4: ~0.05 ms at 4 KiB, 0.2-4 ms at 1 MiB, 80-240 ms at 512 MiB. Pacing would only
- * notice after the event loop had been blocked, and again at every large file, so with more bytes
- * than this at stake such a call always goes to the thread pool.
+ * a rename over a file, a truncating open, the close of the last descriptor of an unlinked file) and,
+ * on ext4, writing back new data (a rename over a file, the first close after a truncating open:
+ * auto_da_alloc). Measured on this VM's ext4: ~0.05 ms at 4 KiB, 0.2-4 ms at 1 MiB, 80-350 ms at
+ * 0.5-1 GiB. Pacing would only notice after the event loop had been blocked, and again at every large
+ * file, so such a call is weighed just before it is made (an lstat or fstat, ~1 µs: a size read any
+ * earlier can be stale, another session may have appended to the file or deleted it since) and goes
+ * to the thread pool with more than this many bytes at stake.
  */
 export const LARGE_FILE_BYTES = 128 * 1024;
 
-/** Bytes at stake that are not known (a partial upload, a file reached through a link): counted as large. */
-export const SIZE_UNKNOWN = Number.POSITIVE_INFINITY;
+/** A regular file's size, 0 for anything else. */
+function fileBytes(st: Stats | undefined): number {
+  return st?.isFile() ? st.size : 0;
+}
+
+/** What `weigh` finds at stake; 0 when it fails (the call itself then reports the error). */
+function weighed(weigh: () => number): number {
+  try {
+    return weigh();
+  } catch {
+    return 0;
+  }
+}
 
 function nullIfNoEntry(err: unknown): null {
   if ((err as NodeJS.ErrnoException | null)?.code === "ENOENT") return null;
@@ -50,12 +63,23 @@ export class MetadataCalls {
     return this.pacing.synchronous;
   }
 
+  /** Calls sent to the thread pool so far (a slow medium, or a large file at stake). */
+  get callsOnPool(): number {
+    return this.onPool;
+  }
+
+  private onPool = 0;
+
   /**
    * One call: `now` on the event loop (timed) while the medium answers fast, or `onPool` on the
-   * thread pool; always on the pool with more than {@link LARGE_FILE_BYTES} at stake.
+   * thread pool; also on the pool when `weigh` (run just before, on the event loop) finds more than
+   * {@link LARGE_FILE_BYTES} at stake. A failing `weigh` counts as nothing at stake: the call itself
+   * reports the error.
    */
-  async call<T>(now: () => T, onPool: () => Promise<T>, bytesAtStake = 0): Promise<T> {
-    return bytesAtStake <= LARGE_FILE_BYTES && this.pacing.takeSynchronous() ? this.pacing.timed(now) : onPool();
+  async call<T>(now: () => T, onPool: () => Promise<T>, weigh?: () => number): Promise<T> {
+    if (this.pacing.takeSynchronous() && !(weigh && this.pacing.timed(() => weighed(weigh)) > LARGE_FILE_BYTES)) return this.pacing.timed(now);
+    this.onPool++;
+    return onPool();
   }
 
   /** realpath(3): the canonical path of an existing `p`; throws as fs does (ENOENT for a missing one). */
@@ -73,12 +97,11 @@ export class MetadataCalls {
     return this.call(() => fs.statSync(p, { throwIfNoEntry: false }) ?? null, () => pool.stat(p).catch(nullIfNoEntry));
   }
 
-  /**
-   * open(2) with `flags` ("r", "w", "a", "r+"…): a file descriptor, which the caller must close (a
-   * stream's autoClose does). `truncating`: the size of the file a "w" open empties.
-   */
-  open(p: string, flags: string, truncating = 0): Promise<number> {
-    return this.call(() => fs.openSync(p, flags), () => openAsync(p, flags), truncating);
+  /** open(2) with `flags` ("r", "w", "a", "r+"…): a file descriptor, which the caller must close (a stream's autoClose does). */
+  open(p: string, flags: string): Promise<number> {
+    // "w" truncates: what is there now is freed.
+    const weigh = flags.startsWith("w") ? () => fileBytes(fs.statSync(p, { throwIfNoEntry: false })) : undefined;
+    return this.call(() => fs.openSync(p, flags), () => openAsync(p, flags), weigh);
   }
 
   /** fstat(2) of an open file descriptor. */
@@ -92,12 +115,12 @@ export class MetadataCalls {
   }
 
   /**
-   * close(2) of a file descriptor this caller owns. `atStake`: the size of the file when this may be
-   * its last reference after an unlink or a replace (the close frees it), or the bytes written into a
-   * file a truncating open emptied (ext4 writes them back in the close).
+   * close(2) of a file descriptor this caller owns. A large file's goes to the pool: it may be the
+   * last descriptor of a file unlinked or replaced meanwhile, or the first close after a truncating
+   * rewrite, by this session or another.
    */
-  close(fd: number, atStake = 0): Promise<void> {
-    return this.call(() => fs.closeSync(fd), () => closeAsync(fd), atStake);
+  close(fd: number): Promise<void> {
+    return this.call(() => fs.closeSync(fd), () => closeAsync(fd), () => fileBytes(fs.fstatSync(fd)));
   }
 
   /** access(2): throws (EACCES, EROFS…) unless `p` allows `mode` (fs.constants.W_OK…). */
@@ -115,14 +138,22 @@ export class MetadataCalls {
     return this.call(() => fs.rmdirSync(p), () => pool.rmdir(p));
   }
 
-  /** unlink(2) of a file of `size` bytes. */
-  unlink(p: string, size: number): Promise<void> {
-    return this.call(() => fs.unlinkSync(p), () => pool.unlink(p), size);
+  /** unlink(2). */
+  unlink(p: string): Promise<void> {
+    const weigh = () => {
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      return st && st.nlink > 1 ? 0 : fileBytes(st); // another link keeps the blocks
+    };
+    return this.call(() => fs.unlinkSync(p), () => pool.unlink(p), weigh);
   }
 
-  /** rename(2); `replacing`: the bytes of the file it replaces plus those of the file it moves (0 for a new name). */
-  rename(from: string, to: string, replacing: number): Promise<void> {
-    return this.call(() => fs.renameSync(from, to), () => pool.rename(from, to), replacing);
+  /** rename(2). Over a file, it frees the replaced one and (ext4) writes the moved one back. */
+  rename(from: string, to: string): Promise<void> {
+    const weigh = () => {
+      const replaced = fileBytes(fs.lstatSync(to, { throwIfNoEntry: false }));
+      return replaced > 0 ? replaced + fileBytes(fs.lstatSync(from, { throwIfNoEntry: false })) : 0;
+    };
+    return this.call(() => fs.renameSync(from, to), () => pool.rename(from, to), weigh);
   }
 
   /** chmod(2) (symlinks followed). */

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { constants, existsSync, lstatSync, readSync, realpathSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, linkSync, lstatSync, openSync, readSync, realpathSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -43,7 +43,7 @@ for (const [mode, options] of [
       const calls = new MetadataCalls(options);
       await calls.mkdir(at("new"));
       await assert.rejects(calls.mkdir(at("new")), { code: "EEXIST" });
-      await calls.rename(at("dir", "file"), at("new", "moved"), 0);
+      await calls.rename(at("dir", "file"), at("new", "moved"));
       assert.equal(statSync(at("new", "moved")).size, 5);
       await calls.chmod(at("new", "moved"), 0o600);
       assert.equal(statSync(at("new", "moved")).mode & 0o777, 0o600);
@@ -53,8 +53,8 @@ for (const [mode, options] of [
       await calls.access(at("new", "moved"), constants.R_OK);
       await assert.rejects(calls.access(at("nothing"), constants.R_OK), { code: "ENOENT" });
       await assert.rejects(calls.rmdir(at("new")), { code: "ENOTEMPTY" });
-      await calls.unlink(at("new", "moved"), 5);
-      await assert.rejects(calls.unlink(at("new", "moved"), 5), { code: "ENOENT" });
+      await calls.unlink(at("new", "moved"));
+      await assert.rejects(calls.unlink(at("new", "moved")), { code: "ENOENT" });
       await calls.rmdir(at("new"));
       assert.equal(existsSync(at("new")), false);
     });
@@ -85,13 +85,39 @@ for (const [mode, options] of [
   });
 }
 
-test("a call with a large file's bytes at stake (unlink, rename over a file, truncation) goes to the thread pool", async () => {
+test("calls whose cost is a large file's size are weighed just before and sent to the thread pool", async () => {
   const calls = new MetadataCalls();
-  const way = (bytes: number) => calls.call(() => "at once", async () => "pool", bytes);
-  assert.equal(await way(0), "at once");
-  assert.equal(await way(LARGE_FILE_BYTES), "at once");
-  assert.equal(await way(LARGE_FILE_BYTES + 1), "pool");
-  assert.equal(await way(Infinity), "pool");
+  const large = Buffer.alloc(LARGE_FILE_BYTES + 1);
+  /** Runs `call` and tells whether it went to the pool. */
+  const way = async (call: () => Promise<unknown>) => {
+    const before = calls.callsOnPool;
+    await call();
+    return calls.callsOnPool > before ? "pool" : "at once";
+  };
+  writeFileSync(at("small"), "12345");
+  writeFileSync(at("large"), large);
+  writeFileSync(at("large2"), large);
+
+  // A close: the last descriptor of a large file unlinked meanwhile (it frees it) goes to the pool.
+  const fd = openSync(at("large"), "r");
+  unlinkSync(at("large"));
+  assert.equal(await way(() => calls.close(fd)), "pool");
+  assert.equal(await way(async () => calls.close(await calls.open(at("small"), "r"))), "at once");
+  // A truncating open of a large file; of a small or a new one at once.
+  writeFileSync(at("large"), large);
+  assert.equal(await way(async () => closeSync(await calls.open(at("large"), "w"))), "pool");
+  assert.equal(await way(async () => closeSync(await calls.open(at("small"), "w"))), "at once");
+  assert.equal(await way(async () => closeSync(await calls.open(at("fresh"), "wx"))), "at once");
+  // A rename over a large file; to a new name at once whatever the size; an unlink by size and links.
+  writeFileSync(at("large"), large);
+  assert.equal(await way(() => calls.rename(at("small"), at("large"))), "pool");
+  assert.equal(await way(() => calls.rename(at("large2"), at("new-name"))), "at once");
+  linkSync(at("new-name"), at("second-link"));
+  assert.equal(await way(() => calls.unlink(at("second-link"))), "at once", "another link keeps the blocks");
+  assert.equal(await way(() => calls.unlink(at("new-name"))), "pool");
+  assert.equal(await way(() => calls.unlink(at("fresh"))), "at once");
+  // A failing weigh is nothing at stake: the call reports its own error.
+  await assert.rejects(calls.unlink(at("nothing")), { code: "ENOENT" });
   assert.equal(calls.synchronous, true, "a large file says nothing about the medium");
 });
 
