@@ -408,10 +408,10 @@ export class LocalStorage implements Storage {
   /** Whether listings go through the native addon (built, and not turned off for a test). */
   private readonly nativeListing: boolean;
   /**
-   * The calls a download's read stream makes on the descriptor of a file of `size` bytes: reads on
-   * the thread pool, the close through the metadata calls (at once for a small file on a fast disk:
-   * most downloads are sent by the kernel and never read through the stream, which then only closes
-   * the descriptor; a large file deleted or replaced during the download is freed by that close).
+   * The calls a download's read stream makes on its descriptor: reads on the thread pool, the close
+   * through the metadata calls (at once for a small file on a fast disk: most downloads are sent by
+   * the kernel and never read through the stream, which then only closes the descriptor; a large
+   * file's close goes to the pool, as it frees the file when it was deleted or replaced meanwhile).
    */
   private readonly streamCalls = {
     open: openCallback,
