@@ -53,6 +53,11 @@ export interface ServerSpec {
   version(ctx: BenchContext): string;
   /** The command line that runs it in the foreground (writes its config files first). */
   command(ctx: BenchContext, port: number): { cmd: string; args: string[]; env?: NodeJS.ProcessEnv; asUser?: boolean };
+  /**
+   * Set for a reference that is not a peer (null-ftpd): the workloads it runs; it never counts as
+   * the best peer, and the table says what it bounds.
+   */
+  reference?: { workloads: readonly string[] };
 }
 
 const peersDir = (ctx: BenchContext) => join(ctx.repo, ".bench", "peers");
@@ -286,7 +291,23 @@ export const ftpsrv: ServerSpec = {
   }),
 };
 
-export const ALL_SERVERS: readonly ServerSpec[] = [edgeftp, vsftpd, proftpdSpec, pureftpd, ftpsrv];
+/**
+ * The small-file rows' ceiling (bench/null-ftpd.c): the protocol with nothing behind it, no
+ * accounts, paths or files. Its rate bounds what any server reaches with this client here.
+ */
+export const nullFtpd: ServerSpec = {
+  name: "null-ftpd",
+  unavailable: (ctx) => (existsSync(join(peersDir(ctx), "null-ftpd")) ? null : "not compiled (bench/setup.sh)"),
+  version: () => "(ceiling)",
+  command: (ctx, port) => ({
+    cmd: join(peersDir(ctx), "null-ftpd"),
+    args: [String(port), String(ctx.pasvFirst), String(ctx.pasvLast)],
+    asUser: true,
+  }),
+  reference: { workloads: ["small"] },
+};
+
+export const ALL_SERVERS: readonly ServerSpec[] = [edgeftp, vsftpd, proftpdSpec, pureftpd, ftpsrv, nullFtpd];
 
 /** Every process this benchmark has started and not yet stopped (stopped on exit, by PID). */
 export const live = new Set<ChildProcess>();

@@ -246,6 +246,10 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
   for (const workload of workloads) {
     for (const spec of specs) {
       const errorCell = (text: string): Cell => ({ value: null, text });
+      if (spec.reference && !spec.reference.workloads.includes(workload.name)) {
+        for (const row of workload.rows) addCell(results, row.id, spec.name, { value: null, text: "–" });
+        continue;
+      }
       if (workload.servers && !workload.servers.includes(spec.name)) {
         for (const row of workload.rows) addCell(results, row.id, spec.name, { value: null, text: "–", note: workload.skipped });
         continue;
@@ -394,7 +398,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
       let best: { name: string; value: number } | null = null;
       names.forEach((n, i) => {
         const v = figures[i].value;
-        if (n === "edgeftp" || v === null) return;
+        if (n === "edgeftp" || v === null || specs[i].reference) return;
         if (!best || (row.better === "higher" ? v > best.value : v < best.value)) best = { name: n, value: v };
       });
       let ratio = "–";
@@ -404,6 +408,11 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
       } else if (edge !== null && b !== null) {
         const r = row.better === "higher" ? (b.value === 0 ? Infinity : edge / b.value) : edge === 0 ? Infinity : b.value / edge;
         ratio = `${Number.isFinite(r) ? r.toFixed(2) : "∞"}× (${b.name})`;
+        // What the ceiling allows on this row, as the same ratio: a target above it is out of reach.
+        names.forEach((n, i) => {
+          const v = figures[i].value;
+          if (specs[i].reference && v !== null && row.better === "higher" && b.value > 0) ratio += `; ${n}: ${(v / b.value).toFixed(2)}×`;
+        });
       }
       lines.push(`| ${row.label}${sizeNote} | ${figures.map((f) => f.text).join(" | ")} | ${ratio} |`);
     }
@@ -411,7 +420,7 @@ function buildTable(results: Results, workloads: Workload[], specs: ServerSpec[]
   const out = [
     `## edgeftp benchmark${options.quick ? " (--quick)" : ""}`,
     "",
-    `Figures: median of the runs, or the largest where the row says so (min–max when several runs)${warmupNote(workloads, options)}; ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's); on the "active ÷ passive" and "FTPS ÷ plain" rows, edgeftp's own ratio against its target instead. MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range; their ratio compares the transfers completed through a port inside the range (a firewall that opens only the range stops the others).`,
+    `Figures: median of the runs, or the largest where the row says so (min–max when several runs)${warmupNote(workloads, options)}; ratio: edgeftp against the best peer on that row, above 1.00× means edgeftp is ahead (for ms and memory rows: best peer's value ÷ edgeftp's); on the "active ÷ passive" and "FTPS ÷ plain" rows, edgeftp's own ratio against its target instead. MB = 10^6 bytes. Issue-3 rows: completed / failed / refused of all clients, and how many PASV replies named a port outside the range; their ratio compares the transfers completed through a port inside the range (a firewall that opens only the range stops the others).${specs.some((s) => s.reference) ? " null-ftpd is not a peer but the small-file rows' ceiling: the protocol with nothing behind it (bench/null-ftpd.c: no accounts, paths or files; a STOR's bytes dropped, a RETR sent from memory), so no server can pass its rate with this client on this machine; its rate over the best peer's follows the ratio." : ""}`,
     "",
     ...lines,
     "",

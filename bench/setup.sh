@@ -7,7 +7,8 @@
 #   - ftp-srv from npm as a dev dependency;
 #   - one local user for the peers that authenticate system users (vsftpd, pure-ftpd, proftpd),
 #     with the same name and password as the edgeftp account, whose home is the common root;
-#   - that edgeftp account (needs `npm run build` first: dist/src/cli.js).
+#   - that edgeftp account (needs `npm run build` first: dist/src/cli.js);
+#   - null-ftpd (bench/null-ftpd.c, compiled with cc): the ceiling of the small-file rows.
 # A peer that cannot be installed is reported and skipped (exit status stays 0); bench/run.ts then
 # marks it as not started in the table. Needs root (apt, useradd).
 set -uo pipefail
@@ -112,7 +113,13 @@ if ! node -e 'require.resolve("ftp-srv")' >/dev/null 2>&1; then
   fi
 fi
 
-# 4. The common root and the local user the system-account peers log in as.
+# 4. null-ftpd, the small-file rows' ceiling (bench/null-ftpd.c: the protocol and nothing behind it).
+mkdir -p "$PEERS"
+if ! [ -x "$PEERS/null-ftpd" ] || [ bench/null-ftpd.c -nt "$PEERS/null-ftpd" ]; then
+  cc -O2 -Wall -o "$PEERS/null-ftpd" bench/null-ftpd.c || say "null-ftpd did not compile; the ceiling column will be empty"
+fi
+
+# 5. The common root and the local user the system-account peers log in as.
 mkdir -p "$ROOT"
 if ! id "$BENCH_USER" >/dev/null 2>&1; then
   useradd --no-create-home --home-dir "$ROOT" --shell /bin/bash --comment "edgeftp benchmark" "$BENCH_USER"
@@ -127,7 +134,7 @@ echo "$BENCH_USER:$BENCH_PASSWORD" | chpasswd --crypt-method "${BENCH_CRYPT_METH
 chown "$BENCH_USER:" "$ROOT"
 chmod 755 "$ROOT"
 
-# 5. The edgeftp account, same name and password, rooted at the same directory.
+# 6. The edgeftp account, same name and password, rooted at the same directory.
 if [ -f dist/src/cli.js ]; then
   CLI=(node dist/src/cli.js)
   "${CLI[@]}" user add "$BENCH_USER" --home "$ROOT" --if-missing --password-stdin --data-dir "$EDGE_DATA" \
