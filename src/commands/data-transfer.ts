@@ -11,7 +11,7 @@ import { FtpError, replyForStorageError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { ActiveTransfer, Session } from "../session/session.js";
 import { StorageError } from "../storage/types.js";
-import { acceptTls } from "../tls/upgrade.js";
+import { acceptTls, type Handshake } from "../tls/upgrade.js";
 import { sessionReuseRequired, tlsPolicyFor } from "./security.js";
 
 /** The 426 text of a transfer ended by ABOR, the session closing or the connection going. */
@@ -104,11 +104,12 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
  */
 async function protectData(session: Session, socket: Socket, timeoutMs: number, signal: AbortSignal): Promise<TLSSocket | null> {
   let secure: TLSSocket;
+  let handshake: Handshake;
   // Sessions issued on this connection (TLS 1.3 tickets) belong to the client only once it is accepted.
   const issued: Buffer[] = [];
   try {
     const host = session.services.tls.sessions.host((s) => issued.push(s));
-    secure = await acceptTls(socket, session.services.tls.context, timeoutMs, host, signal);
+    ({ secure, handshake } = await acceptTls(socket, session.services.tls.context, timeoutMs, host, signal));
   } catch (err) {
     session.log.info({ err: (err as Error).message }, "data TLS handshake failed");
     if (signal.aborted) session.reply(Reply.TransferAborted, ABORTED);
@@ -121,8 +122,8 @@ async function protectData(session: Session, socket: Socket, timeoutMs: number, 
     session.reply(Reply.TransferAborted, ABORTED);
     return null;
   }
-  if (sessionReuseRequired(session) && !sessions?.resumedBy(secure)) {
-    const resumedAnother = secure.isSessionReused();
+  if (sessionReuseRequired(session) && !sessions?.resumedBy(handshake)) {
+    const resumedAnother = handshake.resumed;
     secure.destroy();
     session.log.warn({ resumedAnother }, "data connection did not resume the control connection's TLS session; refused");
     session.reply(Reply.NetworkProtocolNotSupported, "TLS session of the data connection must resume the control connection's (session reuse required).");

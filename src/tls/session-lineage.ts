@@ -12,8 +12,8 @@
  * session ID, and which no one without the session has.
  */
 import { createHash } from "node:crypto";
-import type { TLSSocket } from "node:tls";
 import { parseSslSession } from "./ssl-session.js";
+import type { Handshake } from "./upgrade.js";
 
 /** Sessions issued on data connections that are remembered, the oldest forgotten first. */
 const MAX_DATA_SESSIONS = 64;
@@ -33,9 +33,8 @@ export class SessionLineage {
   }
 
   /** Records the session the control connection runs on, once its handshake is done. */
-  adoptControl(socket: TLSSocket): void {
-    const session = socket.getSession();
-    if (session) this.addControl(session);
+  adoptControl(handshake: Handshake): void {
+    if (handshake.session) this.addControl(handshake.session);
   }
 
   /** Records a session issued on a data connection once that connection was accepted. */
@@ -49,11 +48,10 @@ export class SessionLineage {
     }
   }
 
-  /** Whether `socket` (handshake done) resumed one of the client's sessions. */
-  resumedBy(socket: TLSSocket): boolean {
-    if (!socket.isSessionReused()) return false;
-    const session = socket.getSession();
-    const digest = session ? masterSecretDigest(session) : null;
+  /** Whether a connection with this handshake resumed one of the client's sessions. */
+  resumedBy(handshake: Handshake): boolean {
+    if (!handshake.resumed) return false;
+    const digest = handshake.session ? masterSecretDigest(handshake.session) : null;
     return digest !== null && (this.control.has(digest) || this.data.has(digest));
   }
 }

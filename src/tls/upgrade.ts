@@ -5,11 +5,28 @@ import { SessionLineage } from "./session-lineage.js";
 import type { TlsContextProvider } from "./tls-context.js";
 
 /**
+ * What a handshake settled, read as it completed: a socket that ends in the turn after it (an empty
+ * upload's client closes at once) has lost its handle, and with it these answers.
+ */
+export interface Handshake {
+  /** Whether the connection resumed a session. */
+  resumed: boolean;
+  /** The connection's session (DER `SSL_SESSION`), if it has one. */
+  session: Buffer | undefined;
+}
+
+/**
  * Wraps `socket` and resolves once the handshake completes; rejects (and destroys) on failure,
  * close or timeout. `sessionHost` (TlsSessionCache.host) lets a client resume a session by its ID,
  * not only by ticket, and reports the sessions issued.
  */
-export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: number, sessionHost?: Server, signal?: AbortSignal): Promise<TLSSocket> {
+export function acceptTls(
+  socket: Socket,
+  context: SecureContext,
+  timeoutMs: number,
+  sessionHost?: Server,
+  signal?: AbortSignal,
+): Promise<{ secure: TLSSocket; handshake: Handshake }> {
   return new Promise((resolve, reject) => {
     const secure = new TLSSocket(socket, { isServer: true, secureContext: context, server: sessionHost });
     // An ABOR (or the session closing) during a data connection's handshake ends it at once.
@@ -35,6 +52,7 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
       signal?.removeEventListener("abort", aborted);
       secure.off("error", fail);
       secure.off("close", closed);
+      const handshake: Handshake = { resumed: secure.isSessionReused(), session: secure.getSession() };
       // TLS 1.3 session tickets are written only after this handler has returned: the caller's
       // first write (the 220 of implicit FTPS, a download's data) waits a turn so that they go
       // before it. A client that keeps its session once it has read that first reply (wget), or
@@ -45,7 +63,7 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
       secure.on("error", meanwhile);
       setImmediate(() => {
         secure.off("error", meanwhile);
-        resolve(secure);
+        resolve({ secure, handshake });
       });
     });
   });
@@ -58,13 +76,13 @@ export function acceptTls(socket: Socket, context: SecureContext, timeoutMs: num
 export async function acceptControlTls(socket: Socket, tls: TlsContextProvider, timeoutMs: number): Promise<{ secure: TLSSocket; sessions: SessionLineage }> {
   const sessions = new SessionLineage();
   const host = tls.sessions.host((session) => sessions.addControl(session), sessions.pins);
-  let secure: TLSSocket;
+  let accepted: { secure: TLSSocket; handshake: Handshake };
   try {
-    secure = await acceptTls(socket, tls.context, timeoutMs, host);
+    accepted = await acceptTls(socket, tls.context, timeoutMs, host);
   } catch (err) {
     tls.sessions.release(sessions.pins);
     throw err;
   }
-  sessions.adoptControl(secure);
-  return { secure, sessions };
+  sessions.adoptControl(accepted.handshake);
+  return { secure: accepted.secure, sessions };
 }

@@ -389,6 +389,31 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     assert.ok(!curlReplies(plain.stderr).some((r) => r.startsWith("220")), show(plain));
   });
 
+  // curl and lftp close an empty upload's data connection right after their handshake: the server
+  // must have read whether it resumed the session before the connection ends.
+  test("empty uploads over PROT P from curl (explicit, TLS 1.2 and 1.3; implicit) and lftp are complete empty files (226)", async () => {
+    const empty = join(local, "empty-upload");
+    writeFileSync(empty, "");
+    const implicitBase = `ftps://${USER}:${PASSWORD}@127.0.0.1:${server.node.implicitPort}/`;
+    for (const [remote, args] of [
+      ["curl-empty-13", ["--ssl-reqd", "-T", empty, explicitUrl("curl-empty-13")]],
+      ["curl-empty-12", ["--ssl-reqd", "--tls-max", "1.2", "-T", empty, explicitUrl("curl-empty-12")]],
+      ["curl-empty-appe", ["--ssl-reqd", "--append", "-T", empty, explicitUrl("curl-empty-appe")]],
+      ["curl-empty-implicit", ["--ssl-reqd", "-T", empty, `${implicitBase}curl-empty-implicit`]],
+    ] as const) {
+      const r = await curl(...args);
+      assert.equal(r.code, 0, show(r));
+      assert.ok(curlReplies(r.stderr).includes("226 Transfer complete (0 bytes)."), show(r));
+      assert.equal(readFileSync(join(home, remote)).length, 0, remote);
+    }
+    const script = ["set net:max-retries 1", "set net:timeout 10", "set cmd:fail-exit yes", "set ftp:ssl-force true", "set ssl:verify-certificate no"];
+    const r = await run("lftp", ["-d", "-u", `${USER},${PASSWORD}`, "-p", String(server.port), "-e", [...script, `put "${empty}" -o lftp-empty`, "quit"].join("; "), "127.0.0.1"], env);
+    assert.equal(r.code, 0, show(r));
+    assert.ok(lftpCommands(r.stderr).includes("PROT P"), show(r));
+    assert.doesNotMatch(r.stderr, /<--- 52[12] /, show(r));
+    assert.equal(readFileSync(join(home, "lftp-empty")).length, 0);
+  });
+
   // ---------------------------------------------------------------------------------------------
   // lftp
   // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before } from "node:test";
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from "node:tls";
 import { ensureSelfSigned } from "../../src/tls/self-signed.js";
-import { acceptTls } from "../../src/tls/upgrade.js";
+import { acceptTls, type Handshake } from "../../src/tls/upgrade.js";
 
 /**
  * A SecureContext with a fresh self-signed certificate for the enclosing suite: made before its
@@ -33,7 +33,7 @@ export async function tlsPair(
   context: SecureContext,
   options: ConnectionOptions = {},
   sessionHost?: Server,
-): Promise<{ server: TLSSocket; client: TLSSocket; tcp: Socket; close(): void }> {
+): Promise<{ server: TLSSocket; handshake: Handshake; client: TLSSocket; tcp: Socket; close(): void }> {
   const listener = createServer({ pauseOnConnect: true });
   await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
   try {
@@ -42,9 +42,9 @@ export async function tlsPair(
     tcp.on("error", () => undefined);
     const client = tlsConnect({ socket: tcp, rejectUnauthorized: false, ...options });
     client.on("error", () => undefined);
-    const [server] = await Promise.all([acceptTls(await accepted, context, 5_000, sessionHost), new Promise((r) => client.once("secureConnect", r))]);
+    const [{ secure: server, handshake }] = await Promise.all([acceptTls(await accepted, context, 5_000, sessionHost), new Promise((r) => client.once("secureConnect", r))]);
     server.on("error", () => undefined);
-    return { server, client, tcp, close: () => (server.destroy(), client.destroy()) };
+    return { server, handshake, client, tcp, close: () => (server.destroy(), client.destroy()) };
   } finally {
     listener.close();
   }

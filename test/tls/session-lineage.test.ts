@@ -6,10 +6,11 @@
 import assert from "node:assert/strict";
 import { constants, randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import type { ConnectionOptions, TLSSocket } from "node:tls";
+import type { ConnectionOptions } from "node:tls";
 import { TlsSessionCache } from "../../src/tls/session-cache.js";
 import { SessionLineage } from "../../src/tls/session-lineage.js";
 import { parseSslSession } from "../../src/tls/ssl-session.js";
+import type { Handshake } from "../../src/tls/upgrade.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { selfSignedContext, tlsPair } from "../helpers/tls-pair.js";
 
@@ -36,7 +37,7 @@ describe("TLS session lineage", () => {
           if (now) resolve(now);
           else pair.client.once("session", resolve);
         });
-        lineage.adoptControl(pair.server);
+        lineage.adoptControl(pair.handshake);
         pair.close();
         return { lineage, session };
       };
@@ -46,7 +47,7 @@ describe("TLS session lineage", () => {
         const pair = await tlsPair(context(), { ...mode.options, session }, cache.host());
         try {
           assert.equal(pair.server.isSessionReused(), true, "the session resumed");
-          return mine.lineage.resumedBy(pair.server);
+          return mine.lineage.resumedBy(pair.handshake);
         } finally {
           pair.close();
         }
@@ -54,7 +55,7 @@ describe("TLS session lineage", () => {
       assert.equal(await data(mine.session), true);
       assert.equal(await data(theirs.session), false);
       const fresh = await tlsPair(context(), mode.options, cache.host());
-      assert.equal(mine.lineage.resumedBy(fresh.server), false, "a full handshake resumes nothing");
+      assert.equal(mine.lineage.resumedBy(fresh.handshake), false, "a full handshake resumes nothing");
       fresh.close();
     });
   }
@@ -71,8 +72,8 @@ describe("TLS session lineage", () => {
     ]);
     return Buffer.concat([Buffer.from([0x30, 0x81, body.length]), body]);
   }
-  /** What resumedBy reads of a connection that resumed `session`. */
-  const resumed = (session: Buffer) => ({ isSessionReused: () => true, getSession: () => session }) as unknown as TLSSocket;
+  /** The handshake of a connection that resumed `session`. */
+  const resumed = (session: Buffer): Handshake => ({ resumed: true, session });
 
   test("parses the protocol and master key of a session, and nothing from what is not one", () => {
     assert.deepEqual(parseSslSession(der(Buffer.alloc(48, 1), 0x0303)), { protocol: 0x0303, masterKey: Buffer.alloc(48, 1) });
