@@ -12,14 +12,20 @@ import type { CommandSpec } from "./command.js";
 import { runTransfer } from "./data-transfer.js";
 import { throttleFor } from "./transfer.js";
 
-/** `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore. */
+/**
+ * `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore. A `--` word ends
+ * them (`lftp ls -- -dash.txt`); the path after them is kept verbatim, as vsftpd does, so a name
+ * with a leading or trailing space can be listed too.
+ */
 function stripListOptions(arg: string): string {
-  let rest = arg.trim();
+  let rest = arg;
   while (rest.startsWith("-")) {
     const space = rest.indexOf(" ");
-    rest = space < 0 ? "" : rest.slice(space + 1).trimStart();
+    const word = space < 0 ? rest : rest.slice(0, space);
+    rest = space < 0 ? "" : rest.slice(space + 1);
+    if (word === "--") break;
   }
-  return rest;
+  return rest.trim() === "" ? "" : rest;
 }
 
 /** How a listing reads a directory: entries with their metadata (LIST, STAT), or names only (NLST). */

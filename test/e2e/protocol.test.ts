@@ -4,7 +4,7 @@
  */
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { checkLeaks } from "../helpers/leaks.js";
@@ -1005,6 +1005,17 @@ describe("FTP protocol (raw client)", () => {
 
       const dashWild = await download(c, "LIST -la /lst/*.log");
       assert.deepEqual(dashWild.data.toString().split("\r\n").filter(Boolean).map((l) => l.split(/\s+/).pop()), ["c.log"]);
+
+      // `--` ends the options (lftp's `ls -- -dash.txt`); the path after them is verbatim.
+      writeFileSync(join(home, "lst", "-dash.txt"), "d");
+      writeFileSync(join(home, "lst", " spaced.txt"), "s");
+      for (const line of ["LIST -- -dash.txt", "LIST -l -- -dash.txt", "NLST -- -dash.txt"]) {
+        assert.equal((await download(c, line)).data.toString().split("\r\n").filter(Boolean).length, 1, line);
+      }
+      assert.match((await download(c, "LIST  spaced.txt")).data.toString(), /^-.* 1 .*  spaced\.txt\r\n$/);
+      assert.equal((await download(c, "NLST -a  spaced.txt")).data.toString(), " spaced.txt\r\n");
+      rmSync(join(home, "lst", "-dash.txt"));
+      rmSync(join(home, "lst", " spaced.txt"));
 
       const single = await download(c, "LIST c.log");
       const singleLines = single.data.toString().split("\r\n").filter(Boolean);
