@@ -3,7 +3,7 @@ import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { ownEntryState, withQuota } from "../session/quota.js";
-import { refuseIfUploading } from "../session/uploads-in-progress.js";
+import { claimPaths } from "../session/path-claims.js";
 import type { Session } from "../session/session.js";
 import type { FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
@@ -36,7 +36,12 @@ const rmd: CommandSpec = {
   async handler(session, arg) {
     const path = session.resolve(arg);
     if (path === "/") throw fileUnavailable("Can't remove the root directory.");
-    await withQuota(session, (quota) => quota.removeEntry({ size: 0 }, () => session.fs.rmdir(path)));
+    const release = claimPaths(session, `a removal of ${path}`, path);
+    try {
+      await withQuota(session, (quota) => quota.removeEntry({ size: 0 }, () => session.fs.rmdir(path)));
+    } finally {
+      release();
+    }
     session.reply(Reply.FileActionOk, "Directory removed.");
   },
 };
@@ -95,12 +100,17 @@ export const fileCommands: CommandSpec[] = [
     permission: "delete",
     async handler(session, arg) {
       const path = session.resolve(arg);
-      refuseIfUploading(session, path);
-      await withQuota(session, async (quota) => {
-        // Its size is what the deletion frees (asked only when usage is tracked).
-        const removed = quota.tracking ? await ownEntryState(session.fs, path) : null;
-        await quota.removeEntry(removed, () => session.fs.delete(path));
-      });
+      // Held from the size read to the unlink, so that what the quota records is what went.
+      const release = claimPaths(session, `a deletion of ${path}`, path);
+      try {
+        await withQuota(session, async (quota) => {
+          // Its size is what the deletion frees (asked only when usage is tracked).
+          const removed = quota.tracking ? await ownEntryState(session.fs, path) : null;
+          await quota.removeEntry(removed, () => session.fs.delete(path));
+        });
+      } finally {
+        release();
+      }
       session.reply(Reply.FileActionOk, "File deleted.");
     },
   },
@@ -128,17 +138,20 @@ export const fileCommands: CommandSpec[] = [
       session.renameFrom = null;
       if (!from) throw badSequence("RNFR required first.");
       const to = session.resolve(arg);
-      refuseIfUploading(session, from);
-      refuseIfUploading(session, to);
-      await withQuota(session, async (quota) => {
-        // Renaming over an existing file removes that file (its bytes and its entry).
-        const replaced = quota.tracking && to !== from ? await ownEntryState(session.fs, to) : null;
-        await quota.rename(replaced, async () => {
-          await session.fs.rename(from, to);
-          // Two names of one file (through a link): rename(2) does nothing, and nothing was replaced.
-          return replaced === null || (await session.fs.findEntry(from)) === null;
+      const release = claimPaths(session, `a rename of ${from}`, from, to);
+      try {
+        await withQuota(session, async (quota) => {
+          // Renaming over an existing file removes that file (its bytes and its entry).
+          const replaced = quota.tracking && to !== from ? await ownEntryState(session.fs, to) : null;
+          await quota.rename(replaced, async () => {
+            await session.fs.rename(from, to);
+            // Two names of one file (through a link): rename(2) does nothing, and nothing was replaced.
+            return replaced === null || (await session.fs.findEntry(from)) === null;
+          });
         });
-      });
+      } finally {
+        release();
+      }
       session.reply(Reply.FileActionOk, "Rename successful.");
     },
   },

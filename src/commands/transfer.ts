@@ -5,7 +5,7 @@ import { fileUnavailable, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
-import { claimUpload } from "../session/uploads-in-progress.js";
+import { claimPaths, isClaimed } from "../session/path-claims.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import type { FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
@@ -50,12 +50,13 @@ async function checkUploadTarget(session: Session, path: string, offset: number)
   return stateOf(target);
 }
 
-async function upload(session: Session, path: string, mode: "replace" | "append", announce?: string): Promise<void> {
+/** `release`: the claim on `path` an upload holds (see path-claims), when its caller made it. */
+async function upload(session: Session, path: string, mode: "replace" | "append", announce?: string, release?: () => void): Promise<void> {
   // APPE consumes a pending REST too (and ignores it): left pending, it would turn the next plain
   // STOR into a write at that offset (550 for a new file).
   const rest = takeRestOffset(session);
   const offset = mode === "append" ? 0 : rest;
-  const release = claimUpload(session, path);
+  release ??= claimPaths(session, `an upload to ${path}`, path);
   try {
     await uploadClaimed(session, path, mode, offset, announce);
   } finally {
@@ -105,11 +106,17 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
   });
 }
 
-/** A name in `dir` that does not exist yet: `base`, `base.1`, `base.2`, … (bounded). */
-async function uniqueName(session: Session, dir: string, base: string): Promise<string> {
+/**
+ * A name in `dir` that does not exist yet and no other upload is making, `base`, `base.1`,
+ * `base.2`, … (bounded), claimed for the upload: returns it with the claim's release.
+ */
+async function uniqueName(session: Session, dir: string, base: string): Promise<{ path: string; release: () => void }> {
   for (let i = 0; i < 1000; i++) {
     const candidate = joinVirtual(dir, i === 0 ? base : `${base}.${i}`);
-    if ((await session.fs.find(candidate)) === null) return candidate;
+    if (isClaimed(session, candidate) || (await session.fs.find(candidate)) !== null) continue;
+    // Claimed by a concurrent STOU while this one looked: on to the next name.
+    if (isClaimed(session, candidate)) continue;
+    return { path: candidate, release: claimPaths(session, `an upload to ${candidate}`, candidate) };
   }
   throw new FtpError(Reply.FileNameNotAllowed, "Could not find a unique file name.");
 }
@@ -174,9 +181,9 @@ export const transferCommands: CommandSpec[] = [
     async handler(session, arg) {
       // A name (ours: RFC 959's STOU takes none) may carry a directory: the unique name is made there.
       const named = arg.trim() ? session.resolve(arg) : null;
-      const path = await uniqueName(session, named ? virtualDirname(named) : session.cwd, named ? virtualBasename(named) : "file");
+      const { path, release } = await uniqueName(session, named ? virtualDirname(named) : session.cwd, named ? virtualBasename(named) : "file");
       // RFC 1123 §4.1.2.9: the 150 reply names the file.
-      await upload(session, path, "replace", `FILE: ${virtualBasename(path)}`);
+      await upload(session, path, "replace", `FILE: ${virtualBasename(path)}`, release);
     },
   },
   {

@@ -440,6 +440,10 @@ export class LocalStorage implements Storage {
     this.nativeListing = options.nativeListing !== false && directoryReaderAvailable;
   }
 
+  get location(): string {
+    return this.root;
+  }
+
   /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
   async stat(vpath: string): Promise<FileInfo> {
     const info = await this.find(vpath);

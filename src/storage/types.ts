@@ -91,6 +91,12 @@ export interface Usage {
 
 export interface Storage {
   readonly capabilities: StorageCapabilities;
+  /**
+   * Where the files are, as a key: two storages with the same location (two accounts with one
+   * home) hold the same files, and one whose location continues another's with `/` holds part of
+   * them. Local disk: the root's real path.
+   */
+  readonly location: string;
   /** Throws StorageError("not-found") when absent. Follows symlinks that stay inside the root. */
   stat(path: string): Promise<FileInfo>;
   /**

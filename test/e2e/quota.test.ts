@@ -5,14 +5,16 @@
  * every command that changes it.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { openAccountStore } from "../../src/accounts/open.js";
 import type { AccountStore, NewAccount, Usage } from "../../src/accounts/types.js";
 import { resolveDataPaths } from "../../src/config/load.js";
+import { FaultyStorageFactory } from "../helpers/faulty-storage.js";
 import { checkLeaks } from "../helpers/leaks.js";
-import { RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
+import { connectData, RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, type TestServer } from "../helpers/server.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -71,6 +73,10 @@ async function ok(c: RawClient, line: string, code: number): Promise<FtpReply> {
 describe("quotas per account", () => {
   let server: TestServer;
   let store: AccountStore;
+  /** Pass-through storage, but for the holds a test sets (a slow medium where a race needs it). */
+  const faults = new FaultyStorageFactory();
+  /** One home for two accounts. */
+  const sharedHome = mkdtempSync(join(tmpdir(), "edgeftp-shared-home-"));
   const accounts: NewAccount[] = [
     { name: "tracked", password: PASSWORD, quotaBytes: 100 * MiB, quotaFiles: 1000 },
     { name: "crossing", password: PASSWORD, quotaBytes: 100 * KiB },
@@ -85,10 +91,14 @@ describe("quotas per account", () => {
     { name: "parent", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "links", password: PASSWORD, quotaBytes: 1 * MiB },
     { name: "unlimited", password: PASSWORD },
+    { name: "racing", password: PASSWORD, quotaBytes: 10 * MiB },
+    { name: "unique", password: PASSWORD },
+    { name: "twin1", password: PASSWORD, home: sharedHome },
+    { name: "twin2", password: PASSWORD, home: sharedHome },
   ];
 
   before(async () => {
-    server = await startServer({}, accounts);
+    server = await startServer({}, accounts, { storage: faults });
     store = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(server.config).sqlitePath });
     // What each home holds before the server has measured anything.
     writeFileSync(join(server.home("tracked"), "a.txt"), bytes(1000));
@@ -104,6 +114,7 @@ describe("quotas per account", () => {
   after(async () => {
     await store.close();
     await server.close();
+    rmSync(sharedHome, { recursive: true, force: true });
   });
   checkLeaks();
 
@@ -347,13 +358,74 @@ describe("quotas per account", () => {
     data.write(bytes(2000));
     await ok(b, "RNFR /d", 350);
     await ok(b, "RNTO /d2", 450);
-    await ok(b, "RMD /d", 550); // not empty anyway
+    await ok(b, "RMD /d", 450);
     data.end(bytes(2000));
     assert.equal((await a.reply(10_000)).code, 226);
     await ok(b, "RNFR /d", 350);
     await ok(b, "RNTO /d2", 250);
     assert.deepEqual(await assertExact("parent", "an upload, then its directory renamed"), { bytes: 4000, files: 2 });
     await Promise.all([a.close(), b.close()]);
+  });
+
+  test("a DELE and an RNTO onto the same name do not interleave: the second gets 450 while the first is at the medium; usage stays exact", async () => {
+    const [a, b] = await Promise.all([session("racing"), session("racing")]);
+    // Interleaved, both would subtract a.bin's megabyte: the DELE read its size, then the RNTO
+    // replaced it with b.bin's byte, which the DELE then removed.
+    await stored(a, "STOR a.bin", bytes(1 * MiB));
+    await stored(a, "STOR b.bin", bytes(1));
+    const deletion = faults.plan.hold("delete", "/a.bin");
+    a.send("DELE a.bin");
+    await deletion.reached;
+    await ok(b, "RNFR b.bin", 350);
+    await ok(b, "RNTO a.bin", 450);
+    deletion.release();
+    assert.equal((await a.reply()).code, 250);
+    await assertExact("racing", "a DELE with an RNTO onto its name refused meanwhile");
+
+    // The other way round: the rename at the medium, a DELE of its target meanwhile.
+    await stored(a, "STOR a.bin", bytes(1 * MiB));
+    const rename = faults.plan.hold("rename", "/a.bin");
+    await ok(b, "RNFR b.bin", 350);
+    b.send("RNTO a.bin");
+    await rename.reached;
+    await ok(a, "DELE a.bin", 450);
+    rename.release();
+    assert.equal((await b.reply()).code, 250);
+    assert.deepEqual(await assertExact("racing", "an RNTO with a DELE of its target refused meanwhile"), { bytes: 1, files: 1 });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test("two accounts with one home: an upload by one makes the other's upload, DELE or rename of that name 450", async () => {
+    const [one, two] = await Promise.all([session("twin1"), session("twin2")]);
+    const data = await one.passive();
+    one.send("STOR shared.bin");
+    assert.equal((await one.reply()).code, 150);
+    data.write(bytes(1000, 0x41));
+    await new Promise((r) => setTimeout(r, 100));
+    for (const command of ["STOR shared.bin", "APPE shared.bin"]) assert.equal((await upload(two, command, bytes(10, 0x42))).first.code, 450, command);
+    await ok(two, "DELE shared.bin", 450);
+    data.end(bytes(1000, 0x41));
+    assert.equal((await one.reply(10_000)).code, 226);
+    assert.deepEqual(readFileSync(join(sharedHome, "shared.bin")), bytes(2000, 0x41));
+    await ok(two, "DELE shared.bin", 250);
+    await Promise.all([one.close(), two.close()]);
+  });
+
+  test("STOU from several sessions at once: each gets a name of its own and stores its file", async () => {
+    const clients = await Promise.all([0, 1, 2, 3].map(() => session("unique")));
+    mkdirSync(join(server.home("unique"), "stou"), { recursive: true });
+    // No data connection before the four STOU: none of their files exists yet when the others look.
+    const ports = await Promise.all(clients.map((c) => c.epsv()));
+    for (const c of clients) c.send("STOU stou/up");
+    const sockets = await Promise.all(ports.map((port) => connectData(port)));
+    const firsts = await Promise.all(clients.map((c) => c.reply()));
+    assert.deepEqual(firsts.map((r) => r.code), [150, 150, 150, 150], firsts.map((r) => r.text).join(" | "));
+    const names = firsts.map((r) => /FILE: (\S+)/.exec(r.text)?.[1]);
+    assert.equal(new Set(names).size, 4, names.join(", "));
+    sockets.forEach((s, i) => s.end(bytes(10 + i)));
+    assert.deepEqual((await Promise.all(clients.map((c) => c.reply(10_000)))).map((r) => r.code), [226, 226, 226, 226]);
+    assert.deepEqual(readdirSync(join(server.home("unique"), "stou")).sort(), ["up", "up.1", "up.2", "up.3"]);
+    await Promise.all(clients.map((c) => c.close()));
   });
 
   test("links: DELE and RNFR act on the link itself, wherever it points; renaming one file onto itself through a link changes nothing", async () => {

@@ -2,7 +2,8 @@
  * Fault injection for storage: a Storage wrapper that fails a chosen operation with ENOSPC, EIO or
  * EACCES, exactly as the local backend reports them (a StorageError `no-space`, `io` or `permission`
  * from an operation; a raw errno error from a read stream; a failing sink under a write), either at
- * once or after some bytes (read, write) or entries (list) have gone through.
+ * once or after some bytes (read, write) or entries (list) have gone through; or holds one until
+ * the test lets it go (a slow medium, at the moment a race needs).
  */
 import { Readable, Transform, pipeline } from "node:stream";
 import { LocalStorageFactory, toStorageError } from "../../src/storage/local.js";
@@ -20,6 +21,9 @@ export type FaultOperation =
   | "setModifiedTime"
   | "chmod"
   | "usage";
+
+/** Where an operation can be held (FaultPlan.hold). */
+export type HoldPoint = FaultOperation | "write-end";
 
 /** The injectable errors, named by the StorageError code each becomes. */
 export type FaultError = "no-space" | "io" | "permission";
@@ -49,7 +53,31 @@ export function errnoError(error: FaultError, syscall: string, subject: string):
 /** The faults in force, shared by every storage a factory hands out; `fired` counts injections. */
 export class FaultPlan {
   private faults: Fault[] = [];
+  private holds: Array<{ op: HoldPoint; path: string; arrived(): void; gate: Promise<void> }> = [];
   fired = 0;
+
+  /**
+   * Holds the next `op` on `path` (for rename, either side) before it reaches the medium, or a
+   * write once it has settled (`write-end`: done, or failed and cleaned up, not yet returned):
+   * `reached` resolves once it waits, and it goes on when `release` is called.
+   */
+  hold(op: HoldPoint, path: string): { reached: Promise<void>; release(): void } {
+    let arrived!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.holds.push({ op, path, arrived, gate });
+    return { reached, release };
+  }
+
+  /** Waits at the hold set for `op` on `paths`, if any (once). */
+  async pass(op: HoldPoint, ...paths: string[]): Promise<void> {
+    const index = this.holds.findIndex((h) => h.op === op && paths.includes(h.path));
+    if (index < 0) return;
+    const [hold] = this.holds.splice(index, 1);
+    hold.arrived();
+    await hold.gate;
+  }
 
   inject(fault: Fault): this {
     this.faults.push({ ...fault });
@@ -58,6 +86,7 @@ export class FaultPlan {
 
   clear(): void {
     this.faults = [];
+    this.holds = [];
   }
 
   /** The fault to apply to `op` on `paths` now, consuming one of its `times`. */
@@ -109,24 +138,29 @@ export class FaultyStorage implements Storage {
     return this.inner.capabilities;
   }
 
-  /** Throws the StorageError the backend would, when a fault applies to `op` at once. */
-  private check(op: FaultOperation, subject: string, ...paths: string[]): void {
+  get location(): string {
+    return this.inner.location;
+  }
+
+  /** Throws the StorageError the backend would, when a fault applies to `op` at once; waits at a hold. */
+  private async check(op: FaultOperation, subject: string, ...paths: string[]): Promise<void> {
+    await this.plan.pass(op, ...paths);
     const fault = this.plan.take(op, ...paths);
     if (fault) throw toStorageError(errnoError(fault.error, op, subject), subject);
   }
 
   async stat(path: string): Promise<FileInfo> {
-    this.check("stat", path, path);
+    await this.check("stat", path, path);
     return this.inner.stat(path);
   }
 
   async find(path: string): Promise<FileInfo | null> {
-    this.check("stat", path, path);
+    await this.check("stat", path, path);
     return this.inner.find(path);
   }
 
   async findEntry(path: string): Promise<FileInfo | null> {
-    this.check("stat", path, path);
+    await this.check("stat", path, path);
     return this.inner.findEntry(path);
   }
 
@@ -172,41 +206,45 @@ export class FaultyStorage implements Storage {
     }
     // Mid-stream: the bytes past the limit fail as a full disk would fail the backend's own writes.
     const fed = fault ? failAfter(source, fault.after!, () => errnoError(fault.error, "write", path)) : source;
-    return this.inner.write(path, fed, options);
+    try {
+      return await this.inner.write(path, fed, options);
+    } finally {
+      await this.plan.pass("write-end", path);
+    }
   }
 
   async mkdir(path: string): Promise<void> {
-    this.check("mkdir", path, path);
+    await this.check("mkdir", path, path);
     return this.inner.mkdir(path);
   }
 
   async rmdir(path: string): Promise<void> {
-    this.check("rmdir", path, path);
+    await this.check("rmdir", path, path);
     return this.inner.rmdir(path);
   }
 
   async delete(path: string): Promise<void> {
-    this.check("delete", path, path);
+    await this.check("delete", path, path);
     return this.inner.delete(path);
   }
 
   async rename(from: string, to: string): Promise<void> {
-    this.check("rename", `${from} -> ${to}`, from, to);
+    await this.check("rename", `${from} -> ${to}`, from, to);
     return this.inner.rename(from, to);
   }
 
   async setModifiedTime(path: string, mtime: Date): Promise<void> {
-    this.check("setModifiedTime", path, path);
+    await this.check("setModifiedTime", path, path);
     return this.inner.setModifiedTime(path, mtime);
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    this.check("chmod", path, path);
+    await this.check("chmod", path, path);
     return this.inner.chmod(path, mode);
   }
 
   async usage(path: string): Promise<Usage> {
-    this.check("usage", path, path);
+    await this.check("usage", path, path);
     return this.inner.usage(path);
   }
 }

@@ -1,0 +1,95 @@
+/**
+ * The paths commands are changing on this node: an upload's target for the whole upload, a DELE's,
+ * RMD's or rename's names for the moment the command takes. A command whose paths overlap a claim
+ * (the same path, one above it or one below it) is refused with 450 (file busy, RFC 959 §4.2) and
+ * may be retried.
+ *
+ * Let through, two such commands would interleave: an upload written in place is unlinked by the
+ * other's atomic replace, so its 226 reports bytes no longer under the name; renaming or removing a
+ * directory above an upload moves the file out from under it; and each command's quota delta (the
+ * path's state after against before) would count the other's change too, a DELE and an RNTO onto
+ * the same name both subtracting the one file, so that the tracked usage drifts from the disk's and
+ * the quota can be passed.
+ *
+ * Claims are keyed by where the files are (Storage.location + the virtual path), not by account: two
+ * accounts whose homes are the same directory, or one inside the other, share their claims.
+ * Commands on other nodes sharing the storage are not seen.
+ */
+import { FtpError } from "../protocol/errors.js";
+import { Reply } from "../protocol/replies.js";
+import type { Session } from "./session.js";
+
+class Claims {
+  /** Claimed keys, with what claimed them (for the 450's text). */
+  private readonly held = new Map<string, string>();
+  /** Per key above a claim: how many claims lie below it. */
+  private readonly below = new Map<string, number>();
+
+  /** What overlaps `key`, or null. */
+  conflict(key: string): string | null {
+    const same = this.held.get(key);
+    if (same !== undefined) return same;
+    if (this.below.has(key)) return "a change below it";
+    for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) {
+      const above = this.held.get(key.slice(0, at));
+      if (above !== undefined) return above;
+    }
+    return null;
+  }
+
+  add(key: string, what: string): void {
+    this.held.set(key, what);
+    for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) {
+      const above = key.slice(0, at);
+      this.below.set(above, (this.below.get(above) ?? 0) + 1);
+    }
+  }
+
+  delete(key: string): void {
+    this.held.delete(key);
+    for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) {
+      const above = key.slice(0, at);
+      const count = this.below.get(above)! - 1;
+      if (count === 0) this.below.delete(above);
+      else this.below.set(above, count);
+    }
+  }
+}
+
+/** Per node (its services). */
+const nodes = new WeakMap<object, Claims>();
+
+function claimsOf(session: Session): Claims {
+  let claims = nodes.get(session.services);
+  if (!claims) nodes.set(session.services, (claims = new Claims()));
+  return claims;
+}
+
+/** The key of a resolved virtual path: where it is, whichever account names it. */
+const keyOf = (session: Session, path: string) => session.fs.location.replace(/\/+$/, "") + (path === "/" ? "" : path);
+
+/**
+ * Claims `paths` (resolved virtual paths) for a command described by `what` ("an upload to /a"),
+ * or throws 450 when one of them overlaps a claim; returns the release, to call once the change is
+ * done, on every path.
+ */
+export function claimPaths(session: Session, what: string, ...paths: string[]): () => void {
+  const claims = claimsOf(session);
+  for (const path of paths) {
+    const other = claims.conflict(keyOf(session, path));
+    if (other !== null) throw new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: ${other} is in progress.`);
+  }
+  const keys = [...new Set(paths.map((path) => keyOf(session, path)))];
+  for (const key of keys) claims.add(key, what);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    for (const key of keys) claims.delete(key);
+  };
+}
+
+/** Whether `path` overlaps a claim (STOU skips such names). */
+export function isClaimed(session: Session, path: string): boolean {
+  return claimsOf(session).conflict(keyOf(session, path)) !== null;
+}
