@@ -78,7 +78,8 @@ export class Session {
   private readonly queue: Array<string | typeof TOO_LONG> = [];
   /** An ABOR or STAT is running while a transfer does (see onData). */
   private outOfBand = false;
-  private running = false;
+  /** The command loop while it runs: a closed session is reported closed once its command has ended. */
+  private running: Promise<void> | null = null;
   private closed = false;
   private deadline: WheelTimer | null = null;
   /** Commands per second (limits.commandsPerSecond): a flooding client is slowed, not served faster. */
@@ -382,7 +383,7 @@ export class Session {
       }
     }
     if (this.queue.length > MAX_QUEUED_LINES) this.socket.pause();
-    void this.drain();
+    this.running ??= this.drain().finally(() => (this.running = null));
   }
 
   /** The line's verb when it is one that runs during a transfer (ABOR, STAT); else null. */
@@ -392,27 +393,21 @@ export class Session {
   }
 
   private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      while (this.queue.length > 0 && !this.closed) {
-        // A client that does not read its replies gets no more: its commands wait (the queue full,
-        // its socket is not read either) until it reads them, or its login or idle time runs out.
-        if (this.socket.writableNeedDrain) {
-          await this.drained();
-          continue;
-        }
-        const line = this.queue.shift()!;
-        if (this.queue.length <= MAX_QUEUED_LINES / 2) this.socket.resume();
-        if (line === TOO_LONG) {
-          this.reply(Reply.SyntaxError, "Command line too long.");
-          continue;
-        }
-        await this.commandRate.take();
-        await this.execute(line);
+    while (this.queue.length > 0 && !this.closed) {
+      // A client that does not read its replies gets no more: its commands wait (the queue full,
+      // its socket is not read either) until it reads them, or its login or idle time runs out.
+      if (this.socket.writableNeedDrain) {
+        await this.drained();
+        continue;
       }
-    } finally {
-      this.running = false;
+      const line = this.queue.shift()!;
+      if (this.queue.length <= MAX_QUEUED_LINES / 2) this.socket.resume();
+      if (line === TOO_LONG) {
+        this.reply(Reply.SyntaxError, "Command line too long.");
+        continue;
+      }
+      await this.commandRate.take();
+      await this.execute(line);
     }
   }
 
@@ -434,6 +429,10 @@ export class Session {
     // The control connection's TLS sessions need no keeping once no data connection can resume them.
     if (this.tls.sessions) this.services.tls.sessions.release(this.tls.sessions.pins);
     this.log.info({ user: this.account?.name }, "disconnected");
-    this.services.onSessionClosed(this);
+    // Reported once the command under way has ended too: an upload it aborted has then removed or
+    // kept its partial file and settled its quota, which a node shutting down waits for.
+    const reportClosed = () => this.services.onSessionClosed(this);
+    if (this.running) this.running.then(reportClosed, reportClosed);
+    else reportClosed();
   }
 }

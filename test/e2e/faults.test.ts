@@ -393,6 +393,56 @@ describe("with uploads.partial = delete", () => {
   }
 });
 
+describe("a node closing (SIGTERM's handler) during uploads, with uploads.partial = delete", () => {
+  checkLeaks();
+
+  test("close() resolves once the uploads it cut have ended: no partial new file, no temporary file, the old version intact", async () => {
+    const faults = new FaultyStorageFactory();
+    const server = await startServer({ uploads: { partial: "delete" } }, [], { storage: faults });
+    try {
+      const home = server.home(USER);
+      writeFileSync(join(home, "big.bin"), BIG);
+      const clients: RawClient[] = [];
+      const sockets: Socket[] = [];
+      for (const name of ["fresh.bin", "big.bin"]) {
+        const c = await RawClient.connect(server.port);
+        await c.login(USER, PASSWORD);
+        assert.equal((await c.command("TYPE I")).code, 200);
+        const data = await c.passive();
+        data.on("error", () => {});
+        c.send(`STOR ${name}`);
+        assert.equal((await c.reply()).code, 150);
+        data.write(PAYLOAD.subarray(0, 1024 * 1024));
+        clients.push(c);
+        sockets.push(data);
+      }
+      // Bytes on disk: the new file under its name, the overwrite under a temporary one.
+      await waitFor(() => existsSync(join(home, "fresh.bin")) && statSync(join(home, "fresh.bin")).size > 0 && tempFiles(home).length === 1, "both uploads under way");
+      // Each client hangs up as soon as it reads the 421.
+      const hungUp = clients.map(async (c, i) => {
+        assert.equal((await c.reply(10_000)).code, 421);
+        sockets[i].destroy();
+        await c.close();
+      });
+      // The new file's upload is held once its write has failed and cleaned up: close() must wait for it.
+      const settled = faults.plan.hold("write-end", "/fresh.bin");
+      let closed = false;
+      const closing = server.node.close().then(() => (closed = true));
+      await settled.reached;
+      await sleep(200);
+      assert.equal(closed, false, "close() waits for the upload it cut");
+      settled.release();
+      await closing;
+      assert.ok(!existsSync(join(home, "fresh.bin")), "the partial new file is removed");
+      assert.deepEqual(tempFiles(home), []);
+      assert.ok(readFileSync(join(home, "big.bin")).equals(BIG));
+      await Promise.all(hungUp);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("a quota whose usage cannot be measured", () => {
   checkLeaks();
 
