@@ -33,6 +33,13 @@ const TOO_LONG = Symbol("line too long");
 /** Past this many unprocessed lines, stop reading the socket until the queue drains. */
 const MAX_QUEUED_LINES = 64;
 
+/**
+ * Longest a session's queued commands run before the event loop serves others (ms). Commands that
+ * need no real I/O (a fast disk answers synchronously) never hand it back by themselves, so a client
+ * pipelining thousands of them would hold every other session of the node up for as long.
+ */
+const TURN_MS = 1;
+
 /** The transfer in progress: what ABOR aborts and STAT reports. */
 export interface ActiveTransfer {
   readonly label: string;
@@ -393,7 +400,12 @@ export class Session {
   }
 
   private async drain(): Promise<void> {
+    let turnStarted = performance.now();
     while (this.queue.length > 0 && !this.closed) {
+      if (performance.now() - turnStarted > TURN_MS) {
+        await new Promise(setImmediate);
+        turnStarted = performance.now();
+      }
       // A client that does not read its replies gets no more: its commands wait (the queue full,
       // its socket is not read either) until it reads them, or its login or idle time runs out.
       if (this.socket.writableNeedDrain) {

@@ -160,3 +160,41 @@ describe("a client that does not read its replies", () => {
     }
   });
 });
+
+describe("a session pipelining commands the disk answers at once", () => {
+  checkLeaks();
+
+  test("takes turns with the other sessions: another session's NOOP is answered long before the last of 3,000 SIZEs", async () => {
+    const server = await startServer();
+    const flooder = await RawClient.connect(server.port);
+    const other = await RawClient.connect(server.port);
+    try {
+      writeFileSync(join(server.home(USER), "f.txt"), "x");
+      await flooder.login(USER, PASSWORD);
+      await other.login(USER, PASSWORD);
+      // The order in which the node answers, seen at the sessions themselves (a client's reads can
+      // come in any order): how many SIZEs it had answered when it answered the NOOP.
+      const sessionOf = (c: RawClient) => [...server.node.sessions].find((s) => s.socket.remotePort === c.socket.localPort)!;
+      let sizes = 0;
+      let atNoop = -1;
+      const flooding = sessionOf(flooder);
+      const flooderReply = flooding.reply.bind(flooding);
+      flooding.reply = (code, text) => (code === 213 && sizes++, flooderReply(code, text));
+      const waiting = sessionOf(other);
+      const otherReply = waiting.reply.bind(waiting);
+      waiting.reply = (code, text) => (code === 200 && atNoop < 0 && (atNoop = sizes), otherReply(code, text));
+      const count = 3000;
+      // Small replies: the flooder's socket never fills, so nothing but the turns lets the NOOP in.
+      flooder.socket.write("SIZE /f.txt\r\n".repeat(count));
+      for (let i = 0; i < 1000 && sizes === 0; i++) await new Promise((r) => setImmediate(r));
+      assert.equal((await other.command("NOOP")).code, 200);
+      // Run to completion, a session answered every queued command before any other's; it now
+      // takes turns of about a millisecond.
+      assert.ok(atNoop >= 0 && atNoop < count / 2, `${atNoop} of ${count} SIZEs answered before the other session's NOOP`);
+      for (let i = 0; i < count; i++) assert.equal((await flooder.reply(30_000)).code, 213);
+    } finally {
+      await Promise.all([flooder.close(), other.close()]);
+      await server.close();
+    }
+  });
+});
