@@ -76,6 +76,12 @@ export class LineReader {
           continue;
         case TelnetState.Sub:
           if (byte === IAC) this.telnet = TelnetState.SubIac;
+          // The server agrees to no option, so no subnegotiation is legitimate (RFC 854): one left
+          // open ends with the line, rather than swallowing every command after it.
+          else if (byte === LF) {
+            this.telnet = TelnetState.Data;
+            this.endLine(events);
+          }
           continue;
         case TelnetState.SubIac:
           this.telnet = byte === SE ? TelnetState.Data : TelnetState.Sub;

@@ -76,16 +76,24 @@ describe("LineReader", () => {
     assert.deepEqual(reader.push(input), lines("ABOR"));
   });
 
-  test("removes a sub-negotiation IAC SB … IAC SE, even holding CR LF and bytes >= 0xF0", () => {
+  test("removes a sub-negotiation IAC SB … IAC SE, even holding bytes >= 0xF0", () => {
     const reader = new LineReader(512);
     const input = Buffer.concat([
       Buffer.from("NO"),
-      Buffer.from([IAC, SB, 0x18, 0x00, 0x0d, 0x0a, 0x41, 0xf0, IAC, SE]),
+      Buffer.from([IAC, SB, 0x18, 0x00, 0x41, 0xf0, IAC, SE]),
       Buffer.from("OP\r\n"),
     ]);
     assert.deepEqual(reader.push(input), lines("NOOP"));
     // The same bytes, split byte by byte: the Telnet state carries across chunks.
     assert.deepEqual(feed(reader, bytewise(input)), lines("NOOP"));
+  });
+
+  test("a sub-negotiation left open ends with its line: the commands after it are read", () => {
+    // No option is ever agreed to, so no subnegotiation is legitimate; unended, it swallowed the
+    // rest of the connection, QUIT included.
+    const input = Buffer.concat([Buffer.from([IAC, SB]), Buffer.from("NOOP\r\nPWD\r\nQUIT\r\n")]);
+    assert.deepEqual(new LineReader(512).push(input), lines("", "PWD", "QUIT"));
+    assert.deepEqual(feed(new LineReader(512), bytewise(input)), lines("", "PWD", "QUIT"));
   });
 
   test("IAC IAC is one literal 0xFF byte", () => {
