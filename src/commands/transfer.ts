@@ -38,6 +38,7 @@ export function throttleFor(session: Session, direction: "up" | "down"): Throttl
  * Returns the target's current state (null: a new file).
  */
 async function checkUploadTarget(session: Session, path: string, offset: number): Promise<EntryState> {
+  if (session.fs.isReserved(path)) throw new FtpError(Reply.FileNameNotAllowed, "File name not allowed.");
   const target = await session.fs.find(path);
   if (target?.type === "dir") throw fileUnavailable(`${path}: Is a directory.`);
   // REST then STOR resumes a file: there must be one (RFC 3659 §5.5 leaves the rest to the server).
@@ -179,9 +180,12 @@ export const transferCommands: CommandSpec[] = [
     arg: "optional",
     permission: "write",
     async handler(session, arg) {
-      // A name (ours: RFC 959's STOU takes none) may carry a directory: the unique name is made there.
+      // A name (ours: RFC 959's STOU takes none) may carry a directory: the unique name is made
+      // there. An argument that names a directory (`sub/`, `..`, `/`) is where a `file` goes.
       const named = arg.trim() ? session.resolve(arg) : null;
-      const { path, release } = await uniqueName(session, named ? virtualDirname(named) : session.cwd, named ? virtualBasename(named) : "file");
+      const intoDir = named !== null && (arg.endsWith("/") || (await session.fs.find(named))?.type === "dir");
+      const [dir, base] = named === null ? [session.cwd, "file"] : intoDir ? [named, "file"] : [virtualDirname(named), virtualBasename(named)];
+      const { path, release } = await uniqueName(session, dir, base);
       // RFC 1123 §4.1.2.9: the 150 reply names the file.
       await upload(session, path, "replace", `FILE: ${virtualBasename(path)}`, release);
     },

@@ -444,6 +444,10 @@ export class LocalStorage implements Storage {
     return this.root;
   }
 
+  isReserved(vpath: string): boolean {
+    return isHidden(vpath);
+  }
+
   /** {@inheritDoc Storage.stat} A reserved name (an upload in progress) is `not-found`. */
   async stat(vpath: string): Promise<FileInfo> {
     const info = await this.find(vpath);

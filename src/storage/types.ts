@@ -97,6 +97,12 @@ export interface Storage {
    * them. Local disk: the root's real path.
    */
   readonly location: string;
+  /**
+   * Whether `path` goes through a name the backend keeps for itself (local disk: an upload's
+   * temporary file): such a path does not exist for reads (not-found) and is refused to writes
+   * (invalid-path). Lets an upload be refused before its data connection is opened.
+   */
+  isReserved(path: string): boolean;
   /** Throws StorageError("not-found") when absent. Follows symlinks that stay inside the root. */
   stat(path: string): Promise<FileInfo>;
   /**

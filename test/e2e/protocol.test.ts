@@ -920,6 +920,15 @@ describe("FTP protocol (raw client)", () => {
       expectCode(third.end!, 226, "STOU into a directory");
       assert.equal(third.start.text, "FILE: report.txt");
       assert.equal(readFileSync(join(home, "stou", "sub", "report.txt"), "utf8"), "three");
+
+      // An argument that names a directory: a `file` is made in it, not a `sub.1` beside it.
+      for (const [arg, dir] of [["sub/", ["stou", "sub"]], ["sub", ["stou", "sub"]], ["..", []], ["/", []]] as const) {
+        const into = await upload(c, `STOU ${arg}`, Buffer.from(arg));
+        expectCode(into.end!, 226, `STOU ${arg}`);
+        const name = /^FILE: (.+)$/.exec(into.start.text)?.[1] ?? "";
+        assert.match(name, /^file(\.\d+)?$/, `STOU ${arg}: ${into.start.text}`);
+        assert.equal(readFileSync(join(home, ...dir, name), "utf8"), arg);
+      }
     }));
 
   test("RNTO of a directory into itself is refused (553) and moves nothing", () =>

@@ -142,6 +142,10 @@ export class FaultyStorage implements Storage {
     return this.inner.location;
   }
 
+  isReserved(path: string): boolean {
+    return this.inner.isReserved(path);
+  }
+
   /** Throws the StorageError the backend would, when a fault applies to `op` at once; waits at a hold. */
   private async check(op: FaultOperation, subject: string, ...paths: string[]): Promise<void> {
     await this.plan.pass(op, ...paths);
