@@ -4,14 +4,16 @@
  * server's figure, edgeftp's ratio to the best peer, and the machine's facts.
  *
  *   node dist/bench/run.js [--quick] [--only big,small,...] [--servers edgeftp,vsftpd,...]
- *                          [--runs N] [--profile] [--cpu] [--edgeftp-cli PATH] [--edgeftp-node-flags "F ..."]
+ *                          [--runs N] [--rounds N] [--profile] [--cpu] [--edgeftp-cli PATH] [--edgeftp-node-flags "F ..."]
  *                          [--budget-minutes M]
  *
  * --quick: one run of smaller sizes. --only: workload names or groups (pasv, big, small, list,
  * sessions, idle, active, ftps, list100k, idle10k). --profile: edgeftp runs under `node --cpu-prof`, one profile per workload,
  * summarised into .bench/profiles/summary.md. --cpu: logs each run's server CPU time by thread (and the client's)
  * (threads alive at the end of the run). --edgeftp-node-flags: node flags for the edgeftp server (e.g. a V8 heap
- * setting to measure); the machine facts under the table name them. Loopback only; every server is stopped by PID.
+ * setting to measure); the machine facts under the table name them. --rounds N: the whole selection N times,
+ * interleaving the servers' blocks of runs against a machine whose speed drifts. Loopback only; every server is
+ * stopped by PID.
  */
 import { execFileSync, execSync } from "node:child_process";
 import {
@@ -47,6 +49,8 @@ interface Options {
   only: string[] | null;
   servers: string[] | null;
   runs: number | null;
+  /** Times the whole selection is run, each server's runs of a round one block: see --rounds. */
+  rounds: number;
   profile: boolean;
   cpu: boolean;
   edgeftpCli: string;
@@ -61,6 +65,7 @@ function parseArgs(argv: string[]): Options {
     only: null,
     servers: null,
     runs: null,
+    rounds: 1,
     profile: false,
     cpu: false,
     edgeftpCli: join(repo, "dist", "src", "cli.js"),
@@ -80,6 +85,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--only") o.only = value().split(",").map((s) => s.trim()).filter(Boolean);
     else if (a === "--servers") o.servers = value().split(",").map((s) => s.trim()).filter(Boolean);
     else if (a === "--runs") o.runs = Math.max(1, Math.min(20, Number(value()) || 1));
+    else if (a === "--rounds") o.rounds = Math.max(1, Math.min(10, Number(value()) || 1));
     else if (a === "--edgeftp-cli") o.edgeftpCli = resolve(value());
     else if (a === "--edgeftp-node-flags") o.edgeftpNodeFlags = value().split(/\s+/).filter(Boolean);
     else if (a === "--budget-minutes") o.budgetMs = Math.max(1, Number(value()) || 15) * 60_000;
@@ -243,87 +249,92 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
     if (!list.includes(text)) list.push(text);
     results.problems.set(server, list);
   };
-  for (const workload of workloads) {
-    for (const spec of specs) {
-      const errorCell = (text: string): Cell => ({ value: null, text });
-      if (spec.reference && !spec.reference.workloads.includes(workload.name)) {
-        for (const row of workload.rows) addCell(results, row.id, spec.name, { value: null, text: "–" });
-        continue;
-      }
-      if (workload.servers && !workload.servers.includes(spec.name)) {
-        for (const row of workload.rows) addCell(results, row.id, spec.name, { value: null, text: "–", note: workload.skipped });
-        continue;
-      }
-      const unavailable = spec.unavailable(ctx);
-      if (unavailable) {
-        problem(spec.name, `not available: ${unavailable}`);
-        for (const row of workload.rows) addCell(results, row.id, spec.name, errorCell("not available"));
-        continue;
-      }
-      const timeoutMs = workload.timeoutMs(options.quick);
-      if (Date.now() - startedAt + timeoutMs > options.budgetMs) {
-        problem(spec.name, `${workload.name}: skipped (time budget)`);
-        for (const row of workload.rows) addCell(results, row.id, spec.name, errorCell("skipped (time budget)"));
-        continue;
-      }
-      const profileDir = join(repo, ".bench", "profiles", workload.name);
-      if (options.profile && spec.name === "edgeftp") {
-        rmSync(profileDir, { recursive: true, force: true });
-        mkdirSync(profileDir, { recursive: true });
-        chownSync(profileDir, ctx.uid, ctx.gid);
-      }
-      const runCtx: BenchContext = {
-        ...ctx,
-        edgeftpNodeArgs: [...options.edgeftpNodeFlags, ...(options.profile && spec.name === "edgeftp" ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [])],
-        tls: workload.tls ? ensureCertificate(ctx) : null,
-      };
-      port = port >= 18990 ? 18100 : port + 1;
-      let server: RunningServer;
-      try {
-        server = await startServer(spec, runCtx, port);
-      } catch (err) {
-        const why = (err as Error).message;
-        log(`${spec.name} did not start: ${why}`);
-        problem(spec.name, `did not start (${workload.name}): ${why}`);
-        for (const row of workload.rows) addCell(results, row.id, spec.name, errorCell("did not start"));
-        continue;
-      }
-      const runs = options.quick ? 1 : (options.runs ?? workload.runs);
-      const warmups = options.quick ? 0 : (workload.warmupRuns ?? 0);
-      try {
-        for (let w = 0; w < warmups; w++) {
-          const env = { ctx: runCtx, server, quick: false, deadline: Date.now() + timeoutMs - 2000, runIndex: -1 - w };
-          await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name} (warm-up)`).then(
-            () => log(`${workload.name} on ${spec.name}: warm-up ${w + 1}/${warmups} done`),
-            (err: Error) => log(`${workload.name} on ${spec.name}: warm-up ${w + 1}/${warmups} failed: ${err.message.slice(0, 120)}`),
-          );
-          await new Promise((res) => setTimeout(res, 500));
+  // Rounds interleave the servers' runs (A B C, A B C…), so that a machine whose speed drifts over
+  // minutes weighs on every server alike; a cell that is no run (not available, skipped) is added once.
+  for (let round = 0; round < options.rounds; round++) {
+    for (const workload of workloads) {
+      for (const spec of specs) {
+        const errorCell = (text: string): Cell => ({ value: null, text });
+        const once = (row: string, cell: Cell) => round === 0 && addCell(results, row, spec.name, cell);
+        if (spec.reference && !spec.reference.workloads.includes(workload.name)) {
+          for (const row of workload.rows) once(row.id, { value: null, text: "–" });
+          continue;
         }
-        for (let r = 0; r < runs; r++) {
-          const t0 = Date.now();
-          const env = { ctx: runCtx, server, quick: options.quick, deadline: t0 + timeoutMs - 2000, runIndex: r };
-          const cpuBefore = options.cpu ? threadCpu(server.pid) : null;
-          const clientCpuBefore = options.cpu ? process.cpuUsage() : null;
-          try {
-            const cells = await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name}`);
-            // Forking servers' session processes count once reaped: give the listener a moment.
-            if (cpuBefore) await new Promise((res) => setTimeout(res, 300));
-            if (cpuBefore) {
-              const client = process.cpuUsage(clientCpuBefore ?? undefined);
-              log(`${workload.name} on ${spec.name}: server ${formatCpuDelta(cpuBefore, threadCpu(server.pid))}; client ${((client.user + client.system) / 1e6).toFixed(2)} s CPU`);
-            }
-            for (const row of workload.rows) addCell(results, row.id, spec.name, cells[row.id] ?? errorCell("no value"));
-            log(`${workload.name} on ${spec.name} run ${r + 1}/${runs}: ${workload.rows.map((row) => describe(cells[row.id], row)).join(", ")} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-          } catch (err) {
-            const why = (err as Error).message.slice(0, 120);
-            log(`${workload.name} on ${spec.name} run ${r + 1}/${runs} failed: ${why}`);
-            for (const row of workload.rows) addCell(results, row.id, spec.name, { value: null, text: "error", note: why });
+        if (workload.servers && !workload.servers.includes(spec.name)) {
+          for (const row of workload.rows) once(row.id, { value: null, text: "–", note: workload.skipped });
+          continue;
+        }
+        const unavailable = spec.unavailable(ctx);
+        if (unavailable) {
+          problem(spec.name, `not available: ${unavailable}`);
+          for (const row of workload.rows) once(row.id, errorCell("not available"));
+          continue;
+        }
+        const timeoutMs = workload.timeoutMs(options.quick);
+        if (Date.now() - startedAt + timeoutMs > options.budgetMs) {
+          problem(spec.name, `${workload.name}: skipped (time budget)`);
+          for (const row of workload.rows) once(row.id, errorCell("skipped (time budget)"));
+          continue;
+        }
+        const profileDir = join(repo, ".bench", "profiles", workload.name);
+        if (options.profile && spec.name === "edgeftp") {
+          rmSync(profileDir, { recursive: true, force: true });
+          mkdirSync(profileDir, { recursive: true });
+          chownSync(profileDir, ctx.uid, ctx.gid);
+        }
+        const runCtx: BenchContext = {
+          ...ctx,
+          edgeftpNodeArgs: [...options.edgeftpNodeFlags, ...(options.profile && spec.name === "edgeftp" ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [])],
+          tls: workload.tls ? ensureCertificate(ctx) : null,
+        };
+        port = port >= 18990 ? 18100 : port + 1;
+        let server: RunningServer;
+        try {
+          server = await startServer(spec, runCtx, port);
+        } catch (err) {
+          const why = (err as Error).message;
+          log(`${spec.name} did not start: ${why}`);
+          problem(spec.name, `did not start (${workload.name}): ${why}`);
+          for (const row of workload.rows) addCell(results, row.id, spec.name, errorCell("did not start"));
+          continue;
+        }
+        const runs = options.quick ? 1 : (options.runs ?? workload.runs);
+        const warmups = options.quick ? 0 : (workload.warmupRuns ?? 0);
+        try {
+          for (let w = 0; w < warmups; w++) {
+            const env = { ctx: runCtx, server, quick: false, deadline: Date.now() + timeoutMs - 2000, runIndex: -1 - w };
+            await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name} (warm-up)`).then(
+              () => log(`${workload.name} on ${spec.name}: warm-up ${w + 1}/${warmups} done`),
+              (err: Error) => log(`${workload.name} on ${spec.name}: warm-up ${w + 1}/${warmups} failed: ${err.message.slice(0, 120)}`),
+            );
+            await new Promise((res) => setTimeout(res, 500));
           }
-          // Let closing connections finish before the next run.
-          await new Promise((res) => setTimeout(res, 500));
+          for (let r = 0; r < runs; r++) {
+            const t0 = Date.now();
+            const env = { ctx: runCtx, server, quick: options.quick, deadline: t0 + timeoutMs - 2000, runIndex: r };
+            const cpuBefore = options.cpu ? threadCpu(server.pid) : null;
+            const clientCpuBefore = options.cpu ? process.cpuUsage() : null;
+            try {
+              const cells = await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name}`);
+              // Forking servers' session processes count once reaped: give the listener a moment.
+              if (cpuBefore) await new Promise((res) => setTimeout(res, 300));
+              if (cpuBefore) {
+                const client = process.cpuUsage(clientCpuBefore ?? undefined);
+                log(`${workload.name} on ${spec.name}: server ${formatCpuDelta(cpuBefore, threadCpu(server.pid))}; client ${((client.user + client.system) / 1e6).toFixed(2)} s CPU`);
+              }
+              for (const row of workload.rows) addCell(results, row.id, spec.name, cells[row.id] ?? errorCell("no value"));
+              log(`${workload.name} on ${spec.name} ${options.rounds > 1 ? `round ${round + 1}/${options.rounds}, ` : ""}run ${r + 1}/${runs}: ${workload.rows.map((row) => describe(cells[row.id], row)).join(", ")} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+            } catch (err) {
+              const why = (err as Error).message.slice(0, 120);
+              log(`${workload.name} on ${spec.name} ${options.rounds > 1 ? `round ${round + 1}/${options.rounds}, ` : ""}run ${r + 1}/${runs} failed: ${why}`);
+              for (const row of workload.rows) addCell(results, row.id, spec.name, { value: null, text: "error", note: why });
+            }
+            // Let closing connections finish before the next run.
+            await new Promise((res) => setTimeout(res, 500));
+          }
+        } finally {
+          await server.stop();
         }
-      } finally {
-        await server.stop();
       }
     }
   }
