@@ -170,7 +170,7 @@ export const configSchema = z
         )
           .default(8192)
           .describe("Longest command line accepted, in bytes; longer lines get 500."),
-        maxConnections: count.default(50000).describe("Connections the node accepts at once; the next gets 421 before the greeting (mind the open-file limit: a session needs one file descriptor, two while it transfers). 0: no limit."),
+        maxConnections: count.default(50000).describe("Connections the node accepts at once; the next gets 421 before the greeting (mind the open-file limit: a session needs one file descriptor, up to six while it transfers: the data connection, a duplicate of it for kernel copies, the file, a pipe for an upload). 0: no limit."),
         maxConnectionsPerIp: count.default(50).describe("Connections one client IP may hold at once (421 beyond). 0: no limit."),
         maxSessionsPerAccount: count
           .default(0)

@@ -47,11 +47,14 @@ export interface PortPoolStats {
 }
 
 export class PortPoolExhaustedError extends Error {
-  constructor() {
-    super("No passive port free for this client address.");
+  constructor(message = "No passive port free for this client address.") {
+    super(message);
     this.name = "PortPoolExhaustedError";
   }
 }
+
+/** Bind failures that say nothing of the port: the process (or system) is out of descriptors or buffers. */
+const NODE_WIDE_BIND_ERRORS = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
 
 /** A claim on a port for one client IP, until that client connects or the claim is released. */
 export class PassiveReservation {
@@ -304,6 +307,14 @@ export class PassivePortPool {
         await reservation.ready;
         return reservation;
       } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? "";
+        if (NODE_WIDE_BIND_ERRORS.has(code)) {
+          // Every other port would fail alike: cooling them all down would keep the range closed
+          // for the whole cool-down after the descriptors came back.
+          this.refusals++;
+          this.logger.warn({ code, port: reservation.port }, "passive port could not be bound: the node is out of descriptors");
+          throw new PortPoolExhaustedError(`Passive port could not be opened (${code}).`);
+        }
         attempt++;
         this.coolingUntil.set(reservation.port, Date.now() + (this.options.bindCooldownMs ?? 10_000));
         this.logger.warn({ err, port: reservation.port }, "passive port could not be bound; skipping it for a while");

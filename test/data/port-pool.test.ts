@@ -1,6 +1,6 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Socket } from "node:net";
+import { createServer, Server, type Socket } from "node:net";
 import { PassivePortPool, PortPoolExhaustedError, type PassiveReservation } from "../../src/data/port-pool.js";
 import { createLogger } from "../../src/observe/logger.js";
 import { checkLeaks } from "../helpers/leaks.js";
@@ -284,6 +284,28 @@ describe("PassivePortPool", () => {
       rB.release();
       for (const r of held) r.release();
       assert.deepEqual([p.stats().pendingReservations, p.stats().listeningPorts], [0, 0]);
+    }));
+
+  test("a bind that fails for want of descriptors (EMFILE) refuses at once and cools no port: the range serves again as soon as they are back", () =>
+    clean(async () => {
+      const p = pool(150);
+      const listen = Server.prototype.listen;
+      // What the kernel answers a process at its open-file limit, for every port alike.
+      Server.prototype.listen = function (this: Server) {
+        process.nextTick(() => this.emit("error", Object.assign(new Error("listen EMFILE: too many open files"), { code: "EMFILE" })));
+        return this;
+      } as typeof listen;
+      try {
+        await assert.rejects(p.reserve(HOST, A), PortPoolExhaustedError);
+      } finally {
+        Server.prototype.listen = listen;
+      }
+      assert.equal(p.stats().refusals, 1);
+      // Every port of the range, the one that failed included.
+      const held: PassiveReservation[] = [];
+      for (let i = 0; i < SIZE; i++) held.push(await p.reserve(HOST, A));
+      assert.equal(new Set(held.map((r) => r.port)).size, SIZE);
+      for (const r of held) r.release();
     }));
 
   test("reserve() waiting on exhaustion succeeds when a slot is released during the wait", () =>
