@@ -14,7 +14,10 @@
  * fact that there is no limit) is kept while idle, and reused only while the store's revision
  * (AccountStore.revision) shows no change since it read the account. A quota set meanwhile (the
  * CLI, another node on the same database) is seen by the next command exactly as before; an
- * unlimited account's uploads skip reading the account each time.
+ * unlimited account's uploads skip reading the account each time. And another: a tracker whose
+ * usage the store could not be given (a full disk under the database) is kept while idle and its
+ * usage outlives a reload of the account, until a write succeeds; forgotten, what it counted would
+ * be free for good (a restart still loses it).
  *
  * Changes are recorded from what storage reports, not from what the client sent: an upload's delta
  * is the target file's state after the write (whatever happened: completed, refused, aborted, a
@@ -85,6 +88,12 @@ export class QuotaTracker {
   private reservedFiles = 0;
   /** The store's revision just before this tracker read the account; NaN: not read by it (login's). */
   private revision = Number.NaN;
+  /**
+   * The store's usage lags this tracker's: a write failed (its disk full, say). Such a tracker is
+   * not forgotten while idle, its usage outlives a reload of the account, and the next change
+   * writes the whole figure: forgotten, the uploads it counted would be free for good.
+   */
+  private unsaved = false;
 
   private constructor(
     private readonly registry: Map<string, QuotaTracker>,
@@ -107,11 +116,16 @@ export class QuotaTracker {
     }
     const name = session.account!.name;
     let tracker = registry.get(name);
-    if (tracker && tracker.holders === 0 && !tracker.unchanged()) tracker = undefined; // kept idle, now stale
+    let carried: Usage | null = null;
+    if (tracker && tracker.holders === 0 && !tracker.unchanged()) {
+      // Kept idle, now stale: the account is read again, but a usage the store lacks is kept.
+      if (tracker.unsaved) carried = tracker.usage;
+      tracker = undefined;
+    }
     if (!tracker) {
       tracker = new QuotaTracker(registry, owner.accounts, owner.logger, name);
       registry.set(name, tracker);
-      tracker.ready = tracker.load(session.fs, fresh);
+      tracker.ready = tracker.load(session.fs, fresh, carried);
     }
     tracker.holders++;
     try {
@@ -133,6 +147,7 @@ export class QuotaTracker {
    * registry stays bounded.
    */
   private keptIdle(): boolean {
+    if (this.unsaved) return true;
     return !this.tracking && this.quotaBytes === null && this.quotaFiles === null && this.loadError === null && this.registry.size <= MAX_IDLE_TRACKERS;
   }
 
@@ -151,24 +166,39 @@ export class QuotaTracker {
     return this.usage && { ...this.usage };
   }
 
-  private async load(fs: Storage, fresh?: Account): Promise<void> {
+  /** `carried`: the usage of the tracker this one replaces, which the store lacks (see `unsaved`). */
+  private async load(fs: Storage, fresh?: Account, carried: Usage | null = null): Promise<void> {
     // Read before the account, so a change made in between shows as a newer revision next time.
     if (!fresh) this.revision = this.accounts.revision();
     const account = fresh ?? (await this.accounts.get(this.name));
     if (!account) return;
     this.quotaBytes = account.quotaBytes;
     this.quotaFiles = account.quotaFiles;
-    this.usage = account.usage;
+    this.usage = carried ?? account.usage;
+    this.unsaved = carried !== null;
     if (this.usage !== null || (this.quotaBytes === null && this.quotaFiles === null)) return;
     const started = performance.now();
+    let measured: Usage;
     try {
-      const measured = await fs.usage("/");
-      await this.accounts.setUsage(this.name, measured);
-      this.usage = measured;
-      this.log.info({ user: this.name, ...measured, ms: Math.round(performance.now() - started) }, "usage measured");
+      measured = await fs.usage("/");
     } catch (err) {
       this.loadError = err;
       this.log.warn({ user: this.name, err: (err as Error).message }, "usage could not be measured; uploads and MKD refused until it can");
+      return;
+    }
+    this.usage = measured;
+    this.log.info({ user: this.name, ...measured, ms: Math.round(performance.now() - started) }, "usage measured");
+    await this.save(() => this.accounts.setUsage(this.name, measured));
+  }
+
+  /** Writes a change of usage to the store; when it fails, the whole figure is written at the next change. */
+  private async save(write: () => Promise<void>): Promise<void> {
+    try {
+      await (this.unsaved && this.usage ? this.accounts.setUsage(this.name, this.usage) : write());
+      this.unsaved = false;
+    } catch (err) {
+      this.unsaved = true;
+      this.log.error({ user: this.name, usage: this.usage, err: (err as Error).message }, "usage could not be stored; this node keeps counting it");
     }
   }
 
@@ -197,23 +227,21 @@ export class QuotaTracker {
     if (!this.usage || (delta.bytes === 0 && delta.files === 0)) return;
     // Clamped at 0 like the store's addUsage.
     this.usage = { bytes: Math.max(0, this.usage.bytes + delta.bytes), files: Math.max(0, this.usage.files + delta.files) };
-    try {
-      await this.accounts.addUsage(this.name, delta);
-    } catch (err) {
-      this.log.error({ user: this.name, delta, err: (err as Error).message }, "usage update failed");
-    }
+    await this.save(() => this.accounts.addUsage(this.name, delta));
   }
 
   /** Measures again when a change could not be observed (the target could not be stat'ed). */
   private async resync(fs: Storage): Promise<void> {
     if (!this.usage) return;
+    let measured: Usage;
     try {
-      const measured = await fs.usage("/");
-      this.usage = measured;
-      await this.accounts.setUsage(this.name, measured);
+      measured = await fs.usage("/");
     } catch (err) {
       this.log.error({ user: this.name, err: (err as Error).message }, "usage resync failed");
+      return;
     }
+    this.usage = measured;
+    await this.save(() => this.accounts.setUsage(this.name, measured));
   }
 
   /**

@@ -73,6 +73,7 @@ async function ok(c: RawClient, line: string, code: number): Promise<FtpReply> {
 describe("quotas per account", () => {
   let server: TestServer;
   let store: AccountStore;
+  let storeFull = false;
   /** Pass-through storage, but for the holds a test sets (a slow medium where a race needs it). */
   const faults = new FaultyStorageFactory();
   /** One home for two accounts. */
@@ -93,12 +94,24 @@ describe("quotas per account", () => {
     { name: "unlimited", password: PASSWORD },
     { name: "racing", password: PASSWORD, quotaBytes: 10 * MiB },
     { name: "unique", password: PASSWORD },
+    { name: "unstored", password: PASSWORD, quotaBytes: 300 * KiB },
     { name: "twin1", password: PASSWORD, home: sharedHome },
     { name: "twin2", password: PASSWORD, home: sharedHome },
   ];
 
   before(async () => {
-    server = await startServer({}, accounts, { storage: faults });
+    server = await startServer({}, accounts, {
+      storage: faults,
+      // Usage writes fail while storeFull is set, as SQLite's do on a full disk.
+      wrapAccounts: (inner) =>
+        new Proxy(inner, {
+          get(target, prop) {
+            if (storeFull && (prop === "addUsage" || prop === "setUsage")) return async () => Promise.reject(new Error("database or disk is full"));
+            const value = Reflect.get(target, prop, target) as unknown;
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
     store = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(server.config).sqlitePath });
     // What each home holds before the server has measured anything.
     writeFileSync(join(server.home("tracked"), "a.txt"), bytes(1000));
@@ -393,6 +406,34 @@ describe("quotas per account", () => {
     assert.equal((await b.reply()).code, 250);
     assert.deepEqual(await assertExact("racing", "an RNTO with a DELE of its target refused meanwhile"), { bytes: 1, files: 1 });
     await Promise.all([a.close(), b.close()]);
+  });
+
+  test("usage the account store cannot be given (its disk full) still counts: the quota holds across sessions, and the store catches up", async () => {
+    const once = async (command: string, data: Buffer) => {
+      const c = await session("unstored");
+      try {
+        const { first, final } = await upload(c, command, data);
+        return final?.code ?? first.code;
+      } finally {
+        await c.close();
+      }
+    };
+    assert.equal(await once("STOR a.bin", bytes(100 * KiB)), 226);
+    storeFull = true;
+    try {
+      assert.equal(await once("STOR b.bin", bytes(150 * KiB)), 226);
+      // A new session after the last one ended: 250 KiB are used, whatever the store says, so
+      // this one stops at the quota (its partial file kept).
+      assert.equal(await once("STOR c.bin", bytes(150 * KiB)), 552);
+    } finally {
+      storeFull = false;
+    }
+    assert.equal(measure(server.home("unstored")).bytes, 300 * KiB);
+    // The next change writes the whole figure.
+    const c = await session("unstored");
+    await ok(c, "DELE c.bin", 250);
+    await c.close();
+    assert.deepEqual(await assertExact("unstored", "usage writes failed, then succeeded again"), { bytes: 250 * KiB, files: 2 });
   });
 
   test("two accounts with one home: an upload by one makes the other's upload, DELE or rename of that name 450", async () => {

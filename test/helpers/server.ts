@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openAccountStore } from "../../src/accounts/open.js";
-import type { NewAccount } from "../../src/accounts/types.js";
+import type { AccountStore, NewAccount } from "../../src/accounts/types.js";
 import { homeFor, resolveDataPaths } from "../../src/config/load.js";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import { EdgeNode } from "../../src/node/edge-node.js";
@@ -30,6 +30,8 @@ export interface ServerOptions {
   storage?: StorageFactory;
   /** Where the node's log lines go (default: stderr), e.g. to check what a transfer logged. */
   logTo?: NodeJS.WritableStream;
+  /** Wraps the account store the node uses, e.g. to make its writes fail. */
+  wrapAccounts?: (store: AccountStore) => AccountStore;
 }
 
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? Partial<Config[K]> : Config[K] };
@@ -66,7 +68,7 @@ export async function startServer(
   for (const name of [USER, ...accounts.map((a) => a.name)]) mkdirSync(homeFor(config, { name, home: null }), { recursive: true });
   const node = await EdgeNode.start(config, {
     logger: createLogger(config.log.level, options.logTo ?? process.stderr),
-    accounts: store,
+    accounts: options.wrapAccounts ? options.wrapAccounts(store) : store,
     storage: options.storage ?? new LocalStorageFactory(),
   });
   return {
