@@ -27,8 +27,8 @@ type Entry = { data: Buffer; expires: number };
 export class TlsSessionCache {
   /** Session ID (hex) → serialized session and expiry; a Map iterates oldest first. */
   private readonly sessions = new Map<string, Entry>();
-  /** Sessions of live control connections, by ID: never evicted, released with their connection. */
-  private readonly pinned = new Map<string, Entry>();
+  /** Sessions of live control connections, by ID: never evicted nor expired, released with their connection. */
+  private readonly pinned = new Map<string, Buffer>();
 
   constructor(
     /** As the SecureContext's `sessionTimeout`: a session older than this is not resumed. */
@@ -49,7 +49,7 @@ export class TlsSessionCache {
       if (parseSslSession(session)?.protocol !== TLS1_3_VERSION) {
         const key = id.toString("hex");
         if (pins) {
-          this.pinned.set(key, { data: session, expires: this.now() + this.lifetimeMs });
+          this.pinned.set(key, session);
           pins.add(key);
         } else {
           this.store(key, session);
@@ -83,7 +83,9 @@ export class TlsSessionCache {
   }
 
   private find(key: string): Buffer | undefined {
-    const entry = this.pinned.get(key) ?? this.sessions.get(key);
+    const pinned = this.pinned.get(key);
+    if (pinned) return pinned;
+    const entry = this.sessions.get(key);
     if (!entry) return undefined;
     if (entry.expires > this.now()) return entry.data;
     this.sessions.delete(key);

@@ -15,8 +15,13 @@ import type { Logger } from "../observe/logger.js";
 import { ensureSelfSigned, type CertificateFiles } from "./self-signed.js";
 import { TlsSessionCache } from "./session-cache.js";
 
-/** How long a TLS session may be resumed, by ticket or by session ID. */
-const SESSION_LIFETIME_S = 3600;
+/**
+ * How long a TLS session may be resumed, by ticket or by session ID: a PROT P data connection
+ * must resume its control connection's session (tls.requireSessionReuse), which lives as long as
+ * that connection; an hour cut off every transfer of a longer mirror with 522. Seven days is the
+ * most a TLS 1.3 ticket may live (RFC 8446 §4.6.1); vsftpd, for the same reason, never expires them.
+ */
+const SESSION_LIFETIME_S = 7 * 24 * 3600;
 /** Coalesces the burst of events one certificate renewal makes (cert and key written separately). */
 const WATCH_DEBOUNCE_MS = 250;
 

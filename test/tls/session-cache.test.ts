@@ -56,8 +56,9 @@ describe("TLS session cache (resumption by session ID)", () => {
     assert.equal((await handshake(cache, sessions[2])).reused, false, "expired");
   });
 
-  test("a control connection's pinned sessions survive any flood of other handshakes, until released", async () => {
-    const cache = new TlsSessionCache(60_000, 2);
+  test("a control connection's pinned sessions survive any flood of other handshakes and any age, until released", async () => {
+    let now = 0;
+    const cache = new TlsSessionCache(60_000, 2, () => now);
     const pins = new Set<string>();
     const pair = await tlsPair(context(), { maxVersion: "TLSv1.2", secureOptions: constants.SSL_OP_NO_TICKET }, cache.host(undefined, pins));
     const control = pair.client.getSession()!;
@@ -66,6 +67,9 @@ describe("TLS session cache (resumption by session ID)", () => {
     // Twenty strangers' handshakes through a cache of two: the unpinned ones evict each other only.
     for (let i = 0; i < 20; i++) await handshake(cache);
     assert.equal((await handshake(cache, control)).reused, true, "the control connection's session is still resumable");
+    // A control connection older than the cache's lifetime (a long mirror): its data connections still resume it.
+    now = 3 * 60_000;
+    assert.equal((await handshake(cache, control)).reused, true, "past the lifetime, still resumable while pinned");
     cache.release(pins);
     for (let i = 0; i < 2; i++) await handshake(cache);
     assert.equal((await handshake(cache, control)).reused, false, "released with its connection");
