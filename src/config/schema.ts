@@ -3,7 +3,7 @@
  * The YAML file uses the nested keys; each leaf can also be set by a flag and an environment
  * variable derived from its path (pasv.ports → --pasv-ports, EDGEFTP_PASV_PORTS), flags winning.
  */
-import { isIPv4 } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import { z } from "zod";
 import { parseNetwork } from "../data/addresses.js";
 
@@ -73,6 +73,11 @@ export const configSchema = z
         address: z
           .string()
           .default("")
+          // A 227 reply carries four decimal bytes (RFC 959 §4.1.2): an IPv6 literal, or a number
+          // that only inet_aton would read as an address, cannot go there.
+          .refine((s) => s === "" || isIPv4(s) || (isIP(s) === 0 && !/^[\d.]+$/.test(s) && /^[A-Za-z0-9.-]+$/.test(s)), {
+            error: "expected an IPv4 address (a.b.c.d) or a hostname",
+          })
           .describe(
             "Public IPv4 address (or hostname, resolved at start) advertised in PASV replies, for edges behind NAT. Empty: the control connection's local address. EPSV carries no address and needs none.",
           ),

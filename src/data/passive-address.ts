@@ -68,6 +68,7 @@ export class PassiveAddressPolicy {
     } catch (err) {
       throw new Error(`pasv.address: cannot resolve ${this.configured} to an IPv4 address (${(err as NodeJS.ErrnoException).code})`);
     }
+    if (!isIPv4(address)) throw new Error(`pasv.address: ${this.configured} resolves to ${address}, not an IPv4 address`);
     if (address !== this.publicAddress) this.logger.info({ host: this.configured, address }, "passive address resolved");
     this.publicAddress = address;
   }

@@ -140,8 +140,13 @@ test("networks and addresses are checked for what they are, not only their shape
   for (const list of ["300.0.0.0/8", "10.0.0.0/40", "::1/129", "::1"]) {
     assert.match(configError({ env: {}, flags: { bansAllowList: list } }), /^config: bans\.allowList: expected comma-separated CIDRs/, list);
   }
-  const good = loadConfig({ env: {}, flags: { pasvAddressOverrides: "10.0.0.0/8=10.0.0.5, 192.168.0.0/16=192.168.1.1", bansAllowList: "10.0.0.0/8,::1/128,fd00::/8" } });
+  // A 227 reply holds four decimal bytes: no IPv6 literal, no shorthand only inet_aton reads.
+  for (const address of ["::1", "2001:db8::5", "1.2.3", "300.1.1.1", "ftp example"]) {
+    assert.match(configError({ env: {}, flags: { pasvAddress: address } }), /^config: pasv\.address: expected an IPv4 address \(a\.b\.c\.d\) or a hostname/, address);
+  }
+  const good = loadConfig({ env: {}, flags: { pasvAddressOverrides: "10.0.0.0/8=10.0.0.5, 192.168.0.0/16=192.168.1.1", bansAllowList: "10.0.0.0/8,::1/128,fd00::/8", pasvAddress: "ftp.example.com" } });
   assert.equal(good.pasv.addressOverrides, "10.0.0.0/8=10.0.0.5, 192.168.0.0/16=192.168.1.1");
+  assert.equal(good.pasv.address, "ftp.example.com");
 });
 
 test("a timeout longer than a Node timer can wait is refused, not turned into 1 ms", () => {
