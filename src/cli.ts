@@ -9,7 +9,7 @@
  */
 import "./node/threadpool.js"; // first: sizes libuv's thread pool before anything uses it
 import { releaseEarlySighup } from "./node/early-sighup.js"; // next: a SIGHUP while loading must not kill a starting node
-import { existsSync, mkdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { Command, Option } from "commander";
 import { stringify } from "yaml";
@@ -58,8 +58,14 @@ const SIZE = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i;
 const isDataOption = (option: ConfigOption): boolean =>
   option.path === "dataDir" || option.path.startsWith("accounts.");
 
+/** package.json's version (dist/src/cli.js → ../../package.json). */
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
 const program = new Command("edgeftp")
   .description("An FTP server for hosted edge nodes.")
+  .version(VERSION, "-V, --version", "print the version")
+  // Commander's `help` command goes one level deep (`help user add` shows `user`); --help works on every command.
+  .helpCommand(false)
   .addHelpText(
     "after",
     "\nQuick start:\n  edgeftp user add alice --data-dir ./edgeftp-data\n  edgeftp serve --port 2121 --data-dir ./edgeftp-data",
@@ -84,7 +90,8 @@ const userAddCommand = withConfigOptions(user.command("add"), isDataOption)
     new Option("--password <password>", "the password (discouraged: visible to other local users and kept in shell history)")
       .conflicts("passwordStdin"),
   )
-  .option("--home <dir>", "existing directory to use as the account's root (default: <dataDir>/homes/NAME, created)");
+  .option("--home <dir>", "existing directory to use as the account's root (default: <dataDir>/homes/NAME, created)")
+  .option("--disable", "create it unable to log in until `user set NAME --enable`");
 withAccountSettings(userAddCommand)
   .option("--if-missing", "succeed without changes when the account already exists (for setup scripts)")
   .action((name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions) => userAdd(name, options));
@@ -96,7 +103,7 @@ withConfigOptions(user.command("passwd"), isDataOption)
   .action((name: string, options: CommonOptions & PasswordOptions) => userPasswd(name, options));
 
 withConfigOptions(user.command("list"), isDataOption)
-  .description("List the accounts: name, enabled, permissions, home.")
+  .description("List the accounts: name, enabled, permissions, home, and the TLS overrides and limits each has.")
   .action((options: CommonOptions) => userList(options));
 
 withConfigOptions(user.command("remove"), isDataOption)
@@ -134,7 +141,9 @@ withConfigOptions(program.command("doctor"), () => true)
   .option("--password-stdin", "with --user: read the password from the first line of standard input")
   .action(async (options: CommonOptions & DoctorCliOptions) => {
     const config = configFrom(options);
-    const password = options.user !== undefined && options.passwordStdin ? await readFirstLine(process.stdin) : undefined;
+    // Without the password the check would make a failed login, which counts towards a ban.
+    if ((options.user !== undefined) !== (options.passwordStdin === true)) throw new CliError("doctor: --user and --password-stdin go together");
+    const password = options.user !== undefined ? await readFirstLine(process.stdin) : undefined;
     const results = await runDoctor(config, { target: options.target, user: options.user, password });
     process.stdout.write(formatDoctorReport(results));
     if (results.some((r) => r.status === "fail")) throw new CliError(`doctor found ${results.filter((r) => r.status === "fail").length} problem(s)`);
@@ -266,15 +275,23 @@ function limitSettings(options: SettingsOptions): AccountPatch {
   return patch;
 }
 
-/** `, quota 10 GiB, bandwidth down 1 MiB/s` for the limits an account has; empty when it has none. */
+/** `, tls policy data, quota 10 GiB, bandwidth down 1 MiB/s` for the overrides and limits an account has; empty when it has none. */
 function describeLimits(account: Account): string {
+  return settingsOf(account)
+    .map((p) => `, ${p}`)
+    .join("");
+}
+
+function settingsOf(account: Account): string[] {
   const parts: string[] = [];
+  if (account.tlsPolicy !== null) parts.push(`tls policy ${account.tlsPolicy}`);
+  if (account.tlsSessionReuse !== null) parts.push(`tls session reuse ${account.tlsSessionReuse ? "required" : "not required"}`);
   if (account.quotaBytes !== null) parts.push(`quota ${formatSize(account.quotaBytes)}`);
   if (account.quotaFiles !== null) parts.push(`quota ${account.quotaFiles} files`);
   if (account.bandwidthUp !== null) parts.push(`bandwidth up ${formatSize(account.bandwidthUp)}/s`);
   if (account.bandwidthDown !== null) parts.push(`bandwidth down ${formatSize(account.bandwidthDown)}/s`);
   if (account.maxSessions !== null) parts.push(`max sessions ${account.maxSessions === 0 ? "unlimited" : account.maxSessions}`);
-  return parts.map((p) => `, ${p}`).join("");
+  return parts;
 }
 
 function formatSize(bytes: number): string {
@@ -410,6 +427,7 @@ interface SettingsOptions {
 
 interface AddOptions {
   ifMissing?: boolean;
+  disable?: boolean;
 }
 
 async function userAdd(name: string, options: CommonOptions & PasswordOptions & SettingsOptions & AddOptions): Promise<void> {
@@ -429,7 +447,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
     const password = await readPassword(name, options);
     let account: Account;
     try {
-      account = await accounts.create({ name, password, home, permissions, ...tlsSettings(options), ...limits });
+      account = await accounts.create({ name, password, home, permissions, ...(options.disable ? { enabled: false } : {}), ...tlsSettings(options), ...limits });
     } catch (err) {
       // Another `user add --if-missing` may have created it since the check above.
       if (options.ifMissing && err instanceof AccountError && err.code === "exists") {
@@ -441,7 +459,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
     const root = homeFor(config, account);
     // Created only now: the store has validated the name, so it is a safe single path segment.
     if (home === null) mkdirSync(root, { recursive: true });
-    console.log(`user ${name} added (home ${root}, permissions ${account.permissions.join(",")}${describeLimits(account)})`);
+    console.log(`user ${name} added (${account.enabled ? "" : "disabled, "}home ${root}, permissions ${account.permissions.join(",")}${describeLimits(account)})`);
   });
 }
 
@@ -462,8 +480,8 @@ async function userList(options: CommonOptions): Promise<void> {
       console.log("no users (add one with `edgeftp user add NAME`)");
       return;
     }
-    const rows = list.map((a) => [a.name, a.enabled ? "yes" : "no", a.permissions.join(","), homeFor(config, a)]);
-    console.log(formatTable(["NAME", "ENABLED", "PERMISSIONS", "HOME"], rows));
+    const rows = list.map((a) => [a.name, a.enabled ? "yes" : "no", a.permissions.join(","), homeFor(config, a), settingsOf(a).join(", ") || "-"]);
+    console.log(formatTable(["NAME", "ENABLED", "PERMISSIONS", "HOME", "SETTINGS"], rows));
   });
 }
 

@@ -85,7 +85,11 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
         );
       }
     } catch (err) {
-      const failure = transferFailure(err, signal.aborted || networkError !== null || networkFailure(err), job.label);
+      // ETIMEDOUT: no progress within timeouts.stall, the socket's timer or the kernel copy's own.
+      const stalled = (networkError as NodeJS.ErrnoException | null)?.code === "ETIMEDOUT" || networkFailure(err) === "ETIMEDOUT";
+      const failure = stalled
+        ? new FtpError(Reply.TransferAborted, `Transfer stalled (no progress for ${session.config.timeouts.stall} s); aborted.`)
+        : transferFailure(err, signal.aborted || networkError !== null || networkFailure(err) !== null, job.label);
       session.log.info({ transfer: job.label, reason: (err as Error).message, reply: failure.code }, "transfer failed");
       session.reply(failure.code, failure.message);
     }
@@ -142,10 +146,11 @@ const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTE
 /**
  * A kernel copy's socket side failing (a reset, the stall timeout): the copy reports it as an error
  * of its own, never as the socket's 'error', and storage wraps it like a failure of the disk.
+ * Returns its code, or null.
  */
-function networkFailure(err: unknown): boolean {
+function networkFailure(err: unknown): string | null {
   const failure = err instanceof StorageError ? err.cause : err;
-  return failure instanceof KernelCopyError && NETWORK_ERRORS.has(failure.code);
+  return failure instanceof KernelCopyError && NETWORK_ERRORS.has(failure.code) ? failure.code : null;
 }
 
 function transferFailure(err: unknown, aborted: boolean, label: string): FtpError {

@@ -1,7 +1,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -133,8 +133,8 @@ test("user add --password-stdin, then user list with the same --data-dir shows t
   const list = await edgeftp(dir, ["user", "list", "--data-dir", dataDir]);
   assertSuccess(list);
   const [header, row] = list.stdout.trimEnd().split("\n");
-  assert.match(header, /^NAME\s+ENABLED\s+PERMISSIONS\s+HOME$/);
-  assert.deepEqual(row.split(/\s+/), ["alice", "yes", "list,read,write,delete,rename,mkdir", home]);
+  assert.match(header, /^NAME\s+ENABLED\s+PERMISSIONS\s+HOME\s+SETTINGS$/);
+  assert.deepEqual(row.split(/\s+/), ["alice", "yes", "list,read,write,delete,rename,mkdir", home, "-"]);
 
   // Only the first line of stdin is the password.
   const accounts = openAccountStore({ driver: "sqlite", sqlitePath: join(dataDir, "accounts.db") });
@@ -247,6 +247,17 @@ test("unknown options and commands are one-line errors too", async (t) => {
   const { dir } = workspace(t);
   assertFailure(await edgeftp(dir, ["user", "list", "--port", "21"]), /unknown option '--port'/);
   assertFailure(await edgeftp(dir, ["user", "lst"]), /unknown command 'lst'/);
+  // The `help` command would show `user` for `help user add`: --help is the way, on every command.
+  assertFailure(await edgeftp(dir, ["help", "user", "add"]), /unknown command 'help'/);
+});
+
+test("--version prints the package's version; doctor --user needs --password-stdin (a login without it would count towards a ban)", async (t) => {
+  const { dir } = workspace(t);
+  const version = await edgeftp(dir, ["--version"]);
+  assertSuccess(version);
+  assert.equal(version.stdout, `${(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version}\n`);
+  assertFailure(await edgeftp(dir, ["doctor", "--user", "alice", "--port", "1"]), /--user and --password-stdin go together/);
+  assertFailure(await edgeftp(dir, ["doctor", "--password-stdin", "--port", "1"]), /--user and --password-stdin go together/);
 });
 
 test("user add/set take limits with size suffixes and TLS overrides; `none`/`node` reset them", async (t) => {
@@ -278,4 +289,10 @@ test("user add/set take limits with size suffixes and TLS overrides; `none`/`nod
   assert.deepEqual([account.quotaBytes, account.bandwidthDown, account.tlsPolicy, account.tlsSessionReuse, account.quotaFiles], [null, null, null, null, 1000]);
   assertFailure(await edgeftp(dir, ["user", "set", "cam1", "--data-dir", dataDir, "--quota-bytes", "lots"]), /quota-bytes/);
   assertFailure(await edgeftp(dir, ["user", "set", "cam1", "--data-dir", dataDir, "--tls-policy", "always"]), /tls-policy/);
+  // What an account overrides shows in the list, and `user add --disable` makes it unable to log in.
+  assertSuccess(await edgeftp(dir, ["user", "set", "cam1", "--data-dir", dataDir, "--tls-policy", "data"]));
+  assertSuccess(await edgeftp(dir, ["user", "add", "cam2", "--password", "pw", "--disable", "--data-dir", dataDir]));
+  const list = (await edgeftp(dir, ["user", "list", "--data-dir", dataDir])).stdout;
+  assert.match(list, /^cam1\s+yes\s.*\stls policy data, quota 1000 files, bandwidth up 64 KiB\/s, max sessions 3$/m, list);
+  assert.match(list, /^cam2\s+no\s.*\s-$/m, list);
 });

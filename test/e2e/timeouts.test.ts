@@ -107,6 +107,7 @@ describe("timeouts and command rate", () => {
       data.pause();
       const aborted = await client.reply(10_000);
       assert.equal(aborted.code, 426);
+      assert.equal(aborted.text, "Transfer stalled (no progress for 1 s); aborted.", "the reply says why");
       data.destroy();
       assert.equal((await client.command("NOOP")).code, 200);
       await client.close();
