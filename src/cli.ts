@@ -30,9 +30,11 @@ import { ConfigError, configOptions, homeFor, loadConfig, resolveDataPaths, type
 import { formatConfigReference } from "./config/reference.js";
 import type { Config } from "./config/schema.js";
 import { formatDoctorReport, runDoctor } from "./node/doctor.js";
+import { PassiveAddressPolicy } from "./data/passive-address.js";
 import { EdgeNode } from "./node/edge-node.js";
 import { createLogger } from "./observe/logger.js";
 import { LocalStorageFactory } from "./storage/local.js";
+import { TlsContextProvider } from "./tls/tls-context.js";
 
 /** A failure the user can fix: reported as its message alone. */
 class CliError extends Error {
@@ -123,9 +125,13 @@ withAccountSettings(userSetCommand)
 const configCommand = program.command("config").description("Inspect the configuration.");
 
 withConfigOptions(configCommand.command("check"), () => true)
-  .description("Validate the configuration and print the effective result as YAML.")
-  .action((options: CommonOptions) => {
-    process.stdout.write(stringify(configFrom(options)));
+  .description("Validate the configuration (the certificate files and a PASV hostname too, as serve does at start) and print the effective result as YAML.")
+  .action(async (options: CommonOptions) => {
+    const config = configFrom(options);
+    const quiet = createLogger("silent");
+    if (config.tls.cert) (await TlsContextProvider.create(config, quiet)).close();
+    await new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, quiet).refresh();
+    process.stdout.write(stringify(config));
   });
 
 withConfigOptions(configCommand.command("reference"), isDataOption)

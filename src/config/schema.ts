@@ -235,6 +235,16 @@ export const configSchema = z
     if (config.tls.implicit && config.port !== 0 && config.tls.implicitPort === config.port) {
       ctx.addIssue({ code: "custom", path: ["tls", "implicitPort"], message: "must differ from port (the control port)" });
     }
+    if (Boolean(config.tls.cert) !== Boolean(config.tls.key)) {
+      ctx.addIssue({ code: "custom", path: ["tls", config.tls.cert ? "key" : "cert"], message: "set both tls.cert and tls.key, or neither" });
+    }
+    // A listener's own port inside the passive range: every PASV landing on it fails to bind.
+    const [first, last] = config.pasv.ports.split("-").map(Number);
+    // (A range refused by its own check says so alone.)
+    const inRange = (p: number) => first >= 1 && last <= 65535 && p !== 0 && p >= first && p <= last;
+    for (const [key, value] of [["port", config.port], ["tls.implicitPort", config.tls.implicit ? config.tls.implicitPort : 0], ["active.port", config.active.port]] as const) {
+      if (inRange(value)) ctx.addIssue({ code: "custom", path: ["pasv", "ports"], message: `must not contain ${key} (${value})` });
+    }
   });
 
 /** The validated configuration, every default filled in. */

@@ -6,6 +6,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { BlockList, isIPv4 } from "node:net";
+import { ConfigError } from "../config/load.js";
 import type { Logger } from "../observe/logger.js";
 import { parseNetwork } from "./addresses.js";
 
@@ -66,9 +67,9 @@ export class PassiveAddressPolicy {
     try {
       ({ address } = await lookup(this.configured, { family: 4 }));
     } catch (err) {
-      throw new Error(`pasv.address: cannot resolve ${this.configured} to an IPv4 address (${(err as NodeJS.ErrnoException).code})`);
+      throw new ConfigError(`pasv.address: cannot resolve ${this.configured} to an IPv4 address (${(err as NodeJS.ErrnoException).code})`);
     }
-    if (!isIPv4(address)) throw new Error(`pasv.address: ${this.configured} resolves to ${address}, not an IPv4 address`);
+    if (!isIPv4(address)) throw new ConfigError(`pasv.address: ${this.configured} resolves to ${address}, not an IPv4 address`);
     if (address !== this.publicAddress) this.logger.info({ host: this.configured, address }, "passive address resolved");
     this.publicAddress = address;
   }

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { dirname, join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
-import { resolveDataPaths } from "../config/load.js";
+import { ConfigError, resolveDataPaths } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../observe/logger.js";
 import { ensureSelfSigned, type CertificateFiles } from "./self-signed.js";
@@ -49,7 +49,7 @@ export class TlsContextProvider {
   static async create(config: Config, logger: Logger): Promise<TlsContextProvider> {
     let files: CertificateFiles;
     if (config.tls.cert || config.tls.key) {
-      if (!config.tls.cert || !config.tls.key) throw new Error("tls: set both tls.cert and tls.key (--tls-cert, --tls-key)");
+      if (!config.tls.cert || !config.tls.key) throw new ConfigError("tls: set both tls.cert and tls.key (--tls-cert, --tls-key)");
       files = { cert: config.tls.cert, key: config.tls.key };
     } else {
       const generated = await ensureSelfSigned(join(resolveDataPaths(config).dataDir, "tls"));
@@ -71,11 +71,13 @@ export class TlsContextProvider {
       try {
         return readFileSync(path);
       } catch (err) {
-        throw new Error(`tls: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code})`);
+        throw new ConfigError(`tls: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code})`);
       }
     };
     const { tls } = this.config;
     const [cert, key, ca] = this.readFiles(read);
+    // Node skips PEM blocks that are not certificates: a key or CSR given as the chain would send none.
+    if (ca && !ca.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(`tls: ${this.files.ca} (tls.ca) holds no PEM certificate`);
     try {
       const context = createSecureContext({
         cert,
@@ -90,8 +92,9 @@ export class TlsContextProvider {
       this.loaded = ca ? [cert, key, ca] : [cert, key];
       return context;
     } catch (err) {
-      if ((err as Error).message.startsWith("tls:")) throw err;
-      throw new Error(`tls: certificate ${this.files.cert} and key ${this.files.key} do not load (${(err as Error).message})`);
+      const why = (err as Error).message;
+      if (/no cipher match/i.test(why)) throw new ConfigError(`tls.ciphers: no cipher matches "${tls.ciphers}"`);
+      throw new ConfigError(`tls: certificate ${this.files.cert} and key ${this.files.key} do not load (${why})`);
     }
   }
 
@@ -130,12 +133,12 @@ export class TlsContextProvider {
   }
 
   /**
-   * Reloads when the certificate or key changes. Any event in their directories triggers a
+   * Reloads when the certificate, the key or the CA chain changes. Any event in their directories triggers a
    * comparison of the file contents: renewals rename files over each other, and secret mounts
    * (Kubernetes) swap a `..data` symlink, so the event's file name cannot be trusted.
    */
   watch(): void {
-    for (const dir of new Set([dirname(this.files.cert), dirname(this.files.key)])) {
+    for (const dir of new Set([this.files.cert, this.files.key, this.files.ca].filter(Boolean).map((file) => dirname(file)))) {
       try {
         const watcher = watch(dir, () => {
           if (this.debounce) clearTimeout(this.debounce);

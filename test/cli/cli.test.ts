@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { generate } from "selfsigned";
 import { openAccountStore } from "../../src/accounts/open.js";
 import { checkLeaks } from "../helpers/leaks.js";
 
@@ -113,6 +114,21 @@ test("an invalid configuration exits 1 with one keyed line", async (t) => {
   );
   // An empty EDGEFTP_CONFIG is unset, like every other EDGEFTP_* variable.
   assertSuccess(await edgeftp(dir, ["config", "check"], { env: { EDGEFTP_CONFIG: "" } }));
+  assertFailure(await edgeftp(dir, ["config", "check", "--port", "21050"]), /config: pasv\.ports: must not contain port \(21050\)/);
+  assertFailure(await edgeftp(dir, ["config", "check", "--tls-cert", "cert.pem"]), /config: tls\.key: set both tls\.cert and tls\.key, or neither/);
+});
+
+test("config check loads the certificate files and resolves a PASV hostname, as serve does at start; each failure is one line", async (t) => {
+  const { dir } = workspace(t);
+  const pems = await generate([{ name: "commonName", value: "check" }], { keyType: "ec", curve: "P-256", algorithm: "sha256" });
+  writeFileSync(join(dir, "cert.pem"), pems.cert);
+  writeFileSync(join(dir, "key.pem"), pems.private);
+  const tls = ["--tls-cert", "cert.pem", "--tls-key", "key.pem"];
+  assertSuccess(await edgeftp(dir, ["config", "check", ...tls, "--tls-ca", "cert.pem", "--pasv-address", "localhost"]));
+  assertFailure(await edgeftp(dir, ["config", "check", "--tls-cert", "missing.pem", "--tls-key", "key.pem"]), /^edgeftp: tls: cannot read certificate missing\.pem \(ENOENT\)\n$/);
+  assertFailure(await edgeftp(dir, ["config", "check", ...tls, "--tls-ciphers", "garbage"]), /^edgeftp: tls\.ciphers: no cipher matches "garbage"\n$/);
+  assertFailure(await edgeftp(dir, ["config", "check", ...tls, "--tls-ca", "key.pem"]), /^edgeftp: tls: key\.pem \(tls\.ca\) holds no PEM certificate\n$/);
+  assertFailure(await edgeftp(dir, ["config", "check", "--pasv-address", "no-such-host.invalid"]), /^edgeftp: pasv\.address: cannot resolve no-such-host\.invalid to an IPv4 address/);
 });
 
 test("serve with an out-of-range port fails with the keyed config error", async (t) => {
