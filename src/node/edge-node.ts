@@ -151,6 +151,7 @@ export class EdgeNode {
    * Then TLS from the first byte, and the same session as on port 21.
    */
   private async admitImplicit(socket: Socket): Promise<void> {
+    const connectedAt = Date.now();
     const admission = await this.screen(socket);
     if (!admission) return;
     if (!admission.admitted) {
@@ -176,7 +177,7 @@ export class EdgeNode {
       secure.destroy();
       return;
     }
-    this.startSession(secure, admission.lease, sessions);
+    this.startSession(secure, admission.lease, sessions, connectedAt);
   }
 
   /**
@@ -223,8 +224,9 @@ export class EdgeNode {
   }
 
   /** `tlsSessions`: implicit TLS, and the TLS sessions of its handshake; null for a plain connection. */
-  private startSession(socket: Socket, lease: Lease, tlsSessions: SessionLineage | null): void {
-    const session = new Session(socket, this.services, { tlsSessions, connectionLease: lease });
+  /** `connectedAt`: when the client connected, where a handshake came first (the login timeout counts from it). */
+  private startSession(socket: Socket, lease: Lease, tlsSessions: SessionLineage | null, connectedAt = Date.now()): void {
+    const session = new Session(socket, this.services, { tlsSessions, connectionLease: lease, connectedAt });
     this.sessions.add(session);
     session.start();
   }

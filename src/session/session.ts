@@ -81,6 +81,10 @@ export class Session {
   /** Pending {@link wait}s, cut short when the session closes. */
   private readonly waits = new Set<() => void>();
 
+  /** When the client connected (an implicit FTPS handshake comes before the session): the login deadline counts from it. */
+  private readonly connectedAt: number;
+  /** The control connection's AUTH TLS handshake is under way: no reply may be written in clear. */
+  private handshaking = false;
   private readonly reader: LineReader;
   private readonly queue: Array<string | typeof TOO_LONG> = [];
   /** An ABOR or STAT is running while a transfer does (see onData). */
@@ -111,9 +115,10 @@ export class Session {
     socket: Socket,
     readonly services: NodeServices,
     /** `tlsSessions`: the control connection is implicit TLS, on the sessions so far. */
-    options: { tlsSessions?: SessionLineage | null; connectionLease?: Lease } = {},
+    options: { tlsSessions?: SessionLineage | null; connectionLease?: Lease; connectedAt?: number } = {},
   ) {
     this.socket = socket;
+    this.connectedAt = options.connectedAt ?? Date.now();
     this.connectionLease = options.connectionLease ?? null;
     this.peerIp = canonicalIp(socket.remoteAddress);
     this.localIp = canonicalIp(socket.localAddress);
@@ -152,6 +157,7 @@ export class Session {
     this.reply(Reply.AuthOk, text);
     // Until the handshake is done, a closed connection must still end the session.
     raw.once("close", this.onCloseBound);
+    this.handshaking = true;
     try {
       const { secure, sessions } = await acceptControlTls(raw, this.services.tls, this.config.timeouts.data * 1000);
       this.tls.sessions = sessions;
@@ -170,6 +176,8 @@ export class Session {
     } catch (err) {
       this.log.info({ err: (err as Error).message }, "control TLS handshake failed");
       raw.destroy();
+    } finally {
+      this.handshaking = false;
     }
   }
 
@@ -201,7 +209,8 @@ export class Session {
 
   reply(code: ReplyCode, text: string | readonly string[]): void {
     this.lastReply = code;
-    if (this.closed || this.socket.destroyed) return;
+    // During AUTH TLS's handshake the client expects TLS records: a clear reply would break it.
+    if (this.closed || this.socket.destroyed || this.handshaking) return;
     this.socket.write(formatReply(code, text));
   }
 
@@ -353,7 +362,7 @@ export class Session {
     if (this.closed) return;
     if (!this.account && this.deadline) return;
     const { login, idle } = this.config.timeouts;
-    const ms = (this.account ? idle : login) * 1000;
+    const ms = this.account ? idle * 1000 : Math.max(0, login * 1000 - (Date.now() - this.connectedAt));
     if (this.deadline) this.deadline.reschedule(ms);
     else this.deadline = this.services.timers.schedule(ms, () => this.onDeadline());
   }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { checkLeaks } from "../helpers/leaks.js";
@@ -56,6 +57,48 @@ describe("timeouts and command rate", () => {
       const { received, sent } = await dripUntilClosed(server.port, 300, (i) => (i < 30 ? "REIN\r\n" : null));
       assert.ok(sent < 30, `still open after ${sent} REINs`);
       assert.match(received, /421 Timeout/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("implicit FTPS: the login timeout counts from the connect, its handshake included", async () => {
+    const server = await startServer({ timeouts: { login: 2 }, tls: { implicit: true, implicitPort: 0 } });
+    try {
+      const tcp = connect(server.node.implicitPort, "127.0.0.1");
+      await new Promise((resolve) => tcp.once("connect", resolve));
+      const connected = Date.now();
+      // The ClientHello waits 1.5 s of the 2 s: the session's own deadline must not start afresh after it.
+      await new Promise((r) => setTimeout(r, 1500));
+      const secure = tlsConnect({ socket: tcp, rejectUnauthorized: false });
+      secure.on("error", () => {});
+      let received = "";
+      secure.setEncoding("utf8");
+      secure.on("data", (d: string) => (received += d));
+      await new Promise((resolve) => secure.once("close", resolve));
+      assert.match(received, /^220 [^]*421 Timeout/);
+      // The wheel's tick (1 s) on top of the 2 s; afresh after the handshake it would be 3.5 s and more.
+      assert.ok(Date.now() - connected < 3400, `closed ${Date.now() - connected} ms after the connect`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a login timeout during AUTH TLS's handshake closes without a clear reply the TLS client would choke on", async () => {
+    const server = await startServer({ timeouts: { login: 1, data: 10 } });
+    try {
+      const socket = connect(server.port, "127.0.0.1");
+      let received = "";
+      let asked = false;
+      socket.setEncoding("utf8");
+      socket.on("data", (d: string) => {
+        received += d;
+        if (!asked && received.endsWith("\r\n")) socket.write("AUTH TLS\r\n");
+        asked = true;
+      });
+      // No ClientHello after the 234: the login deadline ends the connection.
+      await new Promise((resolve) => socket.once("close", resolve));
+      assert.match(received, /^220 [^\n]*\r\n234 [^\n]*\r\n$/, JSON.stringify(received));
     } finally {
       await server.close();
     }
