@@ -123,12 +123,18 @@ export function receiveTlsToFile(socket: TLSSocket, file: LocalFile, allowance: 
       ended = true;
       settle();
     };
-    // Once the client's EOF is in, the upload is whole: what happens to the socket after is not its concern.
+    // Once the client's EOF is in, the upload is whole: what happens to the socket after is not its
+    // concern. Before it, what was gathered (authenticated records) is written first: an interrupted
+    // upload keeps what arrived, as a plain one does, for the client to resume from.
     const onError = (err: Error) => {
-      if (!ended) fail(err);
+      if (ended) return;
+      flush();
+      fail(err);
     };
     const onClose = () => {
-      if (!ended) fail(prematureClose());
+      if (ended) return;
+      flush();
+      fail(prematureClose());
     };
 
     socket.on("end", onEnd).on("error", onError).on("close", onClose);

@@ -648,6 +648,30 @@ describe("FTPS: real clients, session reuse required (the default)", () => {
     });
   });
 
+  test("a PROT P upload interrupted by ABOR keeps what arrived, as a plain one does (uploads.partial keep): the client can resume", async () => {
+    await withExplicit(server.port, async (control) => {
+      await control.login();
+      await control.protect();
+      expectCode(await control.command("TYPE I"), 200, "TYPE I");
+      const data = await control.dataTls(await control.epsv());
+      data.on("error", () => {});
+      try {
+        expectCode(await control.command("STOR interrupted.bin"), 150, "STOR");
+        const sent = randomBytes(300_000);
+        await new Promise<void>((resolve) => data.write(sent, () => resolve()));
+        // Received and decrypted by now; less than the server gathers before a write to the disk.
+        await sleep(300);
+        control.send("ABOR");
+        expectCode(await control.reply(5000), 426, "the upload aborted");
+        expectCode(await control.reply(5000), 226, "ABOR");
+        assert.deepEqual(readFileSync(join(server.home(USER), "interrupted.bin")), sent);
+        expectCode(await control.command("SIZE interrupted.bin"), 213, "SIZE");
+      } finally {
+        data.destroy();
+      }
+    });
+  });
+
   test("FEAT lists AUTH TLS, PBSZ and PROT; PBSZ before AUTH 503, PROT before PBSZ 503, PROT S 536, CCC 534, AUTH KERBEROS 504", async () => {
     const plain = await RawClient.connect(server.port);
     try {
