@@ -79,7 +79,7 @@ export const configSchema = z
             error: "expected an IPv4 address (a.b.c.d) or a hostname",
           })
           .describe(
-            "Public IPv4 address (or hostname, resolved at start) advertised in PASV replies, for edges behind NAT. Empty: the control connection's local address. EPSV carries no address and needs none.",
+            "Public IPv4 address (or hostname, resolved at start and on SIGHUP) advertised in PASV replies, for edges behind NAT. Empty: the control connection's local address. EPSV carries no address and needs none.",
           ),
         addressOverrides: z
           .string()
@@ -104,7 +104,7 @@ export const configSchema = z
         enabled: bool.default(true).describe("Allow PORT/EPRT."),
         port: port
           .default(20)
-          .describe("Local port active data connections come from (RFC 959: L-1). Falls back to an ephemeral port, with a warning, when it cannot be bound. 0: always ephemeral."),
+          .describe("Local port active data connections come from (RFC 959: L-1). Falls back to an ephemeral port when it cannot be bound: with a warning (once) when the node lacks the privilege; silently when the port is busy toward that client (the price of a fixed source port). 0: always ephemeral."),
       })
       .strict()
       .prefault({}),
