@@ -39,7 +39,14 @@ const result = (check: string, status: CheckStatus, detail: string): CheckResult
  * without it) and `lines` one at a time. Resolves with the greeting and the final reply of each line
  * sent; rejects when TLS cannot be started.
  */
-async function converse(host: string, port: number, lines: string[], timeoutMs: number): Promise<string[]> {
+async function converse(
+  host: string,
+  port: number,
+  lines: string[],
+  timeoutMs: number,
+  /** Called with each reply before the next line is sent (e.g. to connect to the port a PASV offered). */
+  onReply?: (reply: string) => Promise<void>,
+): Promise<string[]> {
   let socket: Socket = connect({ host, port });
   const timer = setTimeout(() => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   try {
@@ -57,7 +64,9 @@ async function converse(host: string, port: number, lines: string[], timeoutMs: 
     const protectedReplies = replyReader(socket);
     for (const line of lines) {
       socket.write(line + "\r\n");
-      replies.push(await protectedReplies.next());
+      const reply = await protectedReplies.next();
+      replies.push(reply);
+      await onReply?.(reply);
     }
     return replies;
   } finally {
@@ -153,7 +162,7 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
       results.push(result("passive ports", "fail", `${denied} of ${total} ports in ${config.pasv.ports} cannot be bound (permission); choose an unprivileged range with --pasv-ports`));
     } else if (busy.length > total / 10) {
       results.push(
-        result("passive ports", "warn", `${busy.length} of ${total} ports are in use (${busy.slice(0, 10).join(", ")}${busy.length > 10 ? ", …" : ""}); another program may hold them: move the range with --pasv-ports`),
+        result("passive ports", "warn", `${busy.length} of ${total} ports are in use (${busy.slice(0, 10).join(", ")}${busy.length > 10 ? ", …" : ""}); another program may hold them, or the running node (its listeners linger ~10 s after a transfer): if it persists, move the range with --pasv-ports`),
       );
     } else {
       results.push(result("passive ports", "ok", `${total - busy.length} of ${total} ports in ${config.pasv.ports} bindable${busy.length ? ` (${busy.length} in use, e.g. by pending reservations)` : ""}`));
@@ -180,10 +189,27 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
     results.push(result("pasv address", "fail", (err as Error).message));
   }
 
-  // A full passive round trip, when we may log in.
+  // A full passive round trip, when we may log in: the data port PASV offers must take a connection
+  // from here (through the NAT and firewall in between, if any).
   if (running && options.user !== undefined) {
     try {
-      const replies = await converse(target, config.port, [`USER ${options.user}`, `PASS ${options.password ?? ""}`, "PASV", "QUIT"], timeoutMs);
+      let reached: string | null = null;
+      const connectToOffer = async (reply: string) => {
+        const offer = /^227 .*\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(reply);
+        if (!offer) return;
+        const data = connect({ host: offer.slice(1, 5).join("."), port: Number(offer[5]) * 256 + Number(offer[6]) });
+        const timer = setTimeout(() => data.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+        try {
+          await once(data, "connect");
+          reached = "connected";
+        } catch (err) {
+          reached = (err as Error).message;
+        } finally {
+          clearTimeout(timer);
+          data.destroy();
+        }
+      };
+      const replies = await converse(target, config.port, [`USER ${options.user}`, `PASS ${options.password ?? ""}`, "PASV", "QUIT"], timeoutMs, connectToOffer);
       const pasv = replies[3] ?? "";
       const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv);
       if (replies.length === 1) {
@@ -197,8 +223,13 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
         const port = Number(m[5]) * 256 + Number(m[6]);
         const [first, last] = config.pasv.ports.split("-").map(Number);
         const inRange = port >= first && port <= last;
+        const connected = reached === "connected";
         results.push(
-          result("pasv round trip", inRange ? "ok" : "fail", `PASV offered ${host}:${port}${inRange ? "" : `, outside the configured range ${config.pasv.ports}`}`),
+          result(
+            "pasv round trip",
+            inRange && connected ? "ok" : "fail",
+            `PASV offered ${host}:${port}${inRange ? "" : `, outside the configured range ${config.pasv.ports}`}; ${connected ? "a data connection to it was accepted" : `a data connection to it failed (${reached ?? "not tried"}): check the firewall or NAT forwarding of ${config.pasv.ports}`}`,
+          ),
         );
       }
     } catch (err) {

@@ -34,13 +34,28 @@ describe("edgeftp doctor", () => {
       );
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /^OK\s+control\s+127\.0\.0\.1:\d+ answers: 220/m);
-      assert.match(r.stdout, /^OK\s+pasv round trip\s+PASV offered 127\.0\.0\.1:\d+/m);
+      assert.match(r.stdout, /^OK\s+pasv round trip\s+PASV offered 127\.0\.0\.1:\d+; a data connection to it was accepted/m);
       assert.match(r.stdout, /^OK\s+passive ports\s+/m);
       assert.match(r.stdout, /^OK\s+accounts\s+/m);
       // No public address is configured: the warning names the option that fixes it.
       assert.match(r.stdout, /^WARN\s+pasv address\s+.*--pasv-address/m);
       // The node generated its quick-start certificate: valid, but self-signed.
       assert.match(r.stdout, /^WARN\s+tls certificate\s+.*self-signed/m);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a PASV offer that cannot be reached from here (a wrong pasv.address, a closed firewall) fails the round trip", async () => {
+    // Listeners bind the control connection's address (127.0.0.1): nothing answers on 127.0.0.9.
+    const server = await startServer({ pasv: { address: "127.0.0.9" } });
+    try {
+      const r = await doctor(
+        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--data-dir", server.dataDir, "--user", USER, "--password-stdin"],
+        `${PASSWORD}\n`,
+      );
+      assert.notEqual(r.code, 0);
+      assert.match(r.stdout, /^FAIL\s+pasv round trip\s+PASV offered 127\.0\.0\.9:\d+; a data connection to it failed \(.*ECONNREFUSED.*\): check the firewall/m);
     } finally {
       await server.close();
     }
