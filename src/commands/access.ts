@@ -52,7 +52,9 @@ export const accessCommands: CommandSpec[] = [
         }
       }
       session.pendingUser = arg;
-      session.reply(Reply.NeedPassword, `Password required for ${arg}.`);
+      // No account name is longer than 64: a longer one (up to a whole command line) is not echoed,
+      // so a client that sends such lines and never reads its replies cannot make the node hold them.
+      session.reply(Reply.NeedPassword, arg.length <= 64 ? `Password required for ${arg}.` : "Password required.");
     },
   },
   {
