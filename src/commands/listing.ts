@@ -83,8 +83,17 @@ async function* entriesFor<T>(session: Session, arg: string, source: EntrySource
     }
     return;
   }
-  if (info.type === "dir") yield* source.list(session.fs, path);
-  else yield [under(source.file(info, virtualBasename(path)))];
+  if (info.type !== "dir") {
+    yield [under(source.file(info, virtualBasename(path)))];
+  } else if (!source.under || arg === "" || arg === ".") {
+    yield* source.list(session.fs, path);
+  } else {
+    // NLST of a directory the argument names gives `dir/name`, as classic ftpd, vsftpd, ProFTPD
+    // and Pure-FTPd do: what a client fetches next (mget, `for n in nlst('sub')`) must be that
+    // entry, not a namesake in the working directory.
+    const prefix = `${arg.replace(/\/+$/, "")}/`;
+    for await (const batch of source.list(session.fs, path)) yield batch.map((item) => source.under!(item, prefix));
+  }
 }
 
 function permFlags(session: Session): PermFlags {

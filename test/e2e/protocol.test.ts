@@ -1036,12 +1036,16 @@ describe("FTP protocol (raw client)", () => {
       assert.deepEqual(nlst.data.toString().split("\r\n").filter(Boolean).sort(), ["a.txt", "b.txt", "c.log", "sub"]);
       const nlstWild = await download(c, "NLST *.log");
       assert.equal(nlstWild.data.toString(), "c.log\r\n");
-      // A wildcard or a file in another directory: the names carry the directory as written, so
-      // that mget can RETR them (classic ftpd globbing); a directory's own listing stays bare.
+      // A wildcard, a file or a directory named in the argument: the names carry the directory as
+      // written, so that mget can RETR them (classic ftpd, vsftpd, ProFTPD, Pure-FTPd); the working
+      // directory's own listing (no argument, `.`) stays bare.
       expectCode(await c.command("CWD /"), 250, "CWD /");
       assert.deepEqual((await download(c, "NLST lst/*.txt")).data.toString().split("\r\n").filter(Boolean).sort(), ["lst/a.txt", "lst/b.txt"]);
       assert.equal((await download(c, "NLST /lst/c.log")).data.toString(), "/lst/c.log\r\n");
-      assert.deepEqual((await download(c, "NLST lst")).data.toString().split("\r\n").filter(Boolean).sort(), ["a.txt", "b.txt", "c.log", "sub"]);
+      assert.deepEqual((await download(c, "NLST lst")).data.toString().split("\r\n").filter(Boolean).sort(), ["lst/a.txt", "lst/b.txt", "lst/c.log", "lst/sub"]);
+      assert.deepEqual((await download(c, "NLST lst//")).data.toString().split("\r\n").filter(Boolean).sort(), ["lst/a.txt", "lst/b.txt", "lst/c.log", "lst/sub"]);
+      assert.ok((await download(c, "NLST /")).data.toString().split("\r\n").includes("/lst"));
+      assert.ok((await download(c, "NLST .")).data.toString().split("\r\n").includes("lst"));
       expectCode(await c.command("CWD lst"), 250, "CWD back");
 
       const missing = await download(c, "LIST nowhere");
