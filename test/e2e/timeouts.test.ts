@@ -63,22 +63,24 @@ describe("timeouts and command rate", () => {
   });
 
   test("implicit FTPS: the login timeout counts from the connect, its handshake included", async () => {
-    const server = await startServer({ timeouts: { login: 2 }, tls: { implicit: true, implicitPort: 0 } });
+    const server = await startServer({ timeouts: { login: 3 }, tls: { implicit: true, implicitPort: 0 } });
     try {
       const tcp = connect(server.node.implicitPort, "127.0.0.1");
       await new Promise((resolve) => tcp.once("connect", resolve));
-      const connected = Date.now();
-      // The ClientHello waits 1.5 s of the 2 s: the session's own deadline must not start afresh after it.
-      await new Promise((r) => setTimeout(r, 1500));
+      // The ClientHello waits 2.5 s of the 3 s: the session's own deadline must not start afresh after it.
+      await new Promise((r) => setTimeout(r, 2500));
       const secure = tlsConnect({ socket: tcp, rejectUnauthorized: false });
       secure.on("error", () => {});
+      await new Promise((resolve) => secure.once("secureConnect", resolve));
+      const secured = Date.now();
       let received = "";
       secure.setEncoding("utf8");
       secure.on("data", (d: string) => (received += d));
       await new Promise((resolve) => secure.once("close", resolve));
       assert.match(received, /^220 [^]*421 Timeout/);
-      // The wheel's tick (1 s) on top of the 2 s; afresh after the handshake it would be 3.5 s and more.
-      assert.ok(Date.now() - connected < 3400, `closed ${Date.now() - connected} ms after the connect`);
+      // What is left of the 3 s, plus the wheel's tick (1 s): within ~1.5 s of the handshake; afresh
+      // after it, the deadline would come 3 s and more after it.
+      assert.ok(Date.now() - secured < 2700, `closed ${Date.now() - secured} ms after the handshake`);
     } finally {
       await server.close();
     }
