@@ -2,6 +2,7 @@
 #ifndef EDGEFTP_ADDON_H
 #define EDGEFTP_ADDON_H
 
+#include <errno.h>
 #include <node_api.h>
 #include <uv.h>
 
@@ -27,6 +28,16 @@ int fd_argument(napi_env env, napi_callback_info info, int32_t *fd);
 
 /* A JavaScript number for an int result (an errno, a descriptor). */
 napi_value int_result(napi_env env, int value);
+
+/*
+ * The errno to report for a write into the file that failed after its bytes were taken off the
+ * socket. Those bytes are gone: an error that tells the caller to redo the upload through a stream
+ * (kernel-copy.ts's KERNEL_COPY_UNAVAILABLE: no splice here, no descriptor or memory to spare)
+ * would make the stream store the file without them, so it becomes EIO.
+ */
+static inline int consumed_write_error(int err) {
+  return err == EINVAL || err == ENOSYS || err == EOPNOTSUPP || err == EMFILE || err == ENFILE || err == ENOMEM ? EIO : err;
+}
 
 static inline uv_loop_t *uv_loop_of(napi_env env) {
   uv_loop_t *loop = NULL;

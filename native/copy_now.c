@@ -77,7 +77,7 @@ static int receive_now(int socket, int file, off_t position, int64_t limit, int6
     ssize_t n = recv(socket, receive_buffer, (size_t)want, MSG_DONTWAIT);
     if (n > 0) {
       int err = write_all(file, receive_buffer, (size_t)n, position + *moved);
-      if (err != 0) return err;
+      if (err != 0) return consumed_write_error(err);
       *moved += n;
     } else if (n == 0) {
       *state = ENDED;

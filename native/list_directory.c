@@ -73,26 +73,32 @@ static int append_name(reader_t *r, const char *name, size_t length) {
   return 0;
 }
 
-/* Entry whose fstatat found nothing (removed since readdir): left out of the batch by compact(). */
+/* Entry whose fstatat found nothing (removed since readdir) or whose name is too long to reach: left out of the batch by compact(). */
 #define GONE (-1.0)
 
 /*
  * fstatat of entries [from, to), relative to the open directory, into their facts; an entry
- * removed since readdir is marked GONE. Two of these may run at once on one batch (disjoint
+ * removed since readdir, or with a name too long to stat, is marked GONE. Two of these may run at once on one batch (disjoint
  * entries, the directory only read).
  */
 static int stat_entries(reader_t *r, uint32_t from, uint32_t to) {
   int dir_fd = dirfd(r->dir);
-  char name[NAME_MAX + 1];
+  /* Not NAME_MAX + 1: readdir puts no bound on a name (FUSE allows 1024 bytes, some file systems
+   * more), and an entry whose name does not fit here is one that cannot be reached anyway. */
+  char name[PATH_MAX];
   for (uint32_t i = from; i < to; i++) {
     if (r->deadline != 0 && uv_hrtime() > r->deadline) return ETIMEDOUT;
     uint32_t start = i == 0 ? 0 : r->ends[i - 1], length = r->ends[i] - start;
+    double *facts = r->facts + 3 * (size_t)i;
+    if (length >= sizeof name) {
+      facts[0] = GONE;
+      continue;
+    }
     memcpy(name, r->names + start, length);
     name[length] = '\0';
     struct stat st;
-    double *facts = r->facts + 3 * (size_t)i;
     if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno != ENOENT) return errno;
+      if (errno != ENOENT && errno != ENAMETOOLONG) return errno;
       facts[0] = GONE;
       continue;
     }
