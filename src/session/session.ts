@@ -81,8 +81,11 @@ export class Session {
   /** Pending {@link wait}s, cut short when the session closes. */
   private readonly waits = new Set<() => void>();
 
-  /** When the client connected (an implicit FTPS handshake comes before the session): the login deadline counts from it. */
-  private readonly connectedAt: number;
+  /**
+   * Where the login deadline counts from: the connect (an implicit FTPS handshake comes before the
+   * session), or the logout of a REIN.
+   */
+  private loginClockFrom: number;
   /** The control connection's AUTH TLS handshake is under way: no reply may be written in clear. */
   private handshaking = false;
   private readonly reader: LineReader;
@@ -118,7 +121,7 @@ export class Session {
     options: { tlsSessions?: SessionLineage | null; connectionLease?: Lease; connectedAt?: number } = {},
   ) {
     this.socket = socket;
-    this.connectedAt = options.connectedAt ?? Date.now();
+    this.loginClockFrom = options.connectedAt ?? Date.now();
     this.connectionLease = options.connectionLease ?? null;
     this.peerIp = canonicalIp(socket.remoteAddress);
     this.localIp = canonicalIp(socket.localAddress);
@@ -326,6 +329,7 @@ export class Session {
     // A fresh login deadline after a logout; before any login the one counted from connect stays
     // (a REIN every few seconds must not keep an unauthenticated connection open).
     if (!wasLoggedIn) return;
+    this.loginClockFrom = Date.now();
     this.pauseTimer();
     this.armTimer();
   }
@@ -362,7 +366,7 @@ export class Session {
     if (this.closed) return;
     if (!this.account && this.deadline) return;
     const { login, idle } = this.config.timeouts;
-    const ms = this.account ? idle * 1000 : Math.max(0, login * 1000 - (Date.now() - this.connectedAt));
+    const ms = this.account ? idle * 1000 : Math.max(0, login * 1000 - (Date.now() - this.loginClockFrom));
     if (this.deadline) this.deadline.reschedule(ms);
     else this.deadline = this.services.timers.schedule(ms, () => this.onDeadline());
   }

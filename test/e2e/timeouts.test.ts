@@ -62,6 +62,23 @@ describe("timeouts and command rate", () => {
     }
   });
 
+  test("REIN after a login older than the login timeout gives a fresh login deadline, not an expired one", async () => {
+    const server = await startServer({ timeouts: { login: 2 } });
+    try {
+      const c = await RawClient.connect(server.port);
+      await c.login(USER, PASSWORD);
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.equal((await c.command("REIN")).code, 220);
+      await new Promise((r) => setTimeout(r, 500));
+      // Counted from the connect, the deadline would have passed before the REIN.
+      await c.login(USER, PASSWORD);
+      assert.equal((await c.command("NOOP")).code, 200);
+      await c.close();
+    } finally {
+      await server.close();
+    }
+  });
+
   test("implicit FTPS: the login timeout counts from the connect, its handshake included", async () => {
     const server = await startServer({ timeouts: { login: 3 }, tls: { implicit: true, implicitPort: 0 } });
     try {
