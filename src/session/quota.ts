@@ -14,10 +14,10 @@
  * fact that there is no limit) is kept while idle, and reused only while the store's revision
  * (AccountStore.revision) shows no change since it read the account. A quota set meanwhile (the
  * CLI, another node on the same database) is seen by the next command exactly as before; an
- * unlimited account's uploads skip reading the account each time. And another: a tracker whose
- * usage the store could not be given (a full disk under the database) is kept while idle and its
- * usage outlives a reload of the account, until a write succeeds; forgotten, what it counted would
- * be free for good (a restart still loses it).
+ * unlimited account's uploads skip reading the account each time. And another: a tracker holding
+ * changes the store could not take (a full disk under the database) is kept while idle, and they
+ * are added to the store's figure on a reload and to the next write, until one succeeds; forgotten,
+ * what it counted would be free for good (a restart still loses it).
  *
  * Changes are recorded from what storage reports, not from what the client sent: an upload's delta
  * is the target file's state after the write (whatever happened: completed, refused, aborted, a
@@ -27,7 +27,7 @@
  * target's size; concurrent commands on the same path may record overlapping deltas.
  */
 import { Transform, type TransformCallback } from "node:stream";
-import type { Account, AccountStore, Usage } from "../accounts/types.js";
+import { AccountError, type Account, type AccountStore, type Usage } from "../accounts/types.js";
 import type { UploadAllowance } from "../data/upload-allowance.js";
 import type { Logger } from "../observe/logger.js";
 import { FtpError } from "../protocol/errors.js";
@@ -55,6 +55,11 @@ export async function entryState(fs: Storage, path: string): Promise<EntryState>
  */
 export async function ownEntryState(fs: Storage, path: string): Promise<EntryState> {
   return stateOf(await fs.findEntry(path));
+}
+
+/** `a + b`, clamped at 0 like the store's addUsage. */
+function sum(a: Usage, b: Usage): Usage {
+  return { bytes: Math.max(0, a.bytes + b.bytes), files: Math.max(0, a.files + b.files) };
 }
 
 /** The state of a stat result (null for absent). */
@@ -89,11 +94,12 @@ export class QuotaTracker {
   /** The store's revision just before this tracker read the account; NaN: not read by it (login's). */
   private revision = Number.NaN;
   /**
-   * The store's usage lags this tracker's: a write failed (its disk full, say). Such a tracker is
-   * not forgotten while idle, its usage outlives a reload of the account, and the next change
-   * writes the whole figure: forgotten, the uploads it counted would be free for good.
+   * Changes this tracker counted that the store has not taken (a write failed: its disk full, say).
+   * They go with the next change's write, and onto the store's figure when the account is read again;
+   * such a tracker is not forgotten while idle: forgotten, the uploads it counted would be free for
+   * good. A delta, not a whole figure: other nodes' changes meanwhile must not be written over.
    */
-  private unsaved = false;
+  private unstored: Usage | null = null;
 
   private constructor(
     private readonly registry: Map<string, QuotaTracker>,
@@ -118,8 +124,8 @@ export class QuotaTracker {
     let tracker = registry.get(name);
     let carried: Usage | null = null;
     if (tracker && tracker.holders === 0 && !tracker.unchanged()) {
-      // Kept idle, now stale: the account is read again, but a usage the store lacks is kept.
-      if (tracker.unsaved) carried = tracker.usage;
+      // Kept idle, now stale: the account is read again, but what the store lacks is kept.
+      carried = tracker.unstored;
       tracker = undefined;
     }
     if (!tracker) {
@@ -147,7 +153,7 @@ export class QuotaTracker {
    * registry stays bounded.
    */
   private keptIdle(): boolean {
-    if (this.unsaved) return true;
+    if (this.unstored) return true;
     return !this.tracking && this.quotaBytes === null && this.quotaFiles === null && this.loadError === null && this.registry.size <= MAX_IDLE_TRACKERS;
   }
 
@@ -166,7 +172,7 @@ export class QuotaTracker {
     return this.usage && { ...this.usage };
   }
 
-  /** `carried`: the usage of the tracker this one replaces, which the store lacks (see `unsaved`). */
+  /** `carried`: what the tracker this one replaces counted and the store lacks (see `unstored`). */
   private async load(fs: Storage, fresh?: Account, carried: Usage | null = null): Promise<void> {
     // Read before the account, so a change made in between shows as a newer revision next time.
     if (!fresh) this.revision = this.accounts.revision();
@@ -174,8 +180,12 @@ export class QuotaTracker {
     if (!account) return;
     this.quotaBytes = account.quotaBytes;
     this.quotaFiles = account.quotaFiles;
-    this.usage = carried ?? account.usage;
-    this.unsaved = carried !== null;
+    this.usage = account.usage;
+    // An unmeasured usage is measured below, which counts everything.
+    if (this.usage && carried) {
+      this.usage = sum(this.usage, carried);
+      this.unstored = carried;
+    }
     if (this.usage !== null || (this.quotaBytes === null && this.quotaFiles === null)) return;
     const started = performance.now();
     let measured: Usage;
@@ -188,17 +198,20 @@ export class QuotaTracker {
     }
     this.usage = measured;
     this.log.info({ user: this.name, ...measured, ms: Math.round(performance.now() - started) }, "usage measured");
-    await this.save(() => this.accounts.setUsage(this.name, measured));
+    // Not stored, the usage stays unknown there: the next tracker measures it again.
+    await this.accounts.setUsage(this.name, measured).catch((err: Error) => this.log.error({ user: this.name, err: err.message }, "measured usage could not be stored"));
   }
 
-  /** Writes a change of usage to the store; when it fails, the whole figure is written at the next change. */
-  private async save(write: () => Promise<void>): Promise<void> {
+  /** Adds `delta`, and what earlier writes could not store, to the store's usage; keeps it all when that fails too. */
+  private async store(delta: Usage): Promise<void> {
+    const total = this.unstored ? sum(this.unstored, delta) : delta;
     try {
-      await (this.unsaved && this.usage ? this.accounts.setUsage(this.name, this.usage) : write());
-      this.unsaved = false;
+      await this.accounts.addUsage(this.name, total);
+      this.unstored = null;
     } catch (err) {
-      this.unsaved = true;
-      this.log.error({ user: this.name, usage: this.usage, err: (err as Error).message }, "usage could not be stored; this node keeps counting it");
+      // The account is gone: nothing to store it into, ever.
+      this.unstored = err instanceof AccountError && err.code === "not-found" ? null : total;
+      this.log.error({ user: this.name, unstored: this.unstored, err: (err as Error).message }, "usage change could not be stored; this node keeps counting it");
     }
   }
 
@@ -226,8 +239,8 @@ export class QuotaTracker {
   private async record(delta: Usage): Promise<void> {
     if (!this.usage || (delta.bytes === 0 && delta.files === 0)) return;
     // Clamped at 0 like the store's addUsage.
-    this.usage = { bytes: Math.max(0, this.usage.bytes + delta.bytes), files: Math.max(0, this.usage.files + delta.files) };
-    await this.save(() => this.accounts.addUsage(this.name, delta));
+    this.usage = sum(this.usage, delta);
+    await this.store(delta);
   }
 
   /** Measures again when a change could not be observed (the target could not be stat'ed). */
@@ -241,7 +254,12 @@ export class QuotaTracker {
       return;
     }
     this.usage = measured;
-    await this.save(() => this.accounts.setUsage(this.name, measured));
+    try {
+      await this.accounts.setUsage(this.name, measured);
+      this.unstored = null; // the measurement counts everything
+    } catch (err) {
+      this.log.error({ user: this.name, err: (err as Error).message }, "usage resync could not be stored");
+    }
   }
 
   /**

@@ -408,7 +408,7 @@ describe("quotas per account", () => {
     await Promise.all([a.close(), b.close()]);
   });
 
-  test("usage the account store cannot be given (its disk full) still counts: the quota holds across sessions, and the store catches up", async () => {
+  test("usage the account store cannot be given (its disk full) still counts: the quota holds across sessions, and the store catches up without losing other nodes' changes", async () => {
     const once = async (command: string, data: Buffer) => {
       const c = await session("unstored");
       try {
@@ -429,11 +429,14 @@ describe("quotas per account", () => {
       storeFull = false;
     }
     assert.equal(measure(server.home("unstored")).bytes, 300 * KiB);
-    // The next change writes the whole figure.
+    // Meanwhile another node sharing the store and the home counted an upload of its own: this
+    // node's next write adds what it could not store, and does not write over that.
+    writeFileSync(join(server.home("unstored"), "other-node.bin"), bytes(5000));
+    await store.addUsage("unstored", { bytes: 5000, files: 1 });
     const c = await session("unstored");
     await ok(c, "DELE c.bin", 250);
     await c.close();
-    assert.deepEqual(await assertExact("unstored", "usage writes failed, then succeeded again"), { bytes: 250 * KiB, files: 2 });
+    assert.deepEqual(await assertExact("unstored", "usage writes failed, then succeeded again"), { bytes: 250 * KiB + 5000, files: 3 });
   });
 
   test("two accounts with one home: an upload by one makes the other's upload, DELE or rename of that name 450", async () => {
