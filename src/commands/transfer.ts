@@ -5,7 +5,7 @@ import { fileUnavailable, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
-import { claimPaths, isClaimed } from "../session/path-claims.js";
+import { changeAtOrAbove, claimPaths, isClaimed } from "../session/path-claims.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import type { FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
@@ -112,6 +112,9 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
  * `base.2`, … (bounded), claimed for the upload: returns it with the claim's release.
  */
 async function uniqueName(session: Session, dir: string, base: string): Promise<{ path: string; release: () => void }> {
+  // The directory itself being removed or renamed: every name in it would be busy.
+  const change = changeAtOrAbove(session, dir);
+  if (change !== null) throw new FtpError(Reply.FileUnavailableBusy, `${dir}: File busy: ${change} is in progress.`);
   for (let i = 0; i < 1000; i++) {
     const candidate = joinVirtual(dir, i === 0 ? base : `${base}.${i}`);
     if (isClaimed(session, candidate) || (await session.fs.find(candidate)) !== null) continue;

@@ -75,7 +75,7 @@ export const configSchema = z
           .default("")
           // A 227 reply carries four decimal bytes (RFC 959 §4.1.2): an IPv6 literal, or a number
           // that only inet_aton would read as an address, cannot go there.
-          .refine((s) => s === "" || isIPv4(s) || (isIP(s) === 0 && !/^[\d.]+$/.test(s) && /^[A-Za-z0-9.-]+$/.test(s)), {
+          .refine((s) => s === "" || isIPv4(s) || (isIP(s) === 0 && !/^[\d.]+$/.test(s) && /^[A-Za-z0-9._-]+$/.test(s)), {
             error: "expected an IPv4 address (a.b.c.d) or a hostname",
           })
           .describe(

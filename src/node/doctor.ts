@@ -198,7 +198,10 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
         const offer = /^227 .*\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(reply);
         if (!offer) return;
         const data = connect({ host: offer.slice(1, 5).join("."), port: Number(offer[5]) * 256 + Number(offer[6]) });
-        const timer = setTimeout(() => data.destroy(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+        // Within the conversation's own time limit, which runs meanwhile: a port a firewall drops
+        // in silence is reported as such, not as the control connection timing out.
+        const connectMs = Math.max(500, Math.floor(timeoutMs / 3));
+        const timer = setTimeout(() => data.destroy(new Error(`no connection within ${connectMs} ms`)), connectMs);
         try {
           await once(data, "connect");
           reached = "connected";

@@ -25,11 +25,11 @@ class Claims {
   /** Per key above a claim: how many claims lie below it. */
   private readonly below = new Map<string, number>();
 
-  /** What overlaps `key`, or null. */
-  conflict(key: string): string | null {
+  /** What overlaps `key`, or null; `below: false` leaves out the claims below it. */
+  conflict(key: string, below = true): string | null {
     const same = this.held.get(key);
     if (same !== undefined) return same;
-    if (this.below.has(key)) return "a change below it";
+    if (below && this.below.has(key)) return "a change below it";
     for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) {
       const above = this.held.get(key.slice(0, at));
       if (above !== undefined) return above;
@@ -92,4 +92,9 @@ export function claimPaths(session: Session, what: string, ...paths: string[]): 
 /** Whether `path` overlaps a claim (STOU skips such names). */
 export function isClaimed(session: Session, path: string): boolean {
   return claimsOf(session).conflict(keyOf(session, path)) !== null;
+}
+
+/** What is changing `path` itself or a directory above it (a removal, a rename), or null. */
+export function changeAtOrAbove(session: Session, path: string): string | null {
+  return claimsOf(session).conflict(keyOf(session, path), false);
 }
