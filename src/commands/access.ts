@@ -62,6 +62,7 @@ export const accessCommands: CommandSpec[] = [
     help: "PASS <sp> password: complete the login",
     login: false,
     arg: "optional",
+    secretArg: true,
     async handler(session, arg) {
       if (session.account) {
         session.reply(Reply.BadSequence, "Already logged in.");
@@ -97,7 +98,10 @@ export const accessCommands: CommandSpec[] = [
         session.storage = await storage.forRoot(homeFor(account));
       } catch (err) {
         session.releaseAccountLease();
-        throw err;
+        // The operator's to fix; the client learns only that the login failed.
+        session.log.warn({ user: account.name, err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message }, "login refused: the account's home cannot be used");
+        session.reply(Reply.NotLoggedIn, "Login failed: home directory unavailable.");
+        return;
       }
       session.account = account;
       session.cwd = "/";
@@ -113,6 +117,7 @@ export const accessCommands: CommandSpec[] = [
     help: "ACCT <sp> account-information: not needed here",
     login: false,
     arg: "required",
+    secretArg: true,
     handler(session) {
       session.reply(Reply.Superfluous, "ACCT not needed.");
     },

@@ -26,6 +26,8 @@ export interface CommandSpec {
   keepsRestOffset?: boolean;
   /** Runs at once while a transfer is in progress, ahead of queued commands (RFC 959 §4.1.3: ABOR, STAT). */
   duringTransfer?: boolean;
+  /** The argument is a secret (PASS, ACCT): never logged, never quoted in a reply. */
+  secretArg?: boolean;
   /** Line for FEAT (RFC 2389), if the command extends RFC 959. */
   feat?: string | ((session: Session) => string);
   handler(session: Session, arg: string): Promise<void> | void;

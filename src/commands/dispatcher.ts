@@ -8,11 +8,14 @@ import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import { StorageError } from "../storage/types.js";
 
-/** Splits `VERB arg` (RFC 959 §5.3.1): verb case-insensitive, the argument kept verbatim. */
+/**
+ * Splits `VERB arg` (RFC 959 §5.3.1): verb case-insensitive, the argument kept verbatim. Verbs are
+ * ASCII, and so is their case: toUpperCase() would also make `PAß` a PASS.
+ */
 export function parseCommand(line: string): { verb: string; arg: string } {
   const space = line.indexOf(" ");
-  if (space < 0) return { verb: line.toUpperCase(), arg: "" };
-  return { verb: line.slice(0, space).toUpperCase(), arg: line.slice(space + 1) };
+  const verb = space < 0 ? line : line.slice(0, space);
+  return { verb: verb.replace(/[a-z]+/g, (letters) => letters.toUpperCase()), arg: space < 0 ? "" : line.slice(space + 1) };
 }
 
 /** A line that may carry a secret, however the client spaced or cased it: never logged. */
@@ -30,7 +33,8 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     // REST applies to the next transfer command only: any other command cancels it, even one refused.
     if (!spec?.keepsRestOffset) session.restOffset = 0;
     if (!spec) {
-      session.reply(Reply.SyntaxError, `${verb.slice(0, 32) || "(empty)"}: command not understood.`);
+      // Echoed only when it is a word: `PASS\tsecret` is one word too, and no secret is quoted back.
+      session.reply(Reply.SyntaxError, /^[A-Z]{1,8}$/.test(verb) ? `${verb}: command not understood.` : "Command not understood.");
     } else if (spec.login !== false && !session.account) {
       session.reply(Reply.NotLoggedIn, "Please login with USER and PASS.");
     } else if (spec.arg === "required" && arg.trim() === "") {
@@ -49,7 +53,7 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     if (err instanceof FtpError) {
       session.reply(err.code, err.message);
     } else if (err instanceof StorageError) {
-      const ftp = replyForStorageError(err, arg);
+      const ftp = replyForStorageError(err, spec?.secretArg ? verb : arg);
       session.reply(ftp.code, ftp.message);
     } else {
       session.log.error({ err, verb }, "command failed");
@@ -57,10 +61,16 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     }
   }
   if (started < 0) return;
-  // "PASS\tx" is one word to parseCommand, so the secret may be in the verb too.
-  const secret = SECRET.exec(line);
+  // "PASS\tx" is one word to parseCommand, so the secret may be in the verb too; of a line that is
+  // no command (`\x7fPASS x`), only a verb of letters is logged, and no argument.
+  const secret = spec?.secretArg === true || SECRET.test(line);
   session.log.debug(
-    { verb: secret ? secret[1].toUpperCase() : verb, arg: secret ? "****" : arg.slice(0, 256), reply: session.lastReply, ms: +(performance.now() - started).toFixed(2) },
+    {
+      verb: spec || /^[A-Z]{1,8}$/.test(verb) ? verb : "(not a command)",
+      arg: secret ? "****" : spec ? arg.slice(0, 256) : undefined,
+      reply: session.lastReply,
+      ms: +(performance.now() - started).toFixed(2),
+    },
     "command",
   );
 }

@@ -7,6 +7,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { describe, test } from "node:test";
+import { openAccountStore } from "../../src/accounts/open.js";
+import { resolveDataPaths } from "../../src/config/load.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER } from "../helpers/server.js";
@@ -75,12 +77,43 @@ describe("session logging", () => {
     const server = await startServer({ log: { level: "debug" } }, [], { logTo: log.stream });
     try {
       const c = await RawClient.connect(server.port);
-      for (const line of [" PASS LeakA1", "PASS\tLeakB2", "pass LeakC3", "USER x", "ACCT LeakD4", "\u001bPASS LeakE5"]) await c.command(line);
+      const replies: string[] = [];
+      // PA\u00df and PA\u017f\u017f: toUpperCase() makes them PASS, which the node must not run nor log;
+      // \x7f and a zero-width space before PASS: no command, and no argument logged.
+      for (const line of [" PASS LeakA1", "PASS\tLeakB2", "pass LeakC3", "USER x", "ACCT LeakD4", "\u001bPASS LeakE5", "PA\u00df LeakF6", "PA\u017f\u017f LeakG7", "\u007fPASS LeakH8", "\u200bPASS LeakI9"]) {
+        replies.push(JSON.stringify(await c.command(line)));
+      }
       await c.close();
       await server.node.close();
       const text = JSON.stringify(log.lines);
-      for (const secret of ["LeakA1", "LEAKB2", "LeakB2", "LeakC3", "LeakD4", "LeakE5"]) assert.ok(!text.includes(secret), `${secret} logged`);
+      for (const secret of ["LeakA1", "LEAKB2", "LeakB2", "LeakC3", "LeakD4", "LeakE5", "LeakF6", "LeakG7", "LeakH8", "LeakI9"]) {
+        assert.ok(!text.includes(secret) && !text.includes(secret.toUpperCase()), `${secret} logged`);
+        assert.ok(!replies.join("").toUpperCase().includes(secret.toUpperCase()), `${secret} quoted back in a reply`);
+      }
       assert.ok(log.lines.some((l) => l.msg === "command" && l.verb === "USER"), "commands are logged at debug");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a login whose home cannot be used gets 530, never its password quoted back, and the operator's log says why", async () => {
+    const log = captureLog();
+    const server = await startServer({ log: { level: "warn" } }, [], { logTo: log.stream });
+    const homeless = join(server.dataDir, "not-a-directory");
+    writeFileSync(homeless, "a file where the home should be");
+    try {
+      const store = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(server.config).sqlitePath });
+      await store.create({ name: "homeless", password: "Sekr3tPass!", home: homeless });
+      await store.close();
+      const c = await RawClient.connect(server.port);
+      assert.equal((await c.command("USER homeless")).code, 331);
+      const reply = await c.command("PASS Sekr3tPass!");
+      assert.equal(reply.code, 530, reply.text);
+      assert.ok(!reply.text.includes("Sekr3t"), reply.text);
+      await c.close();
+      await server.node.close();
+      assert.ok(log.lines.some((l) => l.msg === "login refused: the account's home cannot be used" && l.user === "homeless"), JSON.stringify(log.lines));
+      assert.ok(!JSON.stringify(log.lines).includes("Sekr3t"));
     } finally {
       await server.close();
     }
