@@ -47,6 +47,13 @@ export function rememberedSuccesses(): number {
   return recent.size;
 }
 
+let runs = 0;
+
+/** argon2id verifications started so far (for metrics and tests). */
+export function verificationsRun(): number {
+  return runs;
+}
+
 function recentId(passwordHash: string, password: string): string {
   return createHmac("sha256", recentKey).update(passwordHash).update("\0").update(password).digest("base64");
 }
@@ -56,15 +63,19 @@ function recentId(passwordHash: string, password: string): string {
  * Rejects when the stored hash is malformed: that is corruption to surface, not a wrong password.
  * `remembered: false` checks in full, neither using nor filling the memory of recent successes:
  * for a password that must not log in (a disabled account), a fast answer would tell it is right.
+ * Runs in flight are shared on every path, remembered or not: were they shared for enabled accounts
+ * only, attempts made together would answer much sooner for a name that exists than for an unknown
+ * one (checked against the dummy hash) or a disabled one, and tell them apart.
  */
 export async function verifyPassword(passwordHash: string, password: string, remembered = true): Promise<boolean> {
-  if (!remembered) return verify(passwordHash, password);
   const id = recentId(passwordHash, password);
-  const until = recent.get(id);
-  if (until !== undefined && until > Date.now()) return true;
+  if (remembered) {
+    const until = recent.get(id);
+    if (until !== undefined && until > Date.now()) return true;
+  }
   let verifying = inFlight.get(id);
   if (!verifying) {
-    verifying = verifyAndRemember(id, passwordHash, password);
+    verifying = verifyShared(id, passwordHash, password, remembered);
     inFlight.set(id, verifying);
   }
   return verifying;
@@ -79,10 +90,11 @@ export async function verifyPassword(passwordHash: string, password: string, rem
  */
 const inFlight = new Map<string, Promise<boolean>>();
 
-async function verifyAndRemember(id: string, passwordHash: string, password: string): Promise<boolean> {
+async function verifyShared(id: string, passwordHash: string, password: string, remember: boolean): Promise<boolean> {
   try {
+    runs++;
     const matches = await verify(passwordHash, password);
-    if (matches) {
+    if (matches && remember) {
       recent.delete(id); // re-insert: the Map's order is the eviction order
       recent.set(id, Date.now() + RECENT_TTL_MS);
       if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value!);

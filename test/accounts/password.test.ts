@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseOptions } from "@node-rs/argon2";
-import { DUMMY_HASH, hashPassword, rememberedSuccesses, verifyPassword } from "../../src/accounts/password.js";
+import { DUMMY_HASH, hashPassword, rememberedSuccesses, verificationsRun, verifyPassword } from "../../src/accounts/password.js";
 
 test("hashPassword produces a salted argon2id PHC string that verifyPassword accepts", async () => {
   const first = await hashPassword("correct horse");
@@ -56,6 +56,16 @@ test("a disabled account's right password is checked in full every time: never r
     assert.equal(rememberedSuccesses(), before + 1, "an enabled account's success is");
   } finally {
     await store.close();
+  }
+});
+
+test("attempts made together share one run whether the name exists, is unknown (the dummy hash) or disabled: their timing tells them apart no more", async () => {
+  const stored = await hashPassword("right");
+  for (const [hash, remembered] of [[stored, true], [DUMMY_HASH, false], [stored, false]] as const) {
+    const before = verificationsRun();
+    const answers = await Promise.all(Array.from({ length: 10 }, () => verifyPassword(hash, "a guess", remembered)));
+    assert.deepEqual(answers, Array(10).fill(false));
+    assert.equal(verificationsRun() - before, 1, `one run for ten attempts (remembered: ${remembered})`);
   }
 });
 
