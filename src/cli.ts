@@ -328,7 +328,7 @@ async function serve(options: CommonOptions): Promise<void> {
   const paths = resolveDataPaths(config);
   const logger = createLogger(config.log.level);
   mkdirSync(paths.homesDir, { recursive: true });
-  const accounts = openAccountStore({ driver: config.accounts.driver, sqlitePath: paths.sqlitePath });
+  const accounts = openAccountStore({ driver: config.accounts.driver, sqlitePath: paths.sqlitePath, server: true });
   let node: EdgeNode;
   try {
     if ((await accounts.list()).length === 0) {

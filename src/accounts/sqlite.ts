@@ -105,7 +105,7 @@ export class SqliteAccountStore implements AccountStore {
    * brings its schema up to date. `":memory:"` gives a private in-memory database.
    * Throws when the file was migrated by a newer edgeftp.
    */
-  static open(path: string): SqliteAccountStore {
+  static open(path: string, busyTimeoutMs = BUSY_TIMEOUT_MS): SqliteAccountStore {
     if (path !== ":memory:") {
       mkdirSync(dirname(path), { recursive: true });
       // The file holds password hashes: create it owner-only. SQLite gives its -wal and -shm
@@ -117,6 +117,8 @@ export class SqliteAccountStore implements AccountStore {
       // WAL lets the server keep reading while the CLI or admin API writes.
       db.pragma("journal_mode = WAL");
       migrate(db);
+      // Waited for fully while migrating (the file is being created, the CLI may be writing).
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
       return new SqliteAccountStore(db);
     } catch (err) {
       db.close();

@@ -367,3 +367,27 @@ test(":memory: gives a private database and creates no file", async (t) => {
   assert.equal((await store.list()).length, 1);
   assert.equal(existsSync(":memory:"), false);
 });
+
+test("a serving node's store gives up on another writer's lock at once (its usage write fails, to be retried), the CLI's waits", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "edgeftp-accounts-"));
+  const path = join(dir, "accounts.db");
+  const cli = openAccountStore({ driver: "sqlite", sqlitePath: path });
+  const node = openAccountStore({ driver: "sqlite", sqlitePath: path, server: true });
+  const holder = new Database(path);
+  t.after(async () => {
+    holder.close();
+    await node.close();
+    await cli.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await cli.create({ name: "q", password: "pw" });
+  await cli.setUsage("q", { bytes: 0, files: 0 });
+  holder.exec("BEGIN IMMEDIATE"); // another process's write transaction (a sqlite3 shell, a backup)
+  const started = performance.now();
+  await assert.rejects(node.addUsage("q", { bytes: 1, files: 1 }), /locked|busy/i);
+  // Synchronous: the whole node waited this long. better-sqlite3's default would be 5 s.
+  assert.ok(performance.now() - started < 1000, `blocked ${Math.round(performance.now() - started)} ms`);
+  holder.exec("COMMIT");
+  await node.addUsage("q", { bytes: 1, files: 1 });
+  assert.deepEqual((await cli.get("q"))!.usage, { bytes: 1, files: 1 });
+});
