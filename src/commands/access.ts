@@ -15,7 +15,9 @@ import { tlsPolicyFor } from "./security.js";
  * the connection is closed. The per-connection count is never reset (not by REIN, not by a good
  * login), and neither is the address's score (see BanPolicy for why).
  */
-async function loginFailed(session: Session, user: string): Promise<void> {
+async function loginFailed(session: Session, name: string): Promise<void> {
+  // No account name is longer than 64: a longer one (up to a command line) is not copied into logs.
+  const user = name.length <= 64 ? name : `${name.slice(0, 64)}…`;
   session.loginFailures += 1;
   const failures = session.loginFailures;
   const { maxLoginAttempts, loginFailureDelay } = session.config.limits;
