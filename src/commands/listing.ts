@@ -212,7 +212,13 @@ export const listingCommands: CommandSpec[] = [
       if (!session.account) throw new FtpError(Reply.NotLoggedIn, "Please login with USER and PASS.");
       if (!session.hasPermission("list")) throw new FtpError(Reply.FileUnavailable, "Permission denied.");
       const lines = linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now()));
-      await session.replyStream(Reply.FileStatus, "Status follows:", lines, "End of status.");
+      try {
+        await session.replyStream(Reply.FileStatus, "Status follows:", lines, "End of status.");
+      } catch (err) {
+        // RFC 959 §5.4 gives STAT 450, not 550, for what it cannot show.
+        if (err instanceof StorageError && err.code === "not-found") throw new FtpError(Reply.FileUnavailableBusy, err.message);
+        throw err;
+      }
     },
   },
 ];

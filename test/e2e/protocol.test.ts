@@ -627,7 +627,7 @@ describe("FTP protocol (raw client)", () => {
       const file = await c.command("STAT stat-dir/two.txt");
       expectCode(file, 213, "STAT file");
       assert.ok(file.lines.some((l) => l.endsWith(" two.txt")));
-      expectCode(await c.command("STAT nowhere"), 550, "STAT missing");
+      expectCode(await c.command("STAT nowhere"), 450, "STAT missing (RFC 959 §5.4 lists 450 for STAT)");
     }));
 
   test("SITE: HELP 214, CHMOD changes the mode on disk, unknown SITE command 500", () =>

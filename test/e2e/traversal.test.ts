@@ -61,6 +61,11 @@ function expectRefused(r: FtpReply, what: string): void {
   assert.ok(r.code === 550 || r.code === 553, `${what}: expected 550/553, got ${r.code} ${r.lines.join(" | ")}`);
 }
 
+/** STAT's refusal: 450 for what is not there (RFC 959 §5.4), 550 or 553 for a path refused outright. */
+function expectStatRefused(r: FtpReply, what: string): void {
+  assert.ok([450, 550, 553].includes(r.code), `${what}: expected 450/550/553, got ${r.code} ${r.lines.join(" | ")}`);
+}
+
 /** Every path under `dir` (relative, `/`-separated), not following symlinks. */
 function walk(dir: string, prefix = ""): string[] {
   const out: string[] = [];
@@ -251,7 +256,7 @@ describe("path traversal", () => {
         expectRefused((await tryList(c, "LIST", spelling)).reply, `LIST ${spelling}`);
         expectRefused((await tryList(c, "NLST", spelling)).reply, `NLST ${spelling}`);
         expectRefused((await tryList(c, "MLSD", spelling)).reply, `MLSD ${spelling}`);
-        expectRefused(await c.command(`STAT ${spelling}`), `STAT ${spelling}`);
+        expectStatRefused(await c.command(`STAT ${spelling}`), `STAT ${spelling}`);
       }
       for (const spelling of ["../..", "/../../..", "../../../../", "-la ../.."]) {
         const r = await tryList(c, "NLST", spelling);
@@ -382,7 +387,7 @@ describe("path traversal", () => {
         expectRefused((await tryList(c, "LIST", dir)).reply, `LIST ${dir}`);
         expectRefused((await tryList(c, "NLST", dir)).reply, `NLST ${dir}`);
         expectRefused((await tryList(c, "MLSD", dir)).reply, `MLSD ${dir}`);
-        expectRefused(await c.command(`STAT ${dir}`), `STAT ${dir}`);
+        expectStatRefused(await c.command(`STAT ${dir}`), `STAT ${dir}`);
         expectRefused(await c.command(`CWD ${dir}`), `CWD ${dir}`);
         assert.equal(await pwd(c), "/", `PWD after CWD ${dir}`);
       }
