@@ -227,11 +227,18 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
         const [first, last] = config.pasv.ports.split("-").map(Number);
         const inRange = port >= first && port <= last;
         const connected = reached === "connected";
+        // A public address of the NAT in front (not this machine's): many NATs do not loop a
+        // connection from inside back in, so failing from here proves nothing about the outside.
+        const behindNat = !connected && !localAddresses().has(host) && !host.startsWith("127.");
         results.push(
           result(
             "pasv round trip",
-            inRange && connected ? "ok" : "fail",
-            `PASV offered ${host}:${port}${inRange ? "" : `, outside the configured range ${config.pasv.ports}`}; ${connected ? "a data connection to it was accepted" : `a data connection to it failed (${reached ?? "not tried"}): check the firewall or NAT forwarding of ${config.pasv.ports}`}`,
+            !inRange ? "fail" : connected ? "ok" : behindNat ? "warn" : "fail",
+            `PASV offered ${host}:${port}${inRange ? "" : `, outside the configured range ${config.pasv.ports}`}; ${
+              connected
+                ? "a data connection to it was accepted"
+                : `a data connection to it failed (${reached ?? "not tried"}): ${behindNat ? "it is not this machine's address, and a NAT may not loop connections back in; check from outside" : `check the firewall or NAT forwarding of ${config.pasv.ports}`}`
+            }`,
           ),
         );
       }
