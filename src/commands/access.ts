@@ -6,6 +6,9 @@ import type { CommandSpec } from "./command.js";
 import { measureUsageAtLogin } from "../session/quota.js";
 import { tlsPolicyFor } from "./security.js";
 
+/** No account name is longer (the account store's rule). */
+const LONGEST_NAME = 64;
+
 /**
  * A failed PASS: counted on the connection and toward the address's ban score, answered only
  * after a delay that grows with each failure on this connection (limits.loginFailureDelay × n).
@@ -16,8 +19,8 @@ import { tlsPolicyFor } from "./security.js";
  * login), and neither is the address's score (see BanPolicy for why).
  */
 async function loginFailed(session: Session, name: string): Promise<void> {
-  // No account name is longer than 64: a longer one (up to a command line) is not copied into logs.
-  const user = name.length <= 64 ? name : `${name.slice(0, 64)}…`;
+  // A longer name than any account's (up to a command line) is not copied into logs whole.
+  const user = name.length <= LONGEST_NAME ? name : `${name.slice(0, LONGEST_NAME)}…`;
   session.loginFailures += 1;
   const failures = session.loginFailures;
   const { maxLoginAttempts, loginFailureDelay } = session.config.limits;
@@ -54,9 +57,9 @@ export const accessCommands: CommandSpec[] = [
         }
       }
       session.pendingUser = arg;
-      // No account name is longer than 64: a longer one (up to a whole command line) is not echoed,
+      // A longer name than any account's (up to a whole command line) is not echoed,
       // so a client that sends such lines and never reads its replies cannot make the node hold them.
-      session.reply(Reply.NeedPassword, arg.length <= 64 ? `Password required for ${arg}.` : "Password required.");
+      session.reply(Reply.NeedPassword, arg.length <= LONGEST_NAME ? `Password required for ${arg}.` : "Password required.");
     },
   },
   {

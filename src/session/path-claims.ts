@@ -19,6 +19,11 @@ import { FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "./session.js";
 
+/** The keys of the directories above `key`, nearest first (`/a/b/c` → `/a/b`, `/a`). */
+function* above(key: string): Generator<string> {
+  for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) yield key.slice(0, at);
+}
+
 class Claims {
   /** Claimed keys, with what claimed them (for the 450's text). */
   private readonly held = new Map<string, string>();
@@ -30,28 +35,24 @@ class Claims {
     const same = this.held.get(key);
     if (same !== undefined) return same;
     if (below && this.below.has(key)) return "a change below it";
-    for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) {
-      const above = this.held.get(key.slice(0, at));
-      if (above !== undefined) return above;
+    for (const dir of above(key)) {
+      const what = this.held.get(dir);
+      if (what !== undefined) return what;
     }
     return null;
   }
 
   add(key: string, what: string): void {
     this.held.set(key, what);
-    for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) {
-      const above = key.slice(0, at);
-      this.below.set(above, (this.below.get(above) ?? 0) + 1);
-    }
+    for (const dir of above(key)) this.below.set(dir, (this.below.get(dir) ?? 0) + 1);
   }
 
   delete(key: string): void {
     this.held.delete(key);
-    for (let at = key.lastIndexOf("/"); at > 0; at = key.lastIndexOf("/", at - 1)) {
-      const above = key.slice(0, at);
-      const count = this.below.get(above)! - 1;
-      if (count === 0) this.below.delete(above);
-      else this.below.set(above, count);
+    for (const dir of above(key)) {
+      const count = this.below.get(dir)! - 1;
+      if (count === 0) this.below.delete(dir);
+      else this.below.set(dir, count);
     }
   }
 }
