@@ -204,7 +204,8 @@ export class QuotaTracker {
 
   /** Adds `delta`, and what earlier writes could not store, to the store's usage; keeps it all when that fails too. */
   private async store(delta: Usage): Promise<void> {
-    const total = this.unstored ? sum(this.unstored, delta) : delta;
+    // Two deltas: added as they are (a usage is clamped at 0, a delta may be negative).
+    const total = this.unstored ? { bytes: this.unstored.bytes + delta.bytes, files: this.unstored.files + delta.files } : delta;
     try {
       await this.accounts.addUsage(this.name, total);
       this.unstored = null;

@@ -437,6 +437,17 @@ describe("quotas per account", () => {
     await ok(c, "DELE c.bin", 250);
     await c.close();
     assert.deepEqual(await assertExact("unstored", "usage writes failed, then succeeded again"), { bytes: 250 * KiB + 5000, files: 3 });
+    // Deletions not stored either: two negative deltas add up, they are not clamped at zero.
+    const d = await session("unstored");
+    storeFull = true;
+    try {
+      await ok(d, "DELE b.bin", 250);
+    } finally {
+      storeFull = false;
+    }
+    await ok(d, "DELE a.bin", 250);
+    await d.close();
+    assert.deepEqual(await assertExact("unstored", "two deletions, the first not stored at once"), { bytes: 5000, files: 1 });
   });
 
   test("two accounts with one home: an upload by one makes the other's upload, DELE or rename of that name 450", async () => {
