@@ -63,26 +63,29 @@ function recentId(passwordHash: string, password: string): string {
  * Rejects when the stored hash is malformed: that is corruption to surface, not a wrong password.
  * `remembered: false` checks in full, neither using nor filling the memory of recent successes:
  * for a password that must not log in (a disabled account), a fast answer would tell it is right.
- * Runs in flight are shared on every path, remembered or not: were they shared for enabled accounts
- * only, attempts made together would answer much sooner for a name that exists than for an unknown
- * one (checked against the dummy hash) or a disabled one, and tell them apart.
+ * Runs in flight are shared on every path, remembered or not, but only by attempts at the same
+ * `login` name: were they shared for enabled accounts only, attempts made together would answer much
+ * sooner for a name that exists than for an unknown or disabled one, and tell them apart; were they
+ * shared across names, the unknown names (all checked against the one dummy hash) would share one
+ * run where as many real names need one each.
  */
-export async function verifyPassword(passwordHash: string, password: string, remembered = true): Promise<boolean> {
+export async function verifyPassword(passwordHash: string, password: string, remembered = true, login = ""): Promise<boolean> {
   const id = recentId(passwordHash, password);
   if (remembered) {
     const until = recent.get(id);
     if (until !== undefined && until > Date.now()) return true;
   }
-  let verifying = inFlight.get(id);
+  const runId = `${login.length}:${login}:${id}`;
+  let verifying = inFlight.get(runId);
   if (!verifying) {
-    verifying = verifyShared(id, passwordHash, password, remembered);
-    inFlight.set(id, verifying);
+    verifying = verifyShared(id, runId, passwordHash, password, remembered);
+    inFlight.set(runId, verifying);
   }
   return verifying;
 }
 
 /**
- * Verifications under way, by the same id as {@link recent}: a burst of logins with the same
+ * Verifications under way, by login name and the same id as {@link recent}: a burst of logins with the same
  * credentials (a fleet of cameras after a restart, when nothing is remembered yet) waits for one
  * argon2id run instead of queueing one each. It is the same computation on the same input, so
  * every caller gets the answer it would have computed; the entry goes as soon as it settles, so a
@@ -90,7 +93,7 @@ export async function verifyPassword(passwordHash: string, password: string, rem
  */
 const inFlight = new Map<string, Promise<boolean>>();
 
-async function verifyShared(id: string, passwordHash: string, password: string, remember: boolean): Promise<boolean> {
+async function verifyShared(id: string, runId: string, passwordHash: string, password: string, remember: boolean): Promise<boolean> {
   try {
     runs++;
     const matches = await verify(passwordHash, password);
@@ -101,6 +104,6 @@ async function verifyShared(id: string, passwordHash: string, password: string, 
     }
     return matches;
   } finally {
-    inFlight.delete(id);
+    inFlight.delete(runId);
   }
 }

@@ -132,7 +132,7 @@ export class SqliteAccountStore implements AccountStore {
     // Exactly one verification on every path (unknown, disabled, wrong, right), so the response
     // time tells a client nothing about which names exist or are disabled; and a disabled
     // account's is a full one, so it does not tell whether the password is right either.
-    const matches = await verifyPassword(row?.password_hash ?? DUMMY_HASH, password, row?.enabled === 1);
+    const matches = await verifyPassword(row?.password_hash ?? DUMMY_HASH, password, row?.enabled === 1, name);
     return row !== undefined && matches && row.enabled === 1 ? toAccount(row) : null;
   }
 

@@ -25,7 +25,10 @@ async function loginFailed(session: Session, name: string): Promise<void> {
   const failures = session.loginFailures;
   const { maxLoginAttempts, loginFailureDelay } = session.config.limits;
   session.log.info({ user, failures }, "login failed");
-  const banned = await session.services.guard.bans.loginFailed(session.peerIp, user);
+  const { bans } = session.services.guard;
+  // Banned by this failure, or meanwhile by guesses made at once on other connections: a 421 either
+  // way, which tells a guesser nothing more about this password.
+  const banned = (await bans.loginFailed(session.peerIp, user)) || (await bans.isBanned(session.peerIp));
   await session.wait(loginFailureDelay * 1000 * failures);
   if (banned) {
     session.close(Reply.ServiceNotAvailable, "Too many failed logins from your address; try again later.");
@@ -88,6 +91,12 @@ export const accessCommands: CommandSpec[] = [
       const account = await accounts.authenticate(name, arg);
       if (!account) {
         await loginFailed(session, name);
+        return;
+      }
+      // Guesses sent at once on many connections are all verified; once they have banned the
+      // address, a right one among them gets the same 421 as the wrong ones.
+      if (await guard.bans.isBanned(session.peerIp)) {
+        session.close(Reply.ServiceNotAvailable, refusalText("banned"));
         return;
       }
       // Checked only now, with the password verified: a guesser learns nothing from a 421.

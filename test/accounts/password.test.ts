@@ -69,6 +69,16 @@ test("attempts made together share one run whether the name exists, is unknown (
   }
 });
 
+test("attempts at different names do not share a run, so unknown names (one dummy hash) cost as much together as real ones", async () => {
+  const before = verificationsRun();
+  const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => verifyPassword(DUMMY_HASH, "a guess", false, `nobody${i}`)));
+  assert.deepEqual(answers, Array(6).fill(false));
+  assert.equal(verificationsRun() - before, 6, "one run per name");
+  const sameName = verificationsRun();
+  await Promise.all(Array.from({ length: 6 }, () => verifyPassword(DUMMY_HASH, "a guess", false, "nobody")));
+  assert.equal(verificationsRun() - sameName, 1, "attempts at one name still share");
+});
+
 test("concurrent verifications of the same credentials agree, and a failure is not remembered", async () => {
   const stored = await hashPassword("burst");
   const [right, wrong] = await Promise.all([

@@ -165,6 +165,28 @@ describe("admission before the greeting, and the login-failure defence", () => {
     }
   });
 
+  test("guesses sent at once on many connections: once they have banned the address, every answer still to come is 421", async () => {
+    const server = await startServer({
+      bans: { allowList: "", threshold: 4, window: 60, duration: 60 },
+      limits: { loginFailureDelay: 0.001 },
+    });
+    const clients: RawClient[] = [];
+    try {
+      for (let i = 0; i < 12; i++) clients.push(await RawClient.connect(server.port, { localAddress: "127.0.0.7" }));
+      for (const client of clients) expectCode(await client.command(`USER ${USER}`), 331, "USER");
+      // Twelve different wrong passwords, all verified at once.
+      const replies = await Promise.all(clients.map((client, i) => client.command(`PASS wrong-${i}`)));
+      const codes = replies.map((reply) => reply.code);
+      const answered = codes.filter((code) => code === 530).length;
+      assert.ok(answered >= 1 && answered <= 3, `530 only below the threshold of 4: ${codes.join(" ")}`);
+      assert.equal(codes.filter((code) => code === 421).length, 12 - answered, codes.join(" "));
+      await Promise.all(clients.filter((_, i) => codes[i] === 421).map((client) => client.closed()));
+    } finally {
+      await closeAll(clients);
+      await server.close();
+    }
+  });
+
   test("per-IP limit: 3 connections from 127.0.0.3 are served, the 4th gets 421 before the greeting; other addresses are fine", async () => {
     const server = await startServer({ limits: { maxConnectionsPerIp: 3 } });
     const clients: RawClient[] = [];
