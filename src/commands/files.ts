@@ -22,8 +22,14 @@ const mkd: CommandSpec = {
   permission: "mkdir",
   async handler(session, arg) {
     const path = session.resolve(arg);
-    // Counted against the files quota (552 when it is reached).
-    await withQuota(session, (quota) => quota.createEntry(() => session.fs.mkdir(path)));
+    // Claimed like every other change of a name, so that an upload or a rename of the same name cannot
+    // interleave with it and count the entry twice. Counted against the files quota (552 when reached).
+    const release = claimPaths(session, `a creation of ${path}`, path);
+    try {
+      await withQuota(session, (quota) => quota.createEntry(() => session.fs.mkdir(path)));
+    } finally {
+      release();
+    }
     session.reply(Reply.PathCreated, `${quotePath(path)} created.`);
   },
 };

@@ -408,6 +408,25 @@ describe("quotas per account", () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  test("an MKD does not interleave with an upload or an RNTO onto its name: they get 450 while it is at the medium; usage stays exact", async () => {
+    const [a, b] = await Promise.all([session("racing"), session("racing")]);
+    await stored(a, "STOR src.bin", bytes(1000));
+    // Interleaved, the upload saw no entry, then found MKD's directory there and counted it too.
+    const creation = faults.plan.hold("mkdir", "/made");
+    a.send("MKD made");
+    await creation.reached;
+    const refused = await upload(b, "STOR made", bytes(10));
+    assert.equal(refused.first.code, 450, refused.first.text);
+    await ok(b, "RNFR src.bin", 350);
+    await ok(b, "RNTO made", 450);
+    creation.release();
+    assert.equal((await a.reply()).code, 257);
+    await ok(a, "RMD made", 250);
+    await ok(a, "DELE src.bin", 250);
+    await assertExact("racing", "an upload and an RNTO refused while an MKD of their name was at the medium");
+    await Promise.all([a.close(), b.close()]);
+  });
+
   test("usage the account store cannot be given (its disk full) still counts: the quota holds across sessions, and the store catches up without losing other nodes' changes", async () => {
     const once = async (command: string, data: Buffer) => {
       const c = await session("unstored");
