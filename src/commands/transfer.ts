@@ -81,6 +81,7 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
             counter: tracked.counter,
             allowance: tracked.counter ? tracked : null,
             zeroCopy: session.config.transfers.zeroCopy,
+            onEnd: () => session.abortTransferIfClientGone(),
           });
           try {
             const bytes = await session.fs.write(path, source, {
@@ -89,6 +90,7 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
               atomic: session.config.uploads.atomic,
               keepPartial: session.config.uploads.partial === "keep",
               durable: session.config.uploads.fsync,
+              signal,
             });
             return `Transfer complete (${bytes} bytes).`;
           } catch (err) {

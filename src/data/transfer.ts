@@ -123,6 +123,8 @@ export interface UploadStages {
   allowance?: UploadAllowance | null;
   /** Whether the kernel may splice the bytes into the file when nothing needs to see them (default: yes). */
   zeroCopy?: boolean;
+  /** Called when the client's data has ended, before storage learns of it: the last moment to abort the upload. */
+  onEnd?: () => void;
 }
 
 /**
@@ -166,6 +168,8 @@ export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortS
   if (stages.throttle) chain.push(stages.throttle);
   if (ascii) chain.push(new AsciiDecoder());
   if (stages.counter) chain.push(stages.counter);
+  // Registered before storage reads the socket, so it runs before storage sees the end.
+  if (stages.onEnd) socket.once("end", stages.onEnd);
   // The callback form returns the last stage for storage to consume; errors are delivered to
   // storage through that stage (pipeline destroys every stage with the error).
   const stream = () => (chain.length === 0 ? socket : (pipelineCallback([socket, ...chain], () => {}) as unknown as Readable));
@@ -185,10 +189,14 @@ export function receiveFromClient(socket: Socket, ascii: boolean, signal: AbortS
 function directCopy(socket: Socket, ascii: boolean, signal: AbortSignal, stages: UploadStages): UploadReadable["copyInto"] | null {
   if (ascii || stages.throttle || (stages.counter && !stages.allowance)) return null;
   const allowance = stages.allowance ?? null;
+  const ended = <T>(bytes: T): T => {
+    if (bytes !== null) stages.onEnd?.();
+    return bytes;
+  };
   if (stages.zeroCopy !== false && kernelSocketFd(socket) !== null) {
-    return (file) => spliceWithinQuota(socket, file, signal, allowance);
+    return async (file) => ended(await spliceWithinQuota(socket, file, signal, allowance));
   }
-  if (tlsReceiveAvailable && socket instanceof TLSSocket) return (file) => receiveTlsToFile(socket, file, allowance);
+  if (tlsReceiveAvailable && socket instanceof TLSSocket) return async (file) => ended(await receiveTlsToFile(socket, file, allowance));
   return null;
 }
 

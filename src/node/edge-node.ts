@@ -177,7 +177,7 @@ export class EdgeNode {
       secure.destroy();
       return;
     }
-    this.startSession(secure, admission.lease, sessions, connectedAt);
+    this.startSession(secure, admission.lease, sessions, connectedAt, socket);
   }
 
   /**
@@ -225,8 +225,8 @@ export class EdgeNode {
 
   /** `tlsSessions`: implicit TLS, and the TLS sessions of its handshake; null for a plain connection. */
   /** `connectedAt`: when the client connected, where a handshake came first (the login timeout counts from it). */
-  private startSession(socket: Socket, lease: Lease, tlsSessions: SessionLineage | null, connectedAt = Date.now()): void {
-    const session = new Session(socket, this.services, { tlsSessions, connectionLease: lease, connectedAt });
+  private startSession(socket: Socket, lease: Lease, tlsSessions: SessionLineage | null, connectedAt = Date.now(), tcpSocket?: Socket): void {
+    const session = new Session(socket, this.services, { tlsSessions, connectionLease: lease, connectedAt, tcpSocket });
     this.sessions.add(session);
     session.start();
   }

@@ -21,6 +21,7 @@ import type { SessionLineage } from "../tls/session-lineage.js";
 import { acceptControlTls } from "../tls/upgrade.js";
 import type { WheelTimer } from "../node/timer-wheel.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { controlFd, peerClosed } from "./control-peer.js";
 import type { Storage } from "../storage/types.js";
 import type { NodeServices } from "../node/services.js";
 
@@ -53,6 +54,8 @@ export interface ActiveTransfer {
 export class Session {
   readonly id = randomUUID().slice(0, 8);
   readonly peerIp: string;
+  /** The control connection's TCP descriptor (under TLS too), for asking the kernel whether the client is still there. */
+  private readonly controlFd: number | null;
   readonly localIp: string;
   readonly log: Logger;
 
@@ -118,9 +121,10 @@ export class Session {
     socket: Socket,
     readonly services: NodeServices,
     /** `tlsSessions`: the control connection is implicit TLS, on the sessions so far. */
-    options: { tlsSessions?: SessionLineage | null; connectionLease?: Lease; connectedAt?: number } = {},
+    options: { tlsSessions?: SessionLineage | null; connectionLease?: Lease; connectedAt?: number; tcpSocket?: Socket } = {},
   ) {
     this.socket = socket;
+    this.controlFd = controlFd(options.tcpSocket ?? socket);
     this.loginClockFrom = options.connectedAt ?? Date.now();
     this.connectionLease = options.connectionLease ?? null;
     this.peerIp = canonicalIp(socket.remoteAddress);
@@ -332,6 +336,14 @@ export class Session {
     this.loginClockFrom = Date.now();
     this.pauseTimer();
     this.armTimer();
+  }
+
+  /**
+   * Aborts the transfer under way when the client has closed the control connection, though Node
+   * may not have read that yet (see control-peer.ts): called as an upload's data ends.
+   */
+  abortTransferIfClientGone(): void {
+    if (this.transfer && peerClosed(this.controlFd)) this.transfer.controller.abort();
   }
 
   /**

@@ -711,7 +711,7 @@ export class LocalStorage implements Storage {
       throw err;
     }
     if (options.atomic && !options.append && offset <= 0) {
-      const replaced = await this.writeAtomic(vpath, target, source, durable);
+      const replaced = await this.writeAtomic(vpath, target, source, durable, options.signal);
       if (replaced !== null) return replaced;
       // Nothing to protect: a new file is written in place below.
     }
@@ -732,7 +732,9 @@ export class LocalStorage implements Storage {
     }
     try {
       // An append (O_APPEND) has no position of its own to give a kernel copy.
-      return await fill(fd, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable, this.meta);
+      const bytes = await fill(fd, source, flags === "a" ? undefined : flags === "r+" ? offset : 0, durable, this.meta);
+      options.signal?.throwIfAborted();
+      return bytes;
     } catch (err) {
       if (created !== null) await unlink(created).catch(() => undefined);
       throw toStorageError(err, vpath);
@@ -743,7 +745,7 @@ export class LocalStorage implements Storage {
    * The atomic replace of {@link write}: temporary file, (fsync,) rename, (fsync of the directory).
    * Resolves null, having consumed nothing, when there is no previous version to protect.
    */
-  private async writeAtomic(vpath: string, located: Target, source: UploadReadable, durable: boolean): Promise<number | null> {
+  private async writeAtomic(vpath: string, located: Target, source: UploadReadable, durable: boolean, signal?: AbortSignal): Promise<number | null> {
     // The final file, through a symlink if the name is one: the link is kept, its target replaced.
     const target = located.resolved;
     let temp: string;
@@ -778,6 +780,7 @@ export class LocalStorage implements Storage {
     }
     try {
       const bytes = await fill(fd, source, 0, durable, this.meta);
+      signal?.throwIfAborted();
       await this.meta.rename(temp, target);
       this.releaseUpload(temp, lock);
       if (durable) await syncDirectory(path.dirname(target));

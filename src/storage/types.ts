@@ -49,6 +49,12 @@ export interface WriteOptions {
   keepPartial?: boolean;
   /** fsync the data (and, for an atomic replace, the directory) before resolving: survives a power loss. */
   durable?: boolean;
+  /**
+   * The transfer's: aborted (ABOR, the client gone) before the file is committed, the write fails
+   * even when the source has ended meanwhile (a killed client's data connection closes cleanly
+   * too), so a truncated upload never replaces the previous version nor passes as complete.
+   */
+  signal?: AbortSignal;
 }
 
 /**
