@@ -5,8 +5,10 @@
  * kernel would act on is computed (following symlinks, including dangling ones) and must lie inside the
  * root. A symlink leading outside the root makes the operation fail with `permission`; in a listing such
  * an entry (and a dangling one) is reported as type `link` with size 0 so that one bad link cannot break
- * the whole listing. FTP clients cannot create symlinks, so the remaining check-then-use race needs a
- * local user who can already write inside the root; it is accepted.
+ * the whole listing. FTP clients cannot create symlinks, but they can move them (and directories that
+ * hold relative ones) with RNFR/RNTO: on Linux the operation then goes through what the check found,
+ * opened and its place asked of the kernel (see pinned-paths.ts), so no rename in between can send it
+ * outside. The quota's usage walk still goes by path: a race there can only miscount.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -52,6 +54,7 @@ import { DirectoryReader, directoryReaderAvailable, type DirectoryBatch } from "
 import { SyncPacing } from "../sync-pacing.js";
 import { MetadataCalls } from "./metadata-calls.js";
 import { holdUploadLock, lockedByAnUpload } from "./upload-lock.js";
+import { pinning, placeOf, referenceFlags, throughDescriptor } from "./pinned-paths.js";
 import { resolveVirtualPath, virtualBasename } from "./virtual-path.js";
 
 /** Directory entries read per readdir call and per listing batch: bounds listing memory whatever the directory's size. */
@@ -392,6 +395,24 @@ interface Target {
   entry: Stats | null | undefined;
 }
 
+/** A checked path pinned for a call (see {@link LocalStorage.pin}). */
+interface Pin {
+  /** What the call is given: `/proc/self/fd/N`, `/proc/self/fd/N/name` when `named`, or the checked path itself. */
+  path: string;
+  /** An entry named in its pinned directory (lstat sees the entry itself), not the pinned object. */
+  named: boolean;
+  release(): Promise<void>;
+}
+
+const NOTHING_TO_RELEASE = async (): Promise<void> => {};
+
+/** open(2) flags for Node's "w", "a" and "r+", and O_NOFOLLOW: an upload's open where no symlink was found. */
+const OPEN_FLAGS: Readonly<Record<string, number>> = {
+  w: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC,
+  a: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND,
+  "r+": fsConstants.O_RDWR,
+};
+
 /** A Storage confined to one directory of the local file system. */
 export class LocalStorage implements Storage {
   /** Everything is supported on a local disk. */
@@ -459,10 +480,11 @@ export class LocalStorage implements Storage {
   async find(vpath: string): Promise<FileInfo | null> {
     if (isHidden(vpath)) return null;
     const { real, entry } = await this.inspect(vpath);
+    if (entry === null) return null;
     let st: Stats | null;
     try {
       // undefined: a directory on the way is missing or is not one; stat says which.
-      st = entry !== undefined ? entry : await this.meta.stat(real);
+      st = pinning ? await this.statPinned(real, vpath) : entry !== undefined ? entry : await this.meta.stat(real);
     } catch (err) {
       const failure = toStorageError(err, vpath);
       if (failure.code === "not-found") return null;
@@ -477,10 +499,11 @@ export class LocalStorage implements Storage {
     const real = await this.locate(vpath, false);
     let st: Stats | null;
     try {
-      st = await this.meta.lstat(real);
+      st = await this.pinned(real, vpath, true, (pin) => (pin.named ? this.meta.lstat(pin.path) : this.meta.stat(pin.path)));
     } catch (err) {
-      if (isMissing(err)) return null;
-      throw toStorageError(err, vpath);
+      const failure = toStorageError(err, vpath);
+      if (failure.code === "not-found") return null;
+      throw failure;
     }
     if (st === null) return null;
     const info = toFileInfo(virtualBasename(vpath), st);
@@ -518,9 +541,9 @@ export class LocalStorage implements Storage {
     describe: (batch: DirectoryBatch, prefix: string) => Promise<T[]>,
   ): AsyncIterable<T[]> {
     this.hideReserved(vpath);
-    const real = await this.locate(vpath, true);
-    const reader = DirectoryReader.open(real)!;
-    const prefix = real.endsWith(path.sep) ? real : real + path.sep;
+    const pin = await this.pin(await this.locate(vpath, true), vpath, false);
+    const reader = DirectoryReader.open(pin.path)!;
+    const prefix = pin.path.endsWith(path.sep) ? pin.path : pin.path + path.sep;
     // The first batch at once when the medium is fast (null: not at once), else on the pool.
     let next: Promise<DirectoryBatch> | null = this.meta
       .call(() => reader.readNow(NATIVE_LIST_FIRST_BATCH, withFacts, NATIVE_LIST_FIRST_BUDGET_MS), async () => null)
@@ -539,6 +562,7 @@ export class LocalStorage implements Storage {
       // Also when the consumer stops early: the batch being read must be back before the close.
       await next?.catch(() => undefined);
       reader.close();
+      await pin.release();
     }
   }
 
@@ -572,14 +596,15 @@ export class LocalStorage implements Storage {
     describe: (entries: NamedEntries, sync: boolean) => Promise<{ items: T[]; overBudget: boolean }>,
   ): AsyncIterable<T[]> {
     this.hideReserved(vpath);
-    const real = await this.locate(vpath, true);
+    const pin = await this.pin(await this.locate(vpath, true), vpath, false);
     let dir: Dir;
     try {
-      dir = await opendir(real, { bufferSize: LIST_BUFFER_SIZE, encoding: "latin1" });
+      dir = await opendir(pin.path, { bufferSize: LIST_BUFFER_SIZE, encoding: "latin1" });
     } catch (err) {
+      await pin.release();
       throw toStorageError(err, vpath);
     }
-    const prefix = real.endsWith(path.sep) ? real : real + path.sep;
+    const prefix = pin.path.endsWith(path.sep) ? pin.path : pin.path + path.sep;
     // One listing's own pacing, a "call" being a batch (see SyncPacing).
     const pacing = new SyncPacing({ slowCallMs: this.syncBudgetMs, maxPoolCalls: MAX_POOL_BATCHES });
     try {
@@ -600,6 +625,7 @@ export class LocalStorage implements Storage {
     } finally {
       // Also runs when the consumer stops iterating early.
       await dir.close();
+      await pin.release();
     }
   }
 
@@ -667,6 +693,7 @@ export class LocalStorage implements Storage {
     const fd = await this.meta.open(real, "r").catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
+    await this.confine(fd, vpath);
     try {
       // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
       const info = await this.meta.fstat(fd);
@@ -725,7 +752,10 @@ export class LocalStorage implements Storage {
         created = absent ? target.resolved : null;
       }
       // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
-      fd = await this.meta.open(target.real, flags);
+      // In the pinned directory; without following a final symlink where the check found none.
+      const noFollow = pinning && target.resolved === target.real ? fsConstants.O_NOFOLLOW : 0;
+      fd = await this.pinned(target.real, vpath, true, (pin) => this.meta.openWith(pin.path, OPEN_FLAGS[flags] | noFollow));
+      await this.confine(fd, vpath);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
@@ -751,16 +781,22 @@ export class LocalStorage implements Storage {
     let temp: string;
     let fd: number;
     let lock: number | null = null;
+    // The directory stays pinned until the rename: the temporary file is created, renamed (or removed) in it.
+    let dir: Pin | null = null;
+    let inDir = (name: string): string => name;
     try {
       const previous = located.entry !== undefined ? located.entry : await this.meta.stat(target).catch(nullIfMissing);
       if (previous === null) return null;
       if (previous.isDirectory()) throw refuse("is-dir", vpath);
       // rename(2) would replace a read-only file; an in-place overwrite (open O_TRUNC) would not.
       await this.meta.access(target, fsConstants.W_OK);
+      dir = await this.pin(target, vpath, true);
+      const pinnedDir = path.dirname(dir.path);
+      inDir = (name) => path.join(pinnedDir, name);
       temp = path.join(path.dirname(target), temporaryName(path.basename(target)));
       liveUploads.add(temp);
       try {
-        fd = await this.meta.open(temp, "wx");
+        fd = await this.meta.open(inDir(path.basename(temp)), "wx");
       } catch (err) {
         liveUploads.delete(temp);
         throw err;
@@ -771,30 +807,34 @@ export class LocalStorage implements Storage {
         await this.meta.fchmod(fd, previous.mode & 0o777);
       } catch (err) {
         await this.meta.close(fd).catch(() => undefined);
-        await this.discardUpload(temp, lock);
+        await this.discardUpload(temp, lock, inDir(path.basename(temp)));
         throw err;
       }
     } catch (err) {
+      await dir?.release();
       source.destroy();
       throw toStorageError(err, vpath);
     }
+    const pinnedTemp = inDir(path.basename(temp));
     try {
       const bytes = await fill(fd, source, 0, durable, this.meta);
       signal?.throwIfAborted();
-      await this.meta.rename(temp, target);
+      await this.meta.rename(pinnedTemp, inDir(path.basename(target)));
       this.releaseUpload(temp, lock);
-      if (durable) await syncDirectory(path.dirname(target));
+      if (durable) await syncDirectory(path.dirname(pinnedTemp));
       return bytes;
     } catch (err) {
       // A failed replace keeps the previous version, whatever the partial-upload policy.
-      await this.discardUpload(temp, lock);
+      await this.discardUpload(temp, lock, pinnedTemp);
       throw toStorageError(err, vpath);
+    } finally {
+      await dir?.release();
     }
   }
 
-  /** Removes a failed upload's temporary file (a leftover is removed at the next start anyway). */
-  private async discardUpload(temp: string, lock: number | null): Promise<void> {
-    await unlink(temp).catch(() => undefined);
+  /** Removes a failed upload's temporary file, by `through` (its pinned path); a leftover is removed at the next start anyway. */
+  private async discardUpload(temp: string, lock: number | null, through = temp): Promise<void> {
+    await unlink(through).catch(() => undefined);
     this.releaseUpload(temp, lock);
   }
 
@@ -807,7 +847,7 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.mkdir} */
   async mkdir(vpath: string): Promise<void> {
     const real = await this.locate(vpath, false);
-    await this.meta.mkdir(real).catch((err: unknown) => {
+    await this.pinned(real, vpath, true, (pin) => this.meta.mkdir(pin.path)).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
@@ -816,7 +856,7 @@ export class LocalStorage implements Storage {
   async rmdir(vpath: string): Promise<void> {
     const real = await this.locate(vpath, false);
     if (real === this.root) throw refuse("permission", vpath);
-    await this.meta.rmdir(real).catch((err: unknown) => {
+    await this.pinned(real, vpath, true, (pin) => this.meta.rmdir(pin.path)).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
@@ -826,9 +866,11 @@ export class LocalStorage implements Storage {
     const real = await this.locate(vpath, false);
     if (real === this.root) throw refuse("permission", vpath);
     try {
-      // unlink(2) on a directory is EISDIR on Linux but EPERM elsewhere; asking first is unambiguous.
-      if ((await this.meta.lstat(real))?.isDirectory()) throw refuse("is-dir", vpath);
-      await this.meta.unlink(real);
+      await this.pinned(real, vpath, true, async (pin) => {
+        // unlink(2) on a directory is EISDIR on Linux but EPERM elsewhere; asking first is unambiguous.
+        if ((await this.meta.lstat(pin.path))?.isDirectory()) throw refuse("is-dir", vpath);
+        await this.meta.unlink(pin.path);
+      });
     } catch (err) {
       throw toStorageError(err, vpath);
     }
@@ -840,18 +882,22 @@ export class LocalStorage implements Storage {
     const realFrom = await this.locate(from, false);
     const realTo = await this.locate(to, false);
     if (realFrom === this.root || realTo === this.root) throw refuse("permission", subject);
-    await this.meta.rename(realFrom, realTo).catch((err: unknown) => {
-      throw toStorageError(err, subject);
-    });
+    await this.pinned(realFrom, from, true, (source) => this.pinned(realTo, to, true, (target) => this.meta.rename(source.path, target.path))).catch(
+      (err: unknown) => {
+        throw toStorageError(err, subject);
+      },
+    );
   }
 
   /** {@inheritDoc Storage.setModifiedTime} The access time is kept. */
   async setModifiedTime(vpath: string, mtime: Date): Promise<void> {
     const real = await this.locate(vpath, true);
     try {
-      const current = await this.meta.stat(real);
-      // Gone since it was located: utimes(2) says so (ENOENT).
-      await this.meta.utimes(real, current?.atime ?? new Date(), mtime);
+      await this.pinned(real, vpath, false, async (pin) => {
+        const current = await this.meta.stat(pin.path);
+        // Gone since it was located: utimes(2) says so (ENOENT).
+        await this.meta.utimes(pin.path, current?.atime ?? new Date(), mtime);
+      });
     } catch (err) {
       throw toStorageError(err, vpath);
     }
@@ -860,7 +906,7 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.chmod} Only the permission bits (`mode & 0o777`) are applied. */
   async chmod(vpath: string, mode: number): Promise<void> {
     const real = await this.locate(vpath, true);
-    await this.meta.chmod(real, mode & 0o777).catch((err: unknown) => {
+    await this.pinned(real, vpath, false, (pin) => this.meta.chmod(pin.path, mode & 0o777)).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
@@ -889,6 +935,67 @@ export class LocalStorage implements Storage {
       }
     }
     return total;
+  }
+
+  /**
+   * `real` (as {@link locate} or {@link inspect} checked it) pinned for one call (see pinned-paths.ts):
+   * with `entry`, its directory is opened and the pin names the entry in it (for calls on the entry
+   * itself: lstat, mkdir, rmdir, unlink, rename, an upload's open); otherwise `real` itself is opened,
+   * symlinks followed. Refused with `permission` when what was opened lies outside the root (a rename
+   * since the check); throws as open(2) does otherwise (`not-found`…). `release` once the call is done.
+   */
+  private async pin(real: string, vpath: string, entry: boolean): Promise<Pin> {
+    const named = entry && real !== this.root;
+    if (!pinning) return { path: real, named, release: NOTHING_TO_RELEASE };
+    let fd: number;
+    try {
+      fd = await this.meta.openWith(named ? path.dirname(real) : real, referenceFlags(named));
+    } catch (err) {
+      throw toStorageError(err, vpath);
+    }
+    await this.confine(fd, vpath);
+    return {
+      path: throughDescriptor(fd, named ? path.basename(real) : undefined),
+      named,
+      release: () => this.meta.close(fd).catch(() => undefined),
+    };
+  }
+
+  /** `call` with `real` pinned as {@link pin} does, released once it settles. */
+  private async pinned<T>(real: string, vpath: string, entry: boolean, call: (pin: Pin) => Promise<T>): Promise<T> {
+    const pin = await this.pin(real, vpath, entry);
+    try {
+      return await call(pin);
+    } finally {
+      await pin.release();
+    }
+  }
+
+  /**
+   * Refused with `permission` (the descriptor closed) unless the object open at `fd` lies inside the
+   * root, as the kernel says: the last word on a checked path once it is open (see pinned-paths.ts).
+   */
+  private async confine(fd: number, vpath: string): Promise<void> {
+    if (!pinning) return;
+    let place: string | null = null;
+    try {
+      place = placeOf(fd);
+    } catch {
+      // Nothing to go by: refused.
+    }
+    if (place !== null && this.isInside(place)) return;
+    await this.meta.close(fd).catch(() => undefined);
+    throw refuse("permission", vpath);
+  }
+
+  /**
+   * stat(2) of a checked `real` through pins: the entry's lstat in its pinned directory, and where it
+   * is a symlink, what the link leads to, opened. Null when nothing is there.
+   */
+  private async statPinned(real: string, vpath: string): Promise<Stats | null> {
+    const entry = await this.pinned(real, vpath, true, (pin) => (pin.named ? this.meta.lstat(pin.path) : this.meta.stat(pin.path)));
+    if (entry === null || !entry.isSymbolicLink()) return entry;
+    return this.pinned(real, vpath, false, (pin) => this.meta.stat(pin.path));
   }
 
   /**

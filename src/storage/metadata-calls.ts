@@ -104,6 +104,15 @@ export class MetadataCalls {
     return this.call(() => fs.openSync(p, flags), () => openAsync(p, flags), weigh);
   }
 
+  /**
+   * open(2) of `p` with numeric `flags` (O_PATH references, O_NOFOLLOW…); a truncating open (O_TRUNC)
+   * is weighed as {@link open}'s "w".
+   */
+  openWith(p: string, flags: number): Promise<number> {
+    const weigh = flags & fs.constants.O_TRUNC ? () => fileBytes(fs.statSync(p, { throwIfNoEntry: false })) : undefined;
+    return this.call(() => fs.openSync(p, flags), () => openAsync(p, flags), weigh);
+  }
+
   /** fstat(2) of an open file descriptor. */
   fstat(fd: number): Promise<Stats> {
     return this.call(() => fs.fstatSync(fd), () => fstatAsync(fd));

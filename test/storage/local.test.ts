@@ -15,7 +15,7 @@ import {
   utimes,
   writeFile,
 } from "node:fs/promises";
-import { existsSync, linkSync } from "node:fs";
+import { existsSync, linkSync, renameSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -509,7 +509,8 @@ describe("list", () => {
     for (let i = 1; i < 600; i++) linkSync(inRoot("d", "f0"), inRoot("d", `f${i}`));
     for await (const batch of storage.list("/d")) {
       assert.equal(batch[0].type, "file");
-      assert.equal(await openDescriptorsOn(inRoot("d")), existsSync("/proc/self/fd") ? 1 : 0);
+      // The directory read, and the reference that pins it (see pinned-paths.ts).
+      assert.equal(await openDescriptorsOn(inRoot("d")), existsSync("/proc/self/fd") ? 2 : 0);
       break;
     }
     assert.equal(await openDescriptorsOn(inRoot("d")), 0);
@@ -837,4 +838,76 @@ describe("toStorageError", () => {
     const original = new StorageError("exists", "File exists: /p");
     assert.equal(toStorageError(original, "/other"), original);
   });
+});
+
+/**
+ * Metadata calls that rename a checked directory away and a symlink leading outside into its place
+ * just before the first call that uses a path (after the confinement check's lstat and realpath):
+ * what another session's RNFR/RNTO could do between a check and its use.
+ */
+class SwapBeforeUse extends MetadataCalls {
+  armed = false;
+
+  constructor(private readonly swap: () => void) {
+    super();
+  }
+
+  private fire(): void {
+    if (!this.armed) return;
+    this.armed = false;
+    this.swap();
+  }
+
+  override open(p: string, flags: string) { this.fire(); return super.open(p, flags); }
+  override openWith(p: string, flags: number) { this.fire(); return super.openWith(p, flags); }
+  override stat(p: string) { this.fire(); return super.stat(p); }
+  override mkdir(p: string, recursive?: boolean) { this.fire(); return super.mkdir(p, recursive); }
+  override unlink(p: string) { this.fire(); return super.unlink(p); }
+  override rename(from: string, to: string) { this.fire(); return super.rename(from, to); }
+  override chmod(p: string, mode: number) { this.fire(); return super.chmod(p, mode); }
+  override utimes(p: string, atime: Date, mtime: Date) { this.fire(); return super.utimes(p, atime, mtime); }
+}
+
+describe("a directory swapped for a symlink leading outside between the check and the use", { skip: !existsSync("/proc/self/fd") && "no /proc" }, () => {
+  const outsideFile = () => path.join(outside, "secret");
+
+  /** `d` (a real directory with its own `secret`), and `link` leading outside; the swap puts `link` at `d`. */
+  async function swapping(): Promise<{ local: LocalStorage; calls: SwapBeforeUse }> {
+    await mkdir(inRoot("d"));
+    await writeFile(inRoot("d", "secret"), "inside");
+    await symlink(outside, inRoot("link"));
+    const calls = new SwapBeforeUse(() => {
+      renameSync(inRoot("d"), inRoot("d-moved"));
+      renameSync(inRoot("link"), inRoot("d"));
+    });
+    return { local: new LocalStorage(await realpath(rootDir), { metadata: calls }), calls };
+  }
+
+  const cases: Array<[string, (local: LocalStorage) => Promise<unknown>]> = [
+    ["read", async (local) => readAll(await local.read("/d/secret"))],
+    ["stat", (local) => local.stat("/d/secret")],
+    ["findEntry", (local) => local.findEntry("/d/secret")],
+    ["chmod", (local) => local.chmod("/d/secret", 0o666)],
+    ["setModifiedTime", (local) => local.setModifiedTime("/d/secret", new Date(0))],
+    ["mkdir", (local) => local.mkdir("/d/made")],
+    ["delete", (local) => local.delete("/d/secret")],
+    ["rename", (local) => local.rename("/d/secret", "/taken")],
+    ["list", (local) => collect(local.list("/d"))],
+    ["write", (local) => local.write("/d/secret", source("overwritten"), { atomic: true })],
+    ["write in place", (local) => local.write("/d/secret", source("overwritten"))],
+  ];
+  for (const [name, call] of cases) {
+    test(`${name} is refused, and nothing outside is read or changed`, async () => {
+      const { local, calls } = await swapping();
+      const before = await fsStat(outsideFile());
+      calls.armed = true;
+      await assert.rejects(call(local), isStorageError("permission"));
+      assert.equal(calls.armed, false, "the swap happened");
+      const after = await fsStat(outsideFile());
+      assert.equal(await readFile(outsideFile(), "utf8"), "top secret");
+      assert.deepEqual([after.mode, after.mtimeMs], [before.mode, before.mtimeMs]);
+      assert.deepEqual(await readdir(outside), ["secret"]);
+      assert.equal(existsSync(inRoot("taken")), false);
+    });
+  }
 });

@@ -1,0 +1,32 @@
+/**
+ * Check, then use, without the race in between (Linux). LocalStorage checks that a path leads inside
+ * the account's root, then hands the path to a system call, which resolves it again: a rename made
+ * in between by another session (RNFR/RNTO of a directory, or of a symlink an operator left in the
+ * tree; a relative link that led inside can lead outside once moved) could send that second
+ * resolution outside the root. So what the check found is opened (O_PATH: a reference to the object,
+ * no access to its content, nothing read), the kernel says where the opened object is (the link
+ * /proc/self/fd/N), and the call then goes through /proc/self/fd/N: to the object itself, or to a
+ * name inside the opened directory. No rename can redirect that.
+ */
+import { constants, existsSync, readlinkSync } from "node:fs";
+
+/** Whether paths are pinned here (Linux with /proc); elsewhere a checked path is used as it is. */
+export const pinning = process.platform === "linux" && existsSync("/proc/self/fd");
+
+/** open(2)'s O_PATH: the generic Linux value, which every architecture Node supports uses. */
+const O_PATH = 0o10000000;
+
+/** Flags to open a path as a reference only (a directory's, with `directory`: ENOTDIR otherwise). */
+export function referenceFlags(directory: boolean): number {
+  return O_PATH | (directory ? constants.O_DIRECTORY : 0);
+}
+
+/** The path by which a call reaches the object open at `fd`, or with `name`, that entry of the directory open at `fd`. */
+export function throughDescriptor(fd: number, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+}
+
+/** Where the object open at `fd` is now, as the kernel says (" (deleted)" appended once it is unlinked). */
+export function placeOf(fd: number): string {
+  return readlinkSync(throughDescriptor(fd));
+}
