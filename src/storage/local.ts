@@ -15,6 +15,7 @@ import {
   constants as fsConstants,
   createReadStream,
   createWriteStream,
+  closeSync,
   fsync,
   lstatSync,
   open as openCallback,
@@ -479,12 +480,12 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.find} */
   async find(vpath: string): Promise<FileInfo | null> {
     if (isHidden(vpath)) return null;
-    const { real, entry } = await this.inspect(vpath);
-    if (entry === null) return null;
     let st: Stats | null;
     try {
-      // undefined: a directory on the way is missing or is not one; stat says which.
-      st = pinning ? await this.statPinned(real, vpath) : entry !== undefined ? entry : await this.meta.stat(real);
+      const { target, dir } = await this.check(vpath);
+      await dir.release();
+      // undefined: the name is a symlink, or a directory on the way is missing or is not one; stat says which.
+      st = target.entry !== undefined ? target.entry : await this.through(vpath, false, (pin) => this.meta.stat(pin.path));
     } catch (err) {
       const failure = toStorageError(err, vpath);
       if (failure.code === "not-found") return null;
@@ -496,10 +497,9 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.findEntry} */
   async findEntry(vpath: string): Promise<FileInfo | null> {
     if (isHidden(vpath)) return null;
-    const real = await this.locate(vpath, false);
     let st: Stats | null;
     try {
-      st = await this.pinned(real, vpath, true, (pin) => (pin.named ? this.meta.lstat(pin.path) : this.meta.stat(pin.path)));
+      st = await this.through(vpath, true, (pin) => (pin.named ? this.meta.lstat(pin.path) : this.meta.stat(pin.path)));
     } catch (err) {
       const failure = toStorageError(err, vpath);
       if (failure.code === "not-found") return null;
@@ -541,7 +541,7 @@ export class LocalStorage implements Storage {
     describe: (batch: DirectoryBatch, prefix: string) => Promise<T[]>,
   ): AsyncIterable<T[]> {
     this.hideReserved(vpath);
-    const pin = await this.pin(await this.locate(vpath, true), vpath, false);
+    const pin = await this.pinFor(vpath, false);
     const reader = DirectoryReader.open(pin.path)!;
     const prefix = pin.path.endsWith(path.sep) ? pin.path : pin.path + path.sep;
     // The first batch at once when the medium is fast (null: not at once), else on the pool.
@@ -596,7 +596,7 @@ export class LocalStorage implements Storage {
     describe: (entries: NamedEntries, sync: boolean) => Promise<{ items: T[]; overBudget: boolean }>,
   ): AsyncIterable<T[]> {
     this.hideReserved(vpath);
-    const pin = await this.pin(await this.locate(vpath, true), vpath, false);
+    const pin = await this.pinFor(vpath, false);
     let dir: Dir;
     try {
       dir = await opendir(pin.path, { bufferSize: LIST_BUFFER_SIZE, encoding: "latin1" });
@@ -686,14 +686,11 @@ export class LocalStorage implements Storage {
 
   /** {@inheritDoc Storage.read} */
   async read(vpath: string, offset = 0): Promise<FileReadable> {
-    const real = await this.locate(vpath, true);
+    const real = pinning ? this.rootJoin(vpath) : await this.locate(vpath, true);
     // Opening here (not lazily inside the stream) turns open errors into this promise's rejection.
     // A descriptor, not a FileHandle: there is no synchronous way to a FileHandle, and on a fast
     // disk the open and fstat cost less done at once than two trips through the thread pool.
-    const fd = await this.meta.open(real, "r").catch((err: unknown) => {
-      throw toStorageError(err, vpath);
-    });
-    await this.confine(fd, vpath);
+    const fd = await this.openToRead(real, vpath);
     try {
       // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
       const info = await this.meta.fstat(fd);
@@ -706,6 +703,32 @@ export class LocalStorage implements Storage {
       await this.meta.close(fd).catch(() => undefined);
       throw toStorageError(err, vpath);
     }
+  }
+
+  /**
+   * A checked `real` opened for reading, confined (see pinned-paths.ts): a name right in the root that
+   * is not a symlink is opened as it is (O_NOFOLLOW), since nothing but the root is resolved; any other
+   * is opened and then asked where it is.
+   */
+  private async openToRead(real: string, vpath: string): Promise<number> {
+    if (pinning && this.inRoot(real)) {
+      try {
+        return await this.meta.openWith(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ELOOP") throw toStorageError(err, vpath);
+        // A symlink: followed below, and confined.
+      }
+    }
+    let fd: number;
+    try {
+      fd = await this.meta.open(real, "r");
+    } catch (err) {
+      // The check's answer stands where it has one (a link leading outside: `permission`).
+      if (pinning) await this.locate(vpath, true);
+      throw toStorageError(err, vpath);
+    }
+    await this.confine(fd, vpath);
+    return fd;
   }
 
   /**
@@ -731,15 +754,25 @@ export class LocalStorage implements Storage {
     const keepPartial = options.keepPartial !== false;
     const durable = options.durable === true;
     let target: Target;
+    let dir: Pin;
     try {
-      target = await this.inspect(vpath);
+      ({ target, dir } = await this.check(vpath));
     } catch (err) {
       source.destroy();
       throw err;
     }
     if (options.atomic && !options.append && offset <= 0) {
-      const replaced = await this.writeAtomic(vpath, target, source, durable, options.signal);
-      if (replaced !== null) return replaced;
+      let replaced: number | null;
+      try {
+        replaced = await this.writeAtomic(vpath, target, dir, source, durable, options.signal);
+      } catch (err) {
+        await dir.release();
+        throw err;
+      }
+      if (replaced !== null) {
+        await dir.release();
+        return replaced;
+      }
       // Nothing to protect: a new file is written in place below.
     }
     const flags = options.append ? "a" : offset > 0 ? "r+" : "w";
@@ -754,11 +787,14 @@ export class LocalStorage implements Storage {
       // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
       // In the pinned directory; without following a final symlink where the check found none.
       const noFollow = pinning && target.resolved === target.real ? fsConstants.O_NOFOLLOW : 0;
-      fd = await this.pinned(target.real, vpath, true, (pin) => this.meta.openWith(pin.path, OPEN_FLAGS[flags] | noFollow));
-      await this.confine(fd, vpath);
+      fd = await this.meta.openWith(dir.path, OPEN_FLAGS[flags] | noFollow);
+      // Right in the root and not followed, it is where it was opened.
+      if (!(noFollow && this.inRoot(target.real))) await this.confine(fd, vpath);
     } catch (err) {
       source.destroy();
       throw toStorageError(err, vpath);
+    } finally {
+      await dir.release();
     }
     try {
       // An append (O_APPEND) has no position of its own to give a kernel copy.
@@ -775,13 +811,21 @@ export class LocalStorage implements Storage {
    * The atomic replace of {@link write}: temporary file, (fsync,) rename, (fsync of the directory).
    * Resolves null, having consumed nothing, when there is no previous version to protect.
    */
-  private async writeAtomic(vpath: string, located: Target, source: UploadReadable, durable: boolean, signal?: AbortSignal): Promise<number | null> {
+  private async writeAtomic(
+    vpath: string,
+    located: Target,
+    pinnedName: Pin,
+    source: UploadReadable,
+    durable: boolean,
+    signal?: AbortSignal,
+  ): Promise<number | null> {
     // The final file, through a symlink if the name is one: the link is kept, its target replaced.
     const target = located.resolved;
     let temp: string;
     let fd: number;
     let lock: number | null = null;
-    // The directory stays pinned until the rename: the temporary file is created, renamed (or removed) in it.
+    // The target's directory, pinned until the rename: the temporary file is created, renamed (or
+    // removed) in it. The name's own, unless the name is a symlink.
     let dir: Pin | null = null;
     let inDir = (name: string): string => name;
     try {
@@ -790,7 +834,7 @@ export class LocalStorage implements Storage {
       if (previous.isDirectory()) throw refuse("is-dir", vpath);
       // rename(2) would replace a read-only file; an in-place overwrite (open O_TRUNC) would not.
       await this.meta.access(target, fsConstants.W_OK);
-      dir = await this.pin(target, vpath, true);
+      dir = target === located.real ? { ...pinnedName, release: NOTHING_TO_RELEASE } : await this.pin(target, vpath, true);
       const pinnedDir = path.dirname(dir.path);
       inDir = (name) => path.join(pinnedDir, name);
       temp = path.join(path.dirname(target), temporaryName(path.basename(target)));
@@ -846,27 +890,24 @@ export class LocalStorage implements Storage {
 
   /** {@inheritDoc Storage.mkdir} */
   async mkdir(vpath: string): Promise<void> {
-    const real = await this.locate(vpath, false);
-    await this.pinned(real, vpath, true, (pin) => this.meta.mkdir(pin.path)).catch((err: unknown) => {
+    await this.through(vpath, true, (pin) => this.meta.mkdir(pin.path)).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
 
   /** {@inheritDoc Storage.rmdir} The root itself is refused with `permission`. */
   async rmdir(vpath: string): Promise<void> {
-    const real = await this.locate(vpath, false);
-    if (real === this.root) throw refuse("permission", vpath);
-    await this.pinned(real, vpath, true, (pin) => this.meta.rmdir(pin.path)).catch((err: unknown) => {
+    if (this.rootJoin(vpath) === this.root) throw refuse("permission", vpath);
+    await this.through(vpath, true, (pin) => this.meta.rmdir(pin.path)).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
 
   /** {@inheritDoc Storage.delete} A symlink is removed itself, never its target. */
   async delete(vpath: string): Promise<void> {
-    const real = await this.locate(vpath, false);
-    if (real === this.root) throw refuse("permission", vpath);
+    if (this.rootJoin(vpath) === this.root) throw refuse("permission", vpath);
     try {
-      await this.pinned(real, vpath, true, async (pin) => {
+      await this.through(vpath, true, async (pin) => {
         // unlink(2) on a directory is EISDIR on Linux but EPERM elsewhere; asking first is unambiguous.
         if ((await this.meta.lstat(pin.path))?.isDirectory()) throw refuse("is-dir", vpath);
         await this.meta.unlink(pin.path);
@@ -879,10 +920,8 @@ export class LocalStorage implements Storage {
   /** {@inheritDoc Storage.rename} Moving the root, or onto it, is refused with `permission`. */
   async rename(from: string, to: string): Promise<void> {
     const subject = `${from} -> ${to}`;
-    const realFrom = await this.locate(from, false);
-    const realTo = await this.locate(to, false);
-    if (realFrom === this.root || realTo === this.root) throw refuse("permission", subject);
-    await this.pinned(realFrom, from, true, (source) => this.pinned(realTo, to, true, (target) => this.meta.rename(source.path, target.path))).catch(
+    if (this.rootJoin(from) === this.root || this.rootJoin(to) === this.root) throw refuse("permission", subject);
+    await this.through(from, true, (source) => this.through(to, true, (target) => this.meta.rename(source.path, target.path))).catch(
       (err: unknown) => {
         throw toStorageError(err, subject);
       },
@@ -891,9 +930,8 @@ export class LocalStorage implements Storage {
 
   /** {@inheritDoc Storage.setModifiedTime} The access time is kept. */
   async setModifiedTime(vpath: string, mtime: Date): Promise<void> {
-    const real = await this.locate(vpath, true);
     try {
-      await this.pinned(real, vpath, false, async (pin) => {
+      await this.through(vpath, false, async (pin) => {
         const current = await this.meta.stat(pin.path);
         // Gone since it was located: utimes(2) says so (ENOENT).
         await this.meta.utimes(pin.path, current?.atime ?? new Date(), mtime);
@@ -905,8 +943,7 @@ export class LocalStorage implements Storage {
 
   /** {@inheritDoc Storage.chmod} Only the permission bits (`mode & 0o777`) are applied. */
   async chmod(vpath: string, mode: number): Promise<void> {
-    const real = await this.locate(vpath, true);
-    await this.pinned(real, vpath, false, (pin) => this.meta.chmod(pin.path, mode & 0o777)).catch((err: unknown) => {
+    await this.through(vpath, false, (pin) => this.meta.chmod(pin.path, mode & 0o777)).catch((err: unknown) => {
       throw toStorageError(err, vpath);
     });
   }
@@ -946,7 +983,9 @@ export class LocalStorage implements Storage {
    */
   private async pin(real: string, vpath: string, entry: boolean): Promise<Pin> {
     const named = entry && real !== this.root;
-    if (!pinning) return { path: real, named, release: NOTHING_TO_RELEASE };
+    // A name right in the root needs no pin: the root is the only directory resolved, and no client
+    // can rename it. Nor does anything where paths are not pinned.
+    if (!pinning || (named && this.inRoot(real))) return { path: real, named, release: NOTHING_TO_RELEASE };
     let fd: number;
     try {
       fd = await this.meta.openWith(named ? path.dirname(real) : real, referenceFlags(named));
@@ -957,17 +996,61 @@ export class LocalStorage implements Storage {
     return {
       path: throughDescriptor(fd, named ? path.basename(real) : undefined),
       named,
-      release: () => this.meta.close(fd).catch(() => undefined),
+      // A directory's reference frees nothing when closed; what else is pinned might (see MetadataCalls.close).
+      release: named ? async () => closeSync(fd) : () => this.meta.close(fd).catch(() => undefined),
     };
   }
 
-  /** `call` with `real` pinned as {@link pin} does, released once it settles. */
-  private async pinned<T>(real: string, vpath: string, entry: boolean, call: (pin: Pin) => Promise<T>): Promise<T> {
-    const pin = await this.pin(real, vpath, entry);
+  /** Whether `real` names an entry right in the root. */
+  private inRoot(real: string): boolean {
+    return path.dirname(real) === this.root;
+  }
+
+  /**
+   * What `vpath` leads to, pinned as {@link pin} does (with `entry`, the entry itself in its
+   * directory; otherwise the object, symlinks followed): the pin is the confinement check. Where it
+   * fails, the full check ({@link locate}) has the last word when it has an answer of its own (a
+   * dangling link leading outside: `permission`). Without pinning, the checked path itself.
+   */
+  private async pinFor(vpath: string, entry: boolean): Promise<Pin> {
+    if (!pinning) {
+      const real = await this.locate(vpath, !entry);
+      return { path: real, named: entry && real !== this.root, release: NOTHING_TO_RELEASE };
+    }
+    try {
+      return await this.pin(this.rootJoin(vpath), vpath, entry);
+    } catch (err) {
+      await this.locate(vpath, !entry);
+      throw err;
+    }
+  }
+
+  /** `call` on {@link pinFor}'s pin, released once it settles. */
+  private async through<T>(vpath: string, entry: boolean, call: (pin: Pin) => Promise<T>): Promise<T> {
+    const pin = await this.pinFor(vpath, entry);
     try {
       return await call(pin);
     } finally {
       await pin.release();
+    }
+  }
+
+  /**
+   * {@link inspect} with the name's directory pinned ({@link pinFor}), for the caller to use and then
+   * release: what is at the name, from its lstat in the pinned directory. A symlink there (or, without
+   * pinning, anything) is left to {@link inspect}'s full resolution.
+   */
+  private async check(vpath: string): Promise<{ target: Target; dir: Pin }> {
+    const dir = await this.pinFor(vpath, true);
+    try {
+      if (!pinning) return { target: await this.inspect(vpath), dir };
+      const real = this.rootJoin(vpath);
+      const entry = dir.named ? await this.meta.lstat(dir.path) : await this.meta.stat(dir.path);
+      if (entry?.isSymbolicLink()) return { target: await this.inspect(vpath), dir };
+      return { target: { real, resolved: real, entry }, dir };
+    } catch (err) {
+      await dir.release();
+      throw toStorageError(err, vpath);
     }
   }
 
@@ -986,16 +1069,6 @@ export class LocalStorage implements Storage {
     if (place !== null && this.isInside(place)) return;
     await this.meta.close(fd).catch(() => undefined);
     throw refuse("permission", vpath);
-  }
-
-  /**
-   * stat(2) of a checked `real` through pins: the entry's lstat in its pinned directory, and where it
-   * is a symlink, what the link leads to, opened. Null when nothing is there.
-   */
-  private async statPinned(real: string, vpath: string): Promise<Stats | null> {
-    const entry = await this.pinned(real, vpath, true, (pin) => (pin.named ? this.meta.lstat(pin.path) : this.meta.stat(pin.path)));
-    if (entry === null || !entry.isSymbolicLink()) return entry;
-    return this.pinned(real, vpath, false, (pin) => this.meta.stat(pin.path));
   }
 
   /**
