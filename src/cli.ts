@@ -9,8 +9,8 @@
  */
 import "./node/threadpool.js"; // first: sizes libuv's thread pool before anything uses it
 import { releaseEarlySighup } from "./node/early-sighup.js"; // next: a SIGHUP while loading must not kill a starting node
-import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { resolve, sep } from "node:path";
+import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { dirname, resolve, sep } from "node:path";
 import { Command, Option } from "commander";
 import { stringify } from "yaml";
 import { openAccountStore } from "./accounts/open.js";
@@ -130,6 +130,7 @@ withConfigOptions(configCommand.command("check"), () => true)
     const config = configFrom(options);
     const quiet = createLogger("silent");
     if (config.tls.cert) (await TlsContextProvider.create(config, quiet)).close();
+    else TlsContextProvider.checkSettings(config);
     await new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, quiet).refresh();
     process.stdout.write(stringify(config));
   });
@@ -342,7 +343,10 @@ async function serve(options: CommonOptions): Promise<void> {
     await accounts.close();
     throw bindFailure(err, config) ?? err;
   }
-  logger.info({ host: config.host, port: node.port, dataDir: paths.dataDir }, `edgeftp listening on port ${node.port}`);
+  logger.info(
+    { host: config.host, port: node.port, implicitTlsPort: node.implicitPort, dataDir: paths.dataDir },
+    `edgeftp listening on port ${node.port}${node.implicitPort ? `, implicit FTPS on ${node.implicitPort}` : ""}`,
+  );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -464,9 +468,25 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
     }
     const root = homeFor(config, account);
     // Created only now: the store has validated the name, so it is a safe single path segment.
-    if (home === null) mkdirSync(root, { recursive: true });
+    if (home === null) createHome(root, resolveDataPaths(config).dataDir);
     console.log(`user ${name} added (${account.enabled ? "" : "disabled, "}home ${root}, permissions ${account.permissions.join(",")}${describeLimits(account)})`);
   });
+}
+
+/**
+ * mkdir -p of a new account's default home. Made by root for a node that runs as another user (the
+ * data dir's owner: a service account), what it creates is given to that user, or the node could
+ * not write into the home.
+ */
+function createHome(home: string, dataDir: string): void {
+  const first = mkdirSync(home, { recursive: true });
+  if (first === undefined || process.getuid?.() !== 0) return;
+  const owner = statSync(dataDir);
+  if (owner.uid === 0) return;
+  for (let dir = home; ; dir = dirname(dir)) {
+    chownSync(dir, owner.uid, owner.gid);
+    if (dir === first || dir === dirname(dir)) break;
+  }
 }
 
 async function userPasswd(name: string, options: CommonOptions & PasswordOptions): Promise<void> {

@@ -62,22 +62,29 @@ export class TlsContextProvider {
     return new TlsContextProvider(config, { ...files, ca: config.tls.ca }, logger);
   }
 
+  /**
+   * What serve would refuse at start in the TLS settings that need no certificate (the quick start's
+   * is generated then): the CA chain file, the versions and the cipher list. For `config check`, which
+   * creates nothing.
+   */
+  static checkSettings(config: Config): void {
+    const { tls } = config;
+    if (tls.ca) checkChain(readTlsFile(tls.ca, "CA chain"), tls.ca);
+    try {
+      createSecureContext({ minVersion: tls.minVersion, maxVersion: tls.maxVersion, ...(tls.ciphers ? { ciphers: tls.ciphers } : {}) });
+    } catch (err) {
+      throw settingsError(err, tls.ciphers) ?? new ConfigError(`tls: ${(err as Error).message}`);
+    }
+  }
+
   get context(): SecureContext {
     return this.current;
   }
 
   private load(): SecureContext {
-    const read = (path: string, what: string) => {
-      try {
-        return readFileSync(path);
-      } catch (err) {
-        throw new ConfigError(`tls: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code})`);
-      }
-    };
     const { tls } = this.config;
-    const [cert, key, ca] = this.readFiles(read);
-    // Node skips PEM blocks that are not certificates: a key or CSR given as the chain would send none.
-    if (ca && !ca.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(`tls: ${this.files.ca} (tls.ca) holds no PEM certificate`);
+    const [cert, key, ca] = this.readFiles(readTlsFile);
+    if (ca) checkChain(ca, this.files.ca);
     try {
       const context = createSecureContext({
         cert,
@@ -92,9 +99,7 @@ export class TlsContextProvider {
       this.loaded = ca ? [cert, key, ca] : [cert, key];
       return context;
     } catch (err) {
-      const why = (err as Error).message;
-      if (/no cipher match/i.test(why)) throw new ConfigError(`tls.ciphers: no cipher matches "${tls.ciphers}"`);
-      throw new ConfigError(`tls: certificate ${this.files.cert} and key ${this.files.key} do not load (${why})`);
+      throw settingsError(err, tls.ciphers) ?? new ConfigError(`tls: certificate ${this.files.cert} and key ${this.files.key} do not load (${(err as Error).message})`);
     }
   }
 
@@ -162,4 +167,23 @@ export class TlsContextProvider {
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = null;
   }
+}
+
+function readTlsFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`tls: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code})`);
+  }
+}
+
+/** Node skips PEM blocks that are not certificates: a key or CSR given as the chain would send none. */
+function checkChain(ca: Buffer, path: string): void {
+  if (!ca.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError(`tls: ${path} (tls.ca) holds no PEM certificate`);
+}
+
+/** The ConfigError for a context that would not build because of the settings (not the files), or null. */
+function settingsError(err: unknown, ciphers: string | undefined): ConfigError | null {
+  if (/no cipher match/i.test((err as Error).message)) return new ConfigError(`tls.ciphers: no cipher matches "${ciphers}"`);
+  return null;
 }

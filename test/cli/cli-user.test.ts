@@ -1,7 +1,7 @@
 // The `user` commands, run as an operator would, against the account database `serve` reads.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openAccountStore } from "../../src/accounts/open.js";
 import { checkLeaks } from "../helpers/leaks.js";
@@ -165,4 +165,16 @@ test("user add/set take limits with size suffixes and TLS overrides; `none`/`nod
   const list = (await edgeftp(dir, ["user", "list", "--data-dir", dataDir])).stdout;
   assert.match(list, /^cam1\s+yes\s.*\stls policy data, quota 1000 files, bandwidth up 64 KiB\/s, max sessions 3$/m, list);
   assert.match(list, /^cam2\s+no\s.*\s-$/m, list);
+});
+
+test("run as root for a node that runs as another user, user add gives the new home to the data dir's owner", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
+  const { dir, dataDir } = workspace(t);
+  mkdirSync(dataDir);
+  const nobody = 65534;
+  chownSync(dataDir, nobody, nobody);
+  assertSuccess(await edgeftp(dir, ["user", "add", "svc", "--password", "pw", "--data-dir", dataDir]));
+  for (const made of [join(dataDir, "homes"), join(dataDir, "homes", "svc")]) {
+    const owner = statSync(made);
+    assert.deepEqual([owner.uid, owner.gid], [nobody, nobody], made);
+  }
 });

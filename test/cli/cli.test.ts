@@ -81,6 +81,10 @@ test("config check loads the certificate files and resolves a PASV hostname, as 
   assertFailure(await edgeftp(dir, ["config", "check", ...tls, "--tls-ciphers", "garbage"]), /^edgeftp: tls\.ciphers: no cipher matches "garbage"\n$/);
   assertFailure(await edgeftp(dir, ["config", "check", ...tls, "--tls-ca", "key.pem"]), /^edgeftp: tls: key\.pem \(tls\.ca\) holds no PEM certificate\n$/);
   assertFailure(await edgeftp(dir, ["config", "check", "--pasv-address", "no-such-host.invalid"]), /^edgeftp: pasv\.address: cannot resolve no-such-host\.invalid to an IPv4 address/);
+  // Without a certificate of its own (serve generates one at start), the rest is checked all the same.
+  assertFailure(await edgeftp(dir, ["config", "check", "--tls-ciphers", "garbage"]), /^edgeftp: tls\.ciphers: no cipher matches "garbage"\n$/);
+  assertFailure(await edgeftp(dir, ["config", "check", "--tls-ca", "missing.pem"]), /^edgeftp: tls: cannot read CA chain missing\.pem \(ENOENT\)\n$/);
+  assertFailure(await edgeftp(dir, ["config", "check", "--tls-ca", "key.pem"]), /^edgeftp: tls: key\.pem \(tls\.ca\) holds no PEM certificate\n$/);
 });
 
 test("serve with an out-of-range port fails with the keyed config error", async (t) => {
