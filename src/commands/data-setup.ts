@@ -24,15 +24,15 @@ async function reservePassive(session: Session): Promise<number> {
   }
 }
 
-function setActive(session: Session, host: string, port: number): void {
+function setActive(session: Session, verb: "PORT" | "EPRT", host: string, port: number): void {
   if (!session.config.active.enabled) throw new FtpError(Reply.NotImplemented, "Active mode is disabled on this server; use PASV or EPSV.");
   if (session.epsvAll) throw new FtpError(Reply.BadSequence, "EPSV ALL is in effect: only EPSV may set up data connections.");
   // Bounce protection (RFC 2577 §3): only the client's own address, never a privileged port.
   if (host !== session.peerIp) {
     session.log.warn({ target: host }, "PORT/EPRT to an address other than the client's refused");
-    throw new FtpError(Reply.SyntaxError, "Illegal PORT command: address must be your own.");
+    throw new FtpError(Reply.SyntaxError, `Illegal ${verb} command: address must be your own.`);
   }
-  if (port < 1024) throw new FtpError(Reply.SyntaxError, "Illegal PORT command: port below 1024 refused.");
+  if (port < 1024) throw new FtpError(Reply.SyntaxError, `Illegal ${verb} command: port below 1024 refused.`);
   session.setDataChannel(
     new ActiveDataChannel(
       { host, port, localAddress: session.localIp, localPort: session.config.active.port },
@@ -85,7 +85,7 @@ export const dataSetupCommands: CommandSpec[] = [
       const target = parsePortArgument(arg);
       if (!target) throw new FtpError(Reply.SyntaxErrorArgs, "Illegal PORT command.");
       if (!isIPv4(session.peerIp)) throw new FtpError(Reply.NetworkProtocolNotSupported, "PORT is IPv4 only; use EPRT on IPv6.");
-      setActive(session, target.host, target.port);
+      setActive(session, "PORT", target.host, target.port);
       session.reply(Reply.CommandOk, "PORT command successful. Consider using PASV.");
     },
   },
@@ -97,10 +97,16 @@ export const dataSetupCommands: CommandSpec[] = [
     feat: "EPRT",
     handler(session, arg) {
       const target = parseEprtArgument(arg.trim());
-      if (!target) throw new FtpError(Reply.SyntaxErrorArgs, "Illegal EPRT command.");
       const ours = isIPv4(session.peerIp) ? 4 : 6;
-      if (target.family !== ours) throw new FtpError(Reply.NetworkProtocolNotSupported, `Network protocol not supported, use (${ours === 4 ? 1 : 2}).`);
-      setActive(session, target.host, target.port);
+      const unsupported = new FtpError(Reply.NetworkProtocolNotSupported, `Network protocol not supported, use (${ours === 4 ? 1 : 2}).`);
+      if (!target) {
+        // Well formed but for a protocol other than IPv4 and IPv6 (RFC 2428 §2): 522 names ours.
+        const af = /^([!-~])(\d+)\1/.exec(arg.trim())?.[2];
+        if (af !== undefined && af !== "1" && af !== "2") throw unsupported;
+        throw new FtpError(Reply.SyntaxErrorArgs, "Illegal EPRT command.");
+      }
+      if (target.family !== ours) throw unsupported;
+      setActive(session, "EPRT", target.host, target.port);
       session.reply(Reply.CommandOk, "EPRT command successful.");
     },
   },

@@ -21,6 +21,15 @@ function takeRestOffset(session: Session): number {
 }
 
 /**
+ * A restart in TYPE A is refused, as vsftpd, ProFTPD and Pure-FTPd refuse it: RFC 3659's marker
+ * counts octets of the transferred stream (CRLF line ends), the file holds another count (LF), and
+ * finding where one maps into the other would mean reading the file up to there.
+ */
+function refuseAsciiRestart(session: Session, offset: number): void {
+  if (offset > 0 && session.type === "A") throw fileUnavailable("Resuming a transfer in TYPE A is not supported; use TYPE I.");
+}
+
+/**
  * The account's bandwidth throttle for one direction, shared by every transfer of the account in
  * that direction on this node; null (no stage at all) when the account is unlimited (null or 0).
  * The limits are the account's settings at login. Listings use the down throttle too.
@@ -57,6 +66,7 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
   // STOR into a write at that offset (550 for a new file).
   const rest = takeRestOffset(session);
   const offset = mode === "append" ? 0 : rest;
+  refuseAsciiRestart(session, offset);
   release ??= claimPaths(session, `an upload to ${path}`, path);
   try {
     await uploadClaimed(session, path, mode, offset, announce);
@@ -137,6 +147,7 @@ export const transferCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg);
       const offset = takeRestOffset(session);
+      refuseAsciiRestart(session, offset);
       // No stat first: opening the file tells its size. When it fails, the stat decides the reply,
       // as it did when it came first (a reserved name is not-found to it, a directory not a plain file).
       let source: FileReadable;

@@ -717,10 +717,15 @@ describe("FTP protocol (raw client)", () => {
       for (const bad of ["PORT 127,0,0,1,4", "PORT x", "PORT 127,0,0,1,4,256", "PORT 300,0,0,1,4,1", "PORT 127.0.0.1:1025"]) {
         expectCode(await c.command(bad), 501, bad);
       }
-      for (const bad of ["EPRT |1|127.0.0.1|", "EPRT |1|127.0.0.1|70000|", "EPRT |9|127.0.0.1|2000|", "EPRT garbage", "EPRT |1|localhost|2000|"]) {
+      for (const bad of ["EPRT |1|127.0.0.1|", "EPRT |1|127.0.0.1|70000|", "EPRT garbage", "EPRT |1|localhost|2000|", "EPRT |x|127.0.0.1|2000|"]) {
         expectCode(await c.command(bad), 501, bad);
       }
       expectCode(await c.command("EPRT |2|::1|2000|"), 522, "EPRT IPv6 from an IPv4 session");
+      // Another protocol, well formed (RFC 2428 §2): 522 names the one to use.
+      const other = await c.command("EPRT |9|127.0.0.1|2000|");
+      expectCode(other, 522, "EPRT of an unknown protocol");
+      assert.match(other.text, /use \(1\)/);
+      assert.match((await c.command("EPRT |1|127.0.0.1|22|")).text, /^Illegal EPRT command/);
     }));
 
   test("active mode (PORT and EPRT to the client's own address) carries RETR and STOR", () =>

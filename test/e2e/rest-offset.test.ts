@@ -52,4 +52,25 @@ describe("REST applies to the next transfer only", () => {
     assert.equal((await c.reply()).code, 226);
     await c.close();
   });
+
+  test("a restart in TYPE A is refused before any 150, as vsftpd, ProFTPD and Pure-FTPd refuse it: the offset would count stored bytes, not the CRLF stream", async () => {
+    const c = await RawClient.connect(server.port);
+    await c.login(USER, PASSWORD);
+    assert.equal((await c.command("TYPE A")).code, 200);
+    for (const transfer of ["RETR digits.txt", "STOR digits.txt"]) {
+      assert.equal((await c.command("REST 2")).code, 350);
+      const refused = await c.command(transfer);
+      assert.equal(refused.code, 550, `${transfer}: ${refused.text}`);
+      assert.match(refused.text, /TYPE I/);
+    }
+    assert.equal(readFileSync(join(server.home(USER), "digits.txt"), "utf8"), "0123456789");
+    // REST 0 is no restart, and the refusal left no offset pending.
+    assert.equal((await c.command("REST 0")).code, 350);
+    const data = await c.passive();
+    c.send("RETR digits.txt");
+    assert.equal((await readAll(data)).toString(), "0123456789");
+    assert.equal((await c.reply()).code, 150);
+    assert.equal((await c.reply()).code, 226);
+    await c.close();
+  });
 });
