@@ -473,20 +473,27 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
   });
 }
 
-/**
- * mkdir -p of a new account's default home. Made by root for a node that runs as another user (the
- * data dir's owner: a service account), what it creates is given to that user, or the node could
- * not write into the home.
- */
+/** mkdir -p of a new account's default home, given to the node's user (see {@link giveToNodeUser}). */
 function createHome(home: string, dataDir: string): void {
   const first = mkdirSync(home, { recursive: true });
-  if (first === undefined || process.getuid?.() !== 0) return;
-  const owner = statSync(dataDir);
-  if (owner.uid === 0) return;
+  if (first === undefined) return;
+  const made: string[] = [];
   for (let dir = home; ; dir = dirname(dir)) {
-    chownSync(dir, owner.uid, owner.gid);
+    made.push(dir);
     if (dir === first || dir === dirname(dir)) break;
   }
+  giveToNodeUser(dataDir, made);
+}
+
+/**
+ * Run as root for a node that runs as another user (the data dir's owner: a service account), what
+ * a command created (still root's) is given to that user, or the node could not open or write it.
+ */
+function giveToNodeUser(dataDir: string, paths: string[]): void {
+  if (process.getuid?.() !== 0 || !existsSync(dataDir)) return;
+  const owner = statSync(dataDir);
+  if (owner.uid === 0) return;
+  for (const path of paths) if (existsSync(path) && statSync(path).uid === 0) chownSync(path, owner.uid, owner.gid);
 }
 
 async function userPasswd(name: string, options: CommonOptions & PasswordOptions): Promise<void> {
@@ -553,7 +560,7 @@ async function withAccounts(
   { create }: { create: boolean },
   action: (accounts: AccountStore) => Promise<void>,
 ): Promise<void> {
-  const { sqlitePath } = resolveDataPaths(config);
+  const { sqlitePath, dataDir } = resolveDataPaths(config);
   if (!create && !existsSync(sqlitePath)) {
     throw new CliError(
       `no account database at ${sqlitePath} (is --data-dir or --config the server's? \`edgeftp user add NAME\` creates it)`,
@@ -564,6 +571,8 @@ async function withAccounts(
     await action(accounts);
   } finally {
     await accounts.close();
+    // The database this command may have created, with its journal files.
+    if (create) giveToNodeUser(dataDir, [sqlitePath, `${sqlitePath}-wal`, `${sqlitePath}-shm`]);
   }
 }
 

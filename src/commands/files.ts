@@ -3,7 +3,7 @@ import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { ownEntryState, withQuota } from "../session/quota.js";
-import { claimPaths } from "../session/path-claims.js";
+import { claimCreation, claimPaths } from "../session/path-claims.js";
 import type { Session } from "../session/session.js";
 import type { FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
@@ -24,7 +24,7 @@ const mkd: CommandSpec = {
     const path = session.resolve(arg);
     // Claimed like every other change of a name, so that an upload or a rename of the same name cannot
     // interleave with it and count the entry twice. Counted against the files quota (552 when reached).
-    const release = claimPaths(session, `a creation of ${path}`, path);
+    const release = claimCreation(session, `a creation of ${path}`, path);
     try {
       await withQuota(session, (quota) => quota.createEntry(() => session.fs.mkdir(path)));
     } finally {

@@ -75,9 +75,21 @@ const keyOf = (session: Session, path: string) => session.fs.location.replace(/\
  * done, on every path.
  */
 export function claimPaths(session: Session, what: string, ...paths: string[]): () => void {
+  return claim(session, what, paths, true);
+}
+
+/**
+ * {@link claimPaths} for a creation (MKD): a claim below the name is no conflict, since an entry below
+ * it means the name exists already and the creation fails without changing anything.
+ */
+export function claimCreation(session: Session, what: string, path: string): () => void {
+  return claim(session, what, [path], false);
+}
+
+function claim(session: Session, what: string, paths: string[], below: boolean): () => void {
   const claims = claimsOf(session);
   for (const path of paths) {
-    const other = claims.conflict(keyOf(session, path));
+    const other = claims.conflict(keyOf(session, path), below);
     if (other !== null) throw new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: ${other} is in progress.`);
   }
   const keys = [...new Set(paths.map((path) => keyOf(session, path)))];

@@ -18,6 +18,7 @@ import {
   closeSync,
   fsync,
   lstatSync,
+  fstat as fstatCallback,
   open as openCallback,
   read as readCallback,
   type Dir,
@@ -105,6 +106,8 @@ const MAX_SYMLINK_HOPS = 40;
 export const RESERVED_PREFIX = ".edgeftp-upload-";
 const RESERVED_PREFIX_BYTES = Buffer.from(RESERVED_PREFIX);
 const fsyncAsync = promisify(fsync);
+const openAsync = promisify(openCallback);
+const fstatAsync = promisify(fstatCallback);
 
 /** Linux NAME_MAX: the temporary name keeps only as much of the target's name as fits. */
 const NAME_MAX_BYTES = 255;
@@ -220,6 +223,8 @@ const CODE_BY_ERRNO: ReadonlyMap<string, StorageErrorCode> = new Map([
   ["ENAMETOOLONG", "invalid-path"],
   // rename(2) of a directory into itself or below it.
   ["EINVAL", "invalid-path"],
+  // A symlink loop, or (O_NOFOLLOW) a name that became a symlink since it was checked.
+  ["ELOOP", "not-found"],
 ]);
 
 const MESSAGE_BY_CODE: Readonly<Record<StorageErrorCode, string>> = {
@@ -695,6 +700,8 @@ export class LocalStorage implements Storage {
       // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
       const info = await this.meta.fstat(fd);
       if (info.isDirectory()) throw refuse("is-dir", vpath);
+      // A FIFO, a socket or a device an operator left in a home is no file to send.
+      if (!info.isFile()) throw refuse("permission", vpath);
       // The stream closes the descriptor when it ends or is destroyed (autoClose).
       const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls });
       // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
@@ -708,27 +715,26 @@ export class LocalStorage implements Storage {
   /**
    * A checked `real` opened for reading, confined (see pinned-paths.ts): a name right in the root that
    * is not a symlink is opened as it is (O_NOFOLLOW), since nothing but the root is resolved; any other
-   * is opened and then asked where it is.
+   * is pinned (O_PATH, no side effect) and its object reopened once it is known to be inside.
    */
   private async openToRead(real: string, vpath: string): Promise<number> {
-    if (pinning && this.inRoot(real)) {
-      try {
-        return await this.meta.openWith(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ELOOP") throw toStorageError(err, vpath);
-        // A symlink: followed below, and confined.
-      }
-    }
-    let fd: number;
+    // Non-blocking: a FIFO would otherwise block the event loop until a writer came (read refuses it).
+    const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
     try {
-      fd = await this.meta.open(real, "r");
+      if (!pinning) return await this.meta.openWith(real, flags);
+      if (this.inRoot(real)) {
+        try {
+          return await this.meta.openWith(real, flags | fsConstants.O_NOFOLLOW);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "ELOOP") throw err;
+          // A symlink: pinned below.
+        }
+      }
+      // Reopened through its pin: nothing is opened for reading before it is known to be inside.
+      return await this.through(vpath, false, (pin) => this.meta.openWith(pin.path, flags));
     } catch (err) {
-      // The check's answer stands where it has one (a link leading outside: `permission`).
-      if (pinning) await this.locate(vpath, true);
       throw toStorageError(err, vpath);
     }
-    await this.confine(fd, vpath);
-    return fd;
   }
 
   /**
@@ -777,24 +783,22 @@ export class LocalStorage implements Storage {
     }
     const flags = options.append ? "a" : offset > 0 ? "r+" : "w";
     let fd: number;
-    // Only needed to remove a failed new file: the real file (through a symlink) and whether it was there.
-    let created: string | null = null;
+    // The file by its name in its pinned directory: the name's own, or where a symlink name leads
+    // (its target's directory, pinned too), kept until the upload ends.
+    let file: Pin = dir;
+    // Only needed to remove a failed new file: whether it was there.
+    let created = false;
     try {
-      if (!keepPartial && flags !== "r+") {
-        const absent = target.entry === undefined ? !(await exists(target.resolved)) : target.entry === null;
-        created = absent ? target.resolved : null;
-      }
+      if (target.resolved !== target.real) file = await this.pin(target.resolved, vpath, true);
+      if (!keepPartial && flags !== "r+") created = target.entry === undefined ? !(await exists(target.resolved)) : target.entry === null;
       // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
-      // In the pinned directory; without following a final symlink where the check found none.
-      const noFollow = pinning && target.resolved === target.real ? fsConstants.O_NOFOLLOW : 0;
-      fd = await this.meta.openWith(dir.path, OPEN_FLAGS[flags] | noFollow);
-      // Right in the root and not followed, it is where it was opened.
-      if (!(noFollow && this.inRoot(target.real))) await this.confine(fd, vpath);
+      // Never through a symlink: a rename since the check cannot make it create or truncate elsewhere.
+      fd = await this.meta.openWith(file.path, OPEN_FLAGS[flags] | (pinning ? fsConstants.O_NOFOLLOW : 0));
     } catch (err) {
+      if (file !== dir) await file.release();
+      await dir.release();
       source.destroy();
       throw toStorageError(err, vpath);
-    } finally {
-      await dir.release();
     }
     try {
       // An append (O_APPEND) has no position of its own to give a kernel copy.
@@ -802,8 +806,11 @@ export class LocalStorage implements Storage {
       options.signal?.throwIfAborted();
       return bytes;
     } catch (err) {
-      if (created !== null) await unlink(created).catch(() => undefined);
+      if (created) await unlink(file.path).catch(() => undefined);
       throw toStorageError(err, vpath);
+    } finally {
+      if (file !== dir) await file.release();
+      await dir.release();
     }
   }
 
@@ -1184,6 +1191,21 @@ export class LocalStorage implements Storage {
   }
 
   /**
+   * What the symlink at `full` leads to, when that is inside the root; null when it leads outside.
+   * With pinning, what it leads to is opened (O_PATH) and asked where it is, so a rename meanwhile
+   * cannot show an outside file's facts; throws when it leads nowhere.
+   */
+  private async linkTarget(full: string | Buffer): Promise<Stats | null> {
+    if (!pinning) return this.isInside(await realpath(full)) ? stat(full) : null;
+    const fd = await openAsync(full, referenceFlags(false));
+    try {
+      return this.isInside(placeOf(fd)) ? await fstatAsync(fd) : null;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
    * Describes one listed entry from its real path (a string, or raw bytes for a name that is not
    * ASCII). A symlink is followed when it stays inside the root; a dangling or escaping one is reported
    * as a `link` of size 0. An entry that vanished between readdir and stat is skipped (`undefined`).
@@ -1198,7 +1220,8 @@ export class LocalStorage implements Storage {
     }
     if (!st.isSymbolicLink()) return toFileInfo(name, st);
     try {
-      if (this.isInside(await realpath(full))) return toFileInfo(name, await stat(full));
+      const target = await this.linkTarget(full);
+      if (target) return toFileInfo(name, target);
     } catch {
       // Dangling or looping: describe the link itself.
     }

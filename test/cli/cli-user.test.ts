@@ -167,13 +167,13 @@ test("user add/set take limits with size suffixes and TLS overrides; `none`/`nod
   assert.match(list, /^cam2\s+no\s.*\s-$/m, list);
 });
 
-test("run as root for a node that runs as another user, user add gives the new home to the data dir's owner", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
+test("run as root for a node that runs as another user, user add gives the new home and account database to the data dir's owner", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
   const { dir, dataDir } = workspace(t);
   mkdirSync(dataDir);
   const nobody = 65534;
   chownSync(dataDir, nobody, nobody);
   assertSuccess(await edgeftp(dir, ["user", "add", "svc", "--password", "pw", "--data-dir", dataDir]));
-  for (const made of [join(dataDir, "homes"), join(dataDir, "homes", "svc")]) {
+  for (const made of [join(dataDir, "homes"), join(dataDir, "homes", "svc"), join(dataDir, "accounts.db")]) {
     const owner = statSync(made);
     assert.deepEqual([owner.uid, owner.gid], [nobody, nobody], made);
   }

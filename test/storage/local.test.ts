@@ -18,7 +18,8 @@ import {
 import { existsSync, linkSync, renameSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
+import { execFileSync } from "node:child_process";
 import { LARGE_FILE_BYTES, MetadataCalls } from "../../src/storage/metadata-calls.js";
 import { LocalStorage, LocalStorageFactory, RESERVED_PREFIX, toStorageError } from "../../src/storage/local.js";
 import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
@@ -248,10 +249,12 @@ for (const [label, metadata] of METADATA_MODES) {
       for (const atomic of [false, true]) {
         await assert.rejects(storage.write("/f/child", source("x"), { atomic }), isStorageError("not-dir"));
         await assert.rejects(storage.write("/missing/child", source("x"), { atomic }), isStorageError("not-found"));
-        await assert.rejects(storage.write("/loop", source("x"), { atomic }), isStorageError("io"));
-        await assert.rejects(storage.write("/loop/child", source("x"), { atomic }), isStorageError("io"));
+        // A loop is no file (550), not a local error a client should retry (451).
+        await assert.rejects(storage.write("/loop", source("x"), { atomic }), isStorageError("not-found"));
+        await assert.rejects(storage.write("/loop/child", source("x"), { atomic }), isStorageError("not-found"));
       }
-      await assert.rejects(storage.stat("/loop"), isStorageError("io"));
+      await assert.rejects(storage.stat("/loop"), isStorageError("not-found"));
+      await assert.rejects(storage.read("/loop"), isStorageError("not-found"));
       await assert.rejects(storage.stat("/missing/child"), isStorageError("not-found"));
       await assert.rejects(storage.read("/f/child"), isStorageError("not-dir"));
       await assert.rejects(storage.read("/missing"), isStorageError("not-found"));
@@ -847,6 +850,8 @@ describe("toStorageError", () => {
  */
 class SwapBeforeUse extends MetadataCalls {
   armed = false;
+  /** Calls to let through, once armed, before the swap. */
+  passing = 0;
 
   constructor(private readonly swap: () => void) {
     super();
@@ -854,6 +859,7 @@ class SwapBeforeUse extends MetadataCalls {
 
   private fire(): void {
     if (!this.armed) return;
+    if (this.passing-- > 0) return;
     this.armed = false;
     this.swap();
   }
@@ -910,4 +916,51 @@ describe("a directory swapped for a symlink leading outside between the check an
       assert.equal(existsSync(inRoot("taken")), false);
     });
   }
+});
+
+describe("what is not a plain file, and renames during an upload", { skip: !existsSync("/proc/self/fd") && "no /proc" }, () => {
+  test("a FIFO is refused at once, not opened blocking: inside the root, or behind a symlink leading outside", async () => {
+    execFileSync("mkfifo", [inRoot("pipe")]);
+    execFileSync("mkfifo", [path.join(outside, "pipe")]);
+    await mkdir(inRoot("d"));
+    await symlink(path.join(outside, "pipe"), inRoot("out-pipe"));
+    await symlink(path.join(outside, "pipe"), inRoot("d", "out-pipe"));
+    for (const [vpath, code] of [["/pipe", "permission"], ["/out-pipe", "permission"], ["/d/out-pipe", "permission"]] as const) {
+      const started = Date.now();
+      await assert.rejects(storage.read(vpath), isStorageError(code));
+      assert.ok(Date.now() - started < 1000, `${vpath} answered at once`);
+    }
+  });
+
+  test("an upload through a symlink name whose directory moves meanwhile writes where the link led when checked", async () => {
+    // a/d/t -> ../../victim leads to <root>/victim; moved to /d, the same link would lead outside.
+    await mkdir(inRoot("a", "d"), { recursive: true });
+    await symlink("../../victim", inRoot("a", "d", "t"));
+    await writeFile(path.join(base, "victim"), "outside, untouched");
+    const calls = new SwapBeforeUse(() => renameSync(inRoot("a", "d"), inRoot("d")));
+    const local = new LocalStorage(await realpath(rootDir), { metadata: calls });
+    // After the check (its pin of a/d), before the file is opened.
+    calls.passing = 1;
+    calls.armed = true;
+    await local.write("/a/d/t", source("written"));
+    assert.equal(calls.armed, false, "the move happened");
+    assert.equal(await readFile(path.join(base, "victim"), "utf8"), "outside, untouched");
+    assert.equal(await readFile(inRoot("victim"), "utf8"), "written");
+  });
+
+  test("a failed new upload whose directory was swapped for a link leading outside removes its own partial file, not the outside one", async () => {
+    await mkdir(inRoot("a", "d"), { recursive: true });
+    await writeFile(path.join(outside, "new.bin"), "outside, untouched");
+    const local = new LocalStorage(await realpath(rootDir));
+    const upload = new PassThrough();
+    const writing = local.write("/a/d/new.bin", upload, { keepPartial: false });
+    upload.write("partial");
+    for (let i = 0; i < 200 && !existsSync(inRoot("a", "d", "new.bin")); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    renameSync(inRoot("a", "d"), inRoot("a", "moved"));
+    await symlink(outside, inRoot("a", "d"));
+    upload.destroy(new Error("the client went away"));
+    await assert.rejects(writing);
+    assert.equal(await readFile(path.join(outside, "new.bin"), "utf8"), "outside, untouched");
+    assert.equal(existsSync(inRoot("a", "moved", "new.bin")), false, "the partial file is removed where it is");
+  });
 });
