@@ -454,6 +454,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
       }
       throw new AccountError("exists", `account "${name}" already exists`);
     }
+    await refuseNestedHome(accounts, config, name, home);
     const password = await readPassword(name, options);
     let account: Account;
     try {
@@ -542,6 +543,7 @@ async function userSet(name: string, options: CommonOptions & SettingsOptions): 
     );
   }
   await withAccounts(config, { create: false }, async (accounts) => {
+    if (patch.home !== undefined) await refuseNestedHome(accounts, config, name, patch.home);
     const account = await accounts.update(name, patch);
     console.log(
       `user ${name} updated (${account.enabled ? "enabled" : "disabled"}, home ${homeFor(config, account)}, ` +
@@ -611,6 +613,28 @@ function accountHome(dir: string, config: Config): string | null {
     throw new CliError(`--home ${absolute}: holds the node's own data (accounts, TLS key); choose a directory outside ${dataDir}, or under its homes/`);
   }
   return absolute;
+}
+
+/**
+ * Refuses a home strictly inside another account's, or around one: the outer account could rename
+ * the inner home away and move one of its symlinks (`../..`) into its place, and the inner account
+ * would then be rooted wherever that leads. The same home for two accounts (a read-only view of a
+ * site) is allowed: no account can rename its own root.
+ */
+async function refuseNestedHome(accounts: AccountStore, config: Config, name: string, home: string | null): Promise<void> {
+  const realOrSelf = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+  const below = (inner: string, outer: string) => inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+  const mine = realOrSelf(homeFor(config, { name, home }));
+  for (const other of await accounts.list()) {
+    if (other.name === name) continue;
+    const theirs = realOrSelf(homeFor(config, other));
+    if (below(mine, theirs) || below(theirs, mine)) {
+      throw new CliError(
+        `--home ${mine}: ${below(mine, theirs) ? "inside" : "around"} the home of "${other.name}" (${theirs}); ` +
+          "give the same directory (a shared or read-only view) or one outside it",
+      );
+    }
+  }
 }
 
 /** The permissions asked for by --permissions or --read-only; undefined when neither was given. */

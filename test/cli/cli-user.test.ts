@@ -178,3 +178,18 @@ test("run as root for a node that runs as another user, user add gives the new h
     assert.deepEqual([owner.uid, owner.gid], [nobody, nobody], made);
   }
 });
+
+test("a home inside another account's, or around one, is refused: the outer account could rename the inner home away and put a symlink in its place", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(await edgeftp(dir, ["user", "add", "outer", "--password", "pw", "--data-dir", dataDir]));
+  mkdirSync(join(dataDir, "homes", "outer", "site"));
+  assertFailure(
+    await edgeftp(dir, ["user", "add", "inner", "--password", "pw", "--home", join(dataDir, "homes", "outer", "site"), "--data-dir", dataDir]),
+    /inside the home of "outer"/,
+  );
+  mkdirSync(join(dir, "sites", "a"), { recursive: true });
+  assertSuccess(await edgeftp(dir, ["user", "add", "a", "--password", "pw", "--home", join(dir, "sites", "a"), "--data-dir", dataDir]));
+  assertFailure(await edgeftp(dir, ["user", "set", "outer", "--home", join(dir, "sites"), "--data-dir", dataDir]), /around the home of "a"/);
+  // The same home (a shared or read-only view) stays allowed.
+  assertSuccess(await edgeftp(dir, ["user", "add", "viewer", "--password", "pw", "--home", join(dataDir, "homes", "outer"), "--read-only", "--data-dir", dataDir]));
+});
