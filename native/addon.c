@@ -39,6 +39,7 @@ static napi_value init(napi_env env, napi_value exports) {
   list_directory_init(env, exports);
   socket_options_init(env, exports);
   file_lock_init(env, exports);
+  open_no_symlinks_init(env, exports);
   return exports;
 }
 

@@ -16,6 +16,8 @@ void list_directory_init(napi_env env, napi_value exports);
 void socket_options_init(napi_env env, napi_value exports);
 /* Locks on temporary upload files: lockExclusive, duplicate (file_lock.c). */
 void file_lock_init(napi_env env, napi_value exports);
+/* An open that follows no symlink: openNoSymlinks (open_no_symlinks.c). */
+void open_no_symlinks_init(napi_env env, napi_value exports);
 
 /*
  * Calls a JavaScript callback from a libuv callback (inside a handle scope the caller opened), as

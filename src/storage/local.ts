@@ -730,7 +730,10 @@ export class LocalStorage implements Storage {
           // A symlink: pinned below.
         }
       }
-      // Reopened through its pin: nothing is opened for reading before it is known to be inside.
+      // Without a symlink on the way it is inside; else reopened through its pin: nothing is opened
+      // for reading before it is known to be inside.
+      const direct = await this.meta.openNoSymlinks(real, flags);
+      if (direct !== null) return direct;
       return await this.through(vpath, false, (pin) => this.meta.openWith(pin.path, flags));
     } catch (err) {
       throw toStorageError(err, vpath);
@@ -993,13 +996,19 @@ export class LocalStorage implements Storage {
     // A name right in the root needs no pin: the root is the only directory resolved, and no client
     // can rename it. Nor does anything where paths are not pinned.
     if (!pinning || (named && this.inRoot(real))) return { path: real, named, release: NOTHING_TO_RELEASE };
+    const opened = named ? path.dirname(real) : real;
     let fd: number;
     try {
-      fd = await this.meta.openWith(named ? path.dirname(real) : real, referenceFlags(named));
+      // Most paths hold no symlink: opened without following one, it is where its name says.
+      const direct = await this.meta.openNoSymlinks(opened, referenceFlags(named));
+      if (direct !== null) fd = direct;
+      else {
+        fd = await this.meta.openWith(opened, referenceFlags(named));
+        await this.confine(fd, vpath);
+      }
     } catch (err) {
       throw toStorageError(err, vpath);
     }
-    await this.confine(fd, vpath);
     return {
       path: throughDescriptor(fd, named ? path.basename(real) : undefined),
       named,

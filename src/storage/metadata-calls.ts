@@ -12,6 +12,7 @@ import type { Stats } from "node:fs";
 import * as pool from "node:fs/promises";
 import { promisify } from "node:util";
 import { SyncPacing, type SyncPacingOptions } from "../sync-pacing.js";
+import { openNoSymlinks } from "./pinned-paths.js";
 
 const openAsync = promisify(fs.open);
 const fstatAsync = promisify(fs.fstat);
@@ -111,6 +112,11 @@ export class MetadataCalls {
   openWith(p: string, flags: number): Promise<number> {
     const weigh = flags & fs.constants.O_TRUNC ? () => fileBytes(fs.statSync(p, { throwIfNoEntry: false })) : undefined;
     return this.call(() => fs.openSync(p, flags), () => openAsync(p, flags), weigh);
+  }
+
+  /** {@link openNoSymlinks} (see pinned-paths.ts); null also when the call would go to the pool (the caller's own way goes there). */
+  openNoSymlinks(p: string, flags: number): Promise<number | null> {
+    return this.call(() => openNoSymlinks(p, flags), async () => null);
   }
 
   /** fstat(2) of an open file descriptor. */

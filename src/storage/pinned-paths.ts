@@ -9,6 +9,9 @@
  * name inside the opened directory. No rename can redirect that.
  */
 import { constants, existsSync, readlinkSync } from "node:fs";
+import { errnoError, nativeAddon } from "../native.js";
+
+const addon = nativeAddon<{ openNoSymlinks?(path: string, flags: number): number }>();
 
 /** Whether paths are pinned here (Linux with /proc); elsewhere a checked path is used as it is. */
 export const pinning = process.platform === "linux" && existsSync("/proc/self/fd");
@@ -29,4 +32,24 @@ export function throughDescriptor(fd: number, name?: string): string {
 /** Where the object open at `fd` is now, as the kernel says (" (deleted)" appended once it is unlinked). */
 export function placeOf(fd: number): string {
   return readlinkSync(throughDescriptor(fd));
+}
+
+/** Linux's errno values (pinning is Linux-only). */
+const ELOOP = 40;
+const ENOSYS = 38;
+let withoutSymlinks = pinning && typeof addon?.openNoSymlinks === "function";
+
+/**
+ * `path` (absolute, below a real root, no "..") opened by the kernel without following any symlink
+ * on the way (openat2 RESOLVE_NO_SYMLINKS): then it is where its name says, and no readlink is
+ * needed. Null where a symlink is on the way (the caller pins and asks), or where the kernel or the
+ * addon cannot; throws fs's error (ENOENT…) otherwise.
+ */
+export function openNoSymlinks(path: string, flags: number): number | null {
+  if (!withoutSymlinks) return null;
+  const fd = addon!.openNoSymlinks!(path, flags);
+  if (fd >= 0) return fd;
+  if (-fd === ENOSYS) withoutSymlinks = false;
+  if (-fd === ELOOP || -fd === ENOSYS) return null;
+  throw errnoError(-fd, "open");
 }

@@ -866,6 +866,7 @@ class SwapBeforeUse extends MetadataCalls {
 
   override open(p: string, flags: string) { this.fire(); return super.open(p, flags); }
   override openWith(p: string, flags: number) { this.fire(); return super.openWith(p, flags); }
+  override openNoSymlinks(p: string, flags: number) { this.fire(); return super.openNoSymlinks(p, flags); }
   override stat(p: string) { this.fire(); return super.stat(p); }
   override mkdir(p: string, recursive?: boolean) { this.fire(); return super.mkdir(p, recursive); }
   override unlink(p: string) { this.fire(); return super.unlink(p); }
