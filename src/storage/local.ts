@@ -1057,9 +1057,12 @@ export class LocalStorage implements Storage {
    * pinning, anything) is left to {@link inspect}'s full resolution.
    */
   private async check(vpath: string): Promise<{ target: Target; dir: Pin }> {
+    if (!pinning) {
+      const target = await this.inspect(vpath);
+      return { target, dir: { path: target.real, named: target.real !== this.root, release: NOTHING_TO_RELEASE } };
+    }
     const dir = await this.pinFor(vpath, true);
     try {
-      if (!pinning) return { target: await this.inspect(vpath), dir };
       const real = this.rootJoin(vpath);
       const entry = dir.named ? await this.meta.lstat(dir.path) : await this.meta.stat(dir.path);
       if (entry?.isSymbolicLink()) return { target: await this.inspect(vpath), dir };
