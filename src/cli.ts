@@ -604,8 +604,6 @@ function accountHome(dir: string, config: Config): string | null {
     throw new CliError(`--home ${absolute}: no such directory (create it first)`);
   }
   const paths = resolveDataPaths(config);
-  const realOrSelf = (p: string) => (existsSync(p) ? realpathSync(p) : p);
-  const below = (inner: string, outer: string) => inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
   const within = (inner: string, outer: string) => inner === outer || below(inner, outer);
   const dataDir = realOrSelf(paths.dataDir);
   const secrets = [paths.sqlitePath, config.tls.key, config.tls.cert].filter((p) => p !== "").map((p) => realOrSelf(resolve(p)));
@@ -615,6 +613,16 @@ function accountHome(dir: string, config: Config): string | null {
   return absolute;
 }
 
+/** The real path of `p` where it exists, else `p` made absolute. */
+function realOrSelf(p: string): string {
+  return existsSync(p) ? realpathSync(p) : resolve(p);
+}
+
+/** Whether the path `inner` lies strictly below `outer`. */
+function below(inner: string, outer: string): boolean {
+  return inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+}
+
 /**
  * Refuses a home strictly inside another account's, or around one: the outer account could rename
  * the inner home away and move one of its symlinks (`../..`) into its place, and the inner account
@@ -622,8 +630,6 @@ function accountHome(dir: string, config: Config): string | null {
  * site) is allowed: no account can rename its own root.
  */
 async function refuseNestedHome(accounts: AccountStore, config: Config, name: string, home: string | null): Promise<void> {
-  const realOrSelf = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
-  const below = (inner: string, outer: string) => inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
   const mine = realOrSelf(homeFor(config, { name, home }));
   for (const other of await accounts.list()) {
     if (other.name === name) continue;
