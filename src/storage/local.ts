@@ -1078,7 +1078,6 @@ export class LocalStorage implements Storage {
    * root, as the kernel says: the last word on a checked path once it is open (see pinned-paths.ts).
    */
   private async confine(fd: number, vpath: string): Promise<void> {
-    if (!pinning) return;
     let place: string | null = null;
     try {
       place = placeOf(fd);

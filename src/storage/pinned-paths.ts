@@ -9,6 +9,7 @@
  * name inside the opened directory. No rename can redirect that.
  */
 import { constants, existsSync, readlinkSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { errnoError, nativeAddon } from "../native.js";
 
 const addon = nativeAddon<{ openNoSymlinks?(path: string, flags: number): number }>();
@@ -34,9 +35,7 @@ export function placeOf(fd: number): string {
   return readlinkSync(throughDescriptor(fd));
 }
 
-/** Linux's errno values (pinning is Linux-only). */
-const ELOOP = 40;
-const ENOSYS = 38;
+const { ELOOP, ENOSYS } = osConstants.errno;
 let withoutSymlinks = pinning && typeof addon?.openNoSymlinks === "function";
 
 /**
