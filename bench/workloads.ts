@@ -354,7 +354,7 @@ const smallFiles: Workload = {
   async run(env) {
     const count = env.quick ? 500 : 2000;
     // A phase stops early after this long: a slow server gets its rate over the files it did.
-    const phaseCapMs = env.quick ? 5_000 : 10_000;
+    const phaseCapMs = env.quick ? 2_000 : 4_000;
     prepareSmallDir(env.ctx);
     const c = await session(env);
     try {
