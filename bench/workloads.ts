@@ -349,7 +349,7 @@ const smallFiles: Workload = {
     { id: "retr-small", label: "2,000 × 4 KiB RETR, one session, files/s", better: "higher", digits: 0 },
   ],
   runs: 3,
-  warmupRuns: 1,
+  warmupRuns: 2,
   timeoutMs: () => 60_000,
   async run(env) {
     const count = env.quick ? 500 : 2000;
