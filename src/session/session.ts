@@ -203,8 +203,13 @@ export class Session {
     return this.account?.permissions.includes(permission) ?? false;
   }
 
-  /** Resolves a path argument against the working directory (virtual, clamped at the root). */
+  /**
+   * Resolves a path argument against the working directory (virtual, clamped at the root). A
+   * leading `~` (alone or as `~/...`) is the account's home, which is the virtual root, as vsftpd,
+   * ProFTPD and Pure-FTPd read it (`cd ~/public_html` from scripts and BSD ftp).
+   */
   resolve(arg: string): string {
+    if (arg === "~" || arg.startsWith("~/")) return resolveVirtualPath("/", arg.slice(1));
     return resolveVirtualPath(this.cwd, arg);
   }
 

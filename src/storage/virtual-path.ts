@@ -8,10 +8,11 @@
 import { StorageError } from "./types.js";
 
 /**
- * C0 control characters and DEL: never valid in a name, and CR/LF would break replies. NUL is also
- * what the line reader makes of bytes that are not UTF-8 (line-reader.ts).
+ * C0 control characters and DEL, except TAB: never valid in a name, and CR/LF would break replies.
+ * NUL is also what the line reader makes of bytes that are not UTF-8 (line-reader.ts). TAB is an
+ * ordinary character of a name (vsftpd stores it; refusing it stops a whole `lftp mirror -R`).
  */
-const INVALID_CHARACTER = /[\u0000-\u001f\u007f]/;
+const INVALID_CHARACTER = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /**
  * Resolves an FTP path argument against the session's virtual working directory.
@@ -20,7 +21,7 @@ const INVALID_CHARACTER = /[\u0000-\u001f\u007f]/;
  * @param arg - The client's argument: absolute (`/x`) or relative to `cwd`.
  * @returns An absolute normalised path: `..` clamped at `/`, `.` and empty segments dropped,
  *   no trailing slash except for the root itself.
- * @throws StorageError `invalid-path` when `arg` contains a control character or DEL.
+ * @throws StorageError `invalid-path` when `arg` contains a control character other than TAB, or DEL.
  */
 export function resolveVirtualPath(cwd: string, arg: string): string {
   if (INVALID_CHARACTER.test(arg)) {

@@ -433,6 +433,21 @@ describe("FTP protocol (raw client)", () => {
       assert.match((await c.command("PWD")).text, /^"\/" /);
     }));
 
+  test("CWD ~ and ~/dir lead to the home (the root), as vsftpd, ProFTPD and Pure-FTPd read them", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      mkdirSync(join(home, "tilde-a", "b"), { recursive: true });
+      writeFileSync(join(home, "~tilde.txt"), "");
+      expectCode(await c.command("CWD /tilde-a/b"), 250, "CWD");
+      expectCode(await c.command("CWD ~"), 250, "CWD ~");
+      assert.match((await c.command("PWD")).text, /^"\/" /);
+      expectCode(await c.command("CWD ~/tilde-a/b"), 250, "CWD ~/dir");
+      assert.match((await c.command("PWD")).text, /^"\/tilde-a\/b" /);
+      expectCode(await c.command("CWD ~/.."), 250, "CWD ~/.. stays at the root");
+      assert.match((await c.command("PWD")).text, /^"\/" /);
+      expectCode(await c.command("SIZE ~tilde.txt"), 213, "a name that only starts with ~ is a name");
+    }));
+
   test("CDUP: 200, to the parent; at the root it stays at /", () =>
     clean(async () => {
       const c = await loggedIn();

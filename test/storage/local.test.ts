@@ -140,11 +140,14 @@ for (const [label, metadata] of METADATA_MODES) {
       await assert.rejects(storage.read("../../outside/secret"), isStorageError("not-found"));
     });
 
-    test("control characters are refused", async () => {
-      for (const bad of ["/a\0b", "/a\r\nb", "/a\nb"]) {
+    test("control characters are refused, TAB is an ordinary character", async () => {
+      for (const bad of ["/a\0b", "/a\r\nb", "/a\nb", "/a\x1bb", "/a\x7fb"]) {
         await assert.rejects(storage.stat(bad), isStorageError("invalid-path"));
         await assert.rejects(storage.write(bad, source("x")), isStorageError("invalid-path"));
       }
+      await storage.write("/tab\tname", source("x"));
+      assert.equal(await readFile(inRoot("tab\tname"), "utf8"), "x");
+      assert.deepEqual((await collect(storage.list("/"))).map((e) => e.name).filter((n) => n.startsWith("tab")), ["tab\tname"]);
     });
 
     test("a symlink that stays inside the root works normally", async () => {
