@@ -246,6 +246,10 @@ export class Session {
     } catch (err) {
       this.log.warn({ err }, "streamed reply failed");
       last = "End (incomplete: listing failed).";
+    } finally {
+      // Left unfinished (the client went away while we waited for it to read): close the source,
+      // or the listing's open directory stays with the node for good.
+      if (!next.done) await iterator.return?.().catch(() => undefined);
     }
     this.reply(code, last);
   }
