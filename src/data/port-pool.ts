@@ -53,6 +53,9 @@ export class PortPoolExhaustedError extends Error {
   }
 }
 
+/** At most one log line per this many ms for connections refused for want of a reservation (the count is kept). */
+const STRANGER_LOG_INTERVAL_MS = 10_000;
+
 /** Bind failures that say nothing of the port: the process (or system) is out of descriptors or buffers. */
 const NODE_WIDE_BIND_ERRORS = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
 
@@ -226,11 +229,7 @@ class SharedListener {
       reservation = this.pending.values().next().value;
     }
     if (!reservation) {
-      this.pool.strangersRefused++;
-      this.pool.logger.warn(
-        { port: this.port, peer, expected: [...this.pending.keys()] },
-        "passive data connection from an address with no pending reservation refused",
-      );
+      this.pool.refusedStranger(this.port, peer, this.pending.size);
       socket.on("error", () => {});
       socket.destroy();
       return;
@@ -270,6 +269,9 @@ export class PassivePortPool {
   private cursor = 0;
   refusals = 0;
   strangersRefused = 0;
+  /** When the last stranger was logged, and how many were refused since without a line of their own. */
+  private strangerLoggedAt = -Infinity;
+  private strangersUnlogged = 0;
 
   constructor(readonly options: PortPoolOptions) {
     if (options.first > options.last) throw new RangeError("empty passive port range");
@@ -277,6 +279,26 @@ export class PassivePortPool {
 
   get logger(): Logger {
     return this.options.logger;
+  }
+
+  /**
+   * Counts a connection refused for want of a reservation, and logs it: at most one line per
+   * {@link STRANGER_LOG_INTERVAL_MS}, which says how many went unlogged before it, so that a flood of
+   * connections to the range cannot flood the log. Other clients' addresses are not written there.
+   */
+  refusedStranger(port: number, peer: string, pending: number): void {
+    this.strangersRefused++;
+    const now = Date.now();
+    if (now - this.strangerLoggedAt < STRANGER_LOG_INTERVAL_MS) {
+      this.strangersUnlogged++;
+      return;
+    }
+    this.logger.warn(
+      { port, peer, pending, refusedUnlogged: this.strangersUnlogged },
+      "passive data connection from an address with no pending reservation refused",
+    );
+    this.strangerLoggedAt = now;
+    this.strangersUnlogged = 0;
   }
 
   get size(): number {

@@ -1,6 +1,7 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, Server, type Socket } from "node:net";
+import { Writable } from "node:stream";
 import { PassivePortPool, PortPoolExhaustedError, type PassiveReservation } from "../../src/data/port-pool.js";
 import { createLogger } from "../../src/observe/logger.js";
 import { checkLeaks } from "../helpers/leaks.js";
@@ -79,8 +80,8 @@ describe("PassivePortPool", () => {
   const pools: PassivePortPool[] = [];
   const sockets: Socket[] = [];
 
-  function pool(collisionWaitMs = 200, allowForeignAddress = false): PassivePortPool {
-    const p = new PassivePortPool({ first, last, allowForeignAddress, collisionWaitMs, logger });
+  function pool(collisionWaitMs = 200, allowForeignAddress = false, log = logger): PassivePortPool {
+    const p = new PassivePortPool({ first, last, allowForeignAddress, collisionWaitMs, logger: log });
     pools.push(p);
     return p;
   }
@@ -189,6 +190,29 @@ describe("PassivePortPool", () => {
       assert.equal(server.remoteAddress, A);
       await assertPaired(server, good, "mine");
       assert.equal(p.stats().pendingReservations, 0);
+    }));
+
+  test("a flood of strangers is counted in full but logged once per interval, without the pending clients' addresses", () =>
+    clean(async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      const sink = new Writable({
+        write(chunk, _encoding, done) {
+          for (const line of String(chunk).split("\n").filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+          done();
+        },
+      });
+      const p = pool(200, false, createLogger("info", sink));
+      const r = await p.reserve(HOST, A);
+      void r.connection(5000).catch(() => {});
+      for (let i = 0; i < 20; i++) await within(drainToClose(track(await connectData(r.port, B))), 3000, "stranger closed");
+      await new Promise((resolve) => setImmediate(resolve)); // pino writes on the next turn
+      assert.equal(p.stats().strangersRefused, 20);
+      const refused = lines.filter((l) => String(l.msg).includes("no pending reservation"));
+      assert.equal(refused.length, 1, JSON.stringify(lines));
+      assert.equal(refused[0].peer, B);
+      assert.equal(refused[0].pending, 1);
+      assert.ok(!JSON.stringify(refused[0]).includes(A), "the pending client's address is not logged");
+      assert.equal(p.stats().pendingReservations, 1, "the reservation is still pending");
     }));
 
   test("a port whose listener closed while a transfer it accepted goes on is reserved again at once", () =>
