@@ -225,6 +225,8 @@ const CODE_BY_ERRNO: ReadonlyMap<string, StorageErrorCode> = new Map([
   ["EINVAL", "invalid-path"],
   // A symlink loop, or (O_NOFOLLOW) a name that became a symlink since it was checked.
   ["ELOOP", "not-found"],
+  // open(2) of a FIFO without a reader (O_NONBLOCK) or of a unix socket: nothing to read or write.
+  ["ENXIO", "permission"],
 ]);
 
 const MESSAGE_BY_CODE: Readonly<Record<StorageErrorCode, string>> = {
@@ -796,7 +798,20 @@ export class LocalStorage implements Storage {
       if (!keepPartial && flags !== "r+") created = target.entry === undefined ? !(await exists(target.resolved)) : target.entry === null;
       // A descriptor, not a FileHandle, as for read(): opened (and closed by fill) at once on a fast disk.
       // Never through a symlink: a rename since the check cannot make it create or truncate elsewhere.
-      fd = await this.meta.openWith(file.path, OPEN_FLAGS[flags] | (pinning ? fsConstants.O_NOFOLLOW : 0));
+      // Non-blocking, as for read(): opening a FIFO for writing would otherwise block the event loop
+      // (the whole node) until some reader opened it; anything but a regular file is then refused.
+      fd = await this.meta.openWith(file.path, OPEN_FLAGS[flags] | fsConstants.O_NONBLOCK | (pinning ? fsConstants.O_NOFOLLOW : 0));
+      let info: Stats;
+      try {
+        info = await this.meta.fstat(fd);
+      } catch (err) {
+        await this.meta.close(fd).catch(() => undefined);
+        throw err;
+      }
+      if (!info.isFile()) {
+        await this.meta.close(fd).catch(() => undefined);
+        throw refuse("permission", vpath);
+      }
     } catch (err) {
       if (file !== dir) await file.release();
       await dir.release();

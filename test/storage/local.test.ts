@@ -19,7 +19,7 @@ import { existsSync, linkSync, renameSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { LARGE_FILE_BYTES, MetadataCalls } from "../../src/storage/metadata-calls.js";
 import { LocalStorage, LocalStorageFactory, RESERVED_PREFIX, toStorageError } from "../../src/storage/local.js";
 import { StorageError, type FileInfo, type Storage, type StorageErrorCode } from "../../src/storage/types.js";
@@ -933,6 +933,21 @@ describe("what is not a plain file, and renames during an upload", { skip: !exis
       const started = Date.now();
       await assert.rejects(storage.read(vpath), isStorageError(code));
       assert.ok(Date.now() - started < 1000, `${vpath} answered at once`);
+    }
+  });
+
+  test("an upload onto a FIFO (append, offset, plain replace) is refused at once, not opened blocking", async () => {
+    execFileSync("mkfifo", [inRoot("pipe")]);
+    // Should the open block the event loop, a reader comes after 3 s and unblocks it (so the test ends, failing).
+    const rescuer = spawn("sh", ["-c", `sleep 3; exec timeout 2 cat ${JSON.stringify(inRoot("pipe"))} >/dev/null`], { stdio: "ignore" });
+    try {
+      for (const options of [{ append: true }, { offset: 1 }, {}, { atomic: false }]) {
+        const started = Date.now();
+        await assert.rejects(storage.write("/pipe", source("x"), options), isStorageError("permission"));
+        assert.ok(Date.now() - started < 1000, `${JSON.stringify(options)} answered at once`);
+      }
+    } finally {
+      rescuer.kill();
     }
   });
 
