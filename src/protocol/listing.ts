@@ -63,7 +63,9 @@ const MODE_COLUMN: Readonly<Record<EntryType, readonly string[]>> = {
 };
 
 function modeString(info: FileInfo): string {
-  return MODE_COLUMN[info.type][(info.mode ?? (info.type === "dir" ? 0o755 : 0o644)) & 0o777];
+  const column = MODE_COLUMN[info.type][(info.mode ?? (info.type === "dir" ? 0o755 : 0o644)) & 0o777];
+  // A FIFO, socket or device says so, as ls does: not a 0-byte file a client would try to download.
+  return info.special ? info.special + column.slice(1) : column;
 }
 
 /** The size column: right-aligned in 12 characters (as ls pads it), from a table of paddings. */

@@ -42,6 +42,7 @@ import type { Logger } from "../observe/logger.js";
 import {
   StorageError,
   type EntryType,
+  type SpecialKind,
   type FileInfo,
   type FileReadable,
   type Storage,
@@ -279,8 +280,19 @@ function entryType(st: Stats): EntryType {
   return "other";
 }
 
+/** ls's type letter of a file format that is neither a file, a directory nor a link. */
+const SPECIAL_BY_FORMAT: ReadonlyMap<number, SpecialKind> = new Map([
+  [fsConstants.S_IFIFO, "p"],
+  [fsConstants.S_IFSOCK, "s"],
+  [fsConstants.S_IFCHR, "c"],
+  [fsConstants.S_IFBLK, "b"],
+]);
+
 function toFileInfo(name: string, st: Stats): FileInfo {
-  return { name, type: entryType(st), size: st.size, mtime: st.mtime, mode: st.mode & 0o777 };
+  const type = entryType(st);
+  const info: FileInfo = { name, type, size: st.size, mtime: st.mtime, mode: st.mode & 0o777 };
+  if (type === "other") info.special = SPECIAL_BY_FORMAT.get(st.mode & fsConstants.S_IFMT);
+  return info;
 }
 
 /** The same from the bare lstat facts a native directory batch carries. */
@@ -289,7 +301,9 @@ function fileInfoFromMode(name: string, mode: number, size: number, mtimeMs: num
   const type: EntryType =
     format === fsConstants.S_IFREG ? "file" : format === fsConstants.S_IFDIR ? "dir" : format === fsConstants.S_IFLNK ? "link" : "other";
   // Rounded as Node rounds Stats.mtimeMs into Stats.mtime.
-  return { name, type, size, mtime: new Date(Math.round(mtimeMs)), mode: mode & 0o777 };
+  const info: FileInfo = { name, type, size, mtime: new Date(Math.round(mtimeMs)), mode: mode & 0o777 };
+  if (type === "other") info.special = SPECIAL_BY_FORMAT.get(format);
+  return info;
 }
 
 /**

@@ -20,7 +20,11 @@ export interface FileInfo {
   mtime: Date;
   /** POSIX permission bits when the medium has them (e.g. 0o644). */
   mode?: number;
+  /** For `other`, ls's letter for what it is when the medium says: `p` FIFO, `s` socket, `c`/`b` device. */
+  special?: SpecialKind;
 }
+
+export type SpecialKind = "p" | "s" | "c" | "b";
 
 /** What a backend can do; the dispatcher answers 502/504 for what it lacks. */
 export interface StorageCapabilities {

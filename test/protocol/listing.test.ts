@@ -49,6 +49,8 @@ describe("LIST lines", () => {
     assert.match(format(file({ type: "dir", mode: 0o755, size: 0 })), /^drwxr-xr-x 1 ftp ftp            0 /);
     assert.match(format(file({ type: "link", mode: 0o777, size: 0 })), /^lrwxrwxrwx /);
     assert.match(format(file({ type: "other", mode: 0o600 })), /^-rw------- /);
+    assert.match(format(file({ type: "other", special: "p", mode: 0o644, size: 0 })), /^prw-r--r-- /);
+    assert.match(format(file({ type: "other", special: "s", mode: 0o755, size: 0 })), /^srwxr-xr-x /);
     assert.match(format(file({ mode: 0o4751 & 0o777 })), /^-rwxr-x--x /);
     assert.match(format(file({ mode: undefined })), /^-rw-r--r-- /);
     assert.match(format(file({ type: "dir", mode: undefined })), /^drwxr-xr-x /);

@@ -15,7 +15,9 @@ import {
   utimes,
   writeFile,
 } from "node:fs/promises";
-import { existsSync, linkSync, renameSync } from "node:fs";
+import { once } from "node:events";
+import { existsSync, linkSync, realpathSync, renameSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
@@ -933,6 +935,23 @@ describe("what is not a plain file, and renames during an upload", { skip: !exis
       const started = Date.now();
       await assert.rejects(storage.read(vpath), isStorageError(code));
       assert.ok(Date.now() - started < 1000, `${vpath} answered at once`);
+    }
+  });
+
+  test("a FIFO and a socket are listed and stat'ed as what they are (ls's p and s), not as files", async () => {
+    execFileSync("mkfifo", [inRoot("pipe")]);
+    const server = net.createServer().listen(inRoot("sock"));
+    await once(server, "listening");
+    try {
+      // The native batch reader and Node's own listing alike.
+      for (const lister of [storage, new LocalStorage(realpathSync(rootDir), { nativeListing: false })]) {
+        const listed = new Map((await collect(lister.list("/"))).map((e) => [e.name, e]));
+        assert.deepEqual([listed.get("pipe")?.type, listed.get("pipe")?.special], ["other", "p"]);
+        assert.deepEqual([listed.get("sock")?.type, listed.get("sock")?.special], ["other", "s"]);
+      }
+      assert.equal((await storage.stat("/pipe")).special, "p");
+    } finally {
+      server.close();
     }
   });
 
