@@ -32,6 +32,7 @@ import type { Config } from "./config/schema.js";
 import { formatDoctorReport, runDoctor } from "./node/doctor.js";
 import { PassiveAddressPolicy } from "./data/passive-address.js";
 import { EdgeNode } from "./node/edge-node.js";
+import { claimRunMarker, type RunMarker } from "./node/run-marker.js";
 import { createLogger } from "./observe/logger.js";
 import { LocalStorageFactory } from "./storage/local.js";
 import { TlsContextProvider } from "./tls/tls-context.js";
@@ -331,7 +332,17 @@ async function serve(options: CommonOptions): Promise<void> {
   mkdirSync(paths.homesDir, { recursive: true });
   const accounts = openAccountStore({ driver: config.accounts.driver, sqlitePath: paths.sqlitePath, server: true });
   let node: EdgeNode;
+  let marker: RunMarker | null = null;
   try {
+    marker = claimRunMarker(paths.dataDir);
+    if (marker.uncleanStops > 0) {
+      // Uploads a killed node was receiving left their partial files on disk, uncounted.
+      const accountsForgotten = await accounts.forgetUsage();
+      logger.warn(
+        { uncleanStops: marker.uncleanStops, accountsForgotten },
+        "the node serving this data directory last time did not stop cleanly: quota usage will be measured again when each account is next used",
+      );
+    }
     if ((await accounts.list()).length === 0) {
       logger.warn(
         { sqlitePath: paths.sqlitePath },
@@ -341,6 +352,7 @@ async function serve(options: CommonOptions): Promise<void> {
     node = await EdgeNode.start(config, { logger, accounts, storage: new LocalStorageFactory({ logger }) });
   } catch (err) {
     await accounts.close();
+    marker?.release();
     throw bindFailure(err, config) ?? err;
   }
   logger.info(
@@ -359,6 +371,7 @@ async function serve(options: CommonOptions): Promise<void> {
       .then(() => accounts.close())
       .then(
         () => {
+          marker?.release();
           logger.info("stopped");
           process.exit(0);
         },

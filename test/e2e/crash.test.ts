@@ -166,3 +166,71 @@ async function killDuringOverwrite(t: TestContext): Promise<void> {
   second.child.kill("SIGTERM");
   assert.equal(await second.exited, 0);
 }
+
+test("kill -9 mid-upload of a new file: the restarted node measures the quota usage again, so the partial file counts", async (t) => {
+  try {
+    await killDuringNewUpload(t);
+  } catch (err) {
+    const logs = servers.map((lines, i) => `--- server ${i + 1}:\n${lines.join("\n")}`).join("\n");
+    throw Object.assign(err as Error, { message: `${(err as Error).message}\n${logs}` });
+  }
+});
+
+async function killDuringNewUpload(t: TestContext): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-crash-quota-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  for (const args of [["user", "add", USER, "--password", PASSWORD], ["user", "set", USER, "--quota-bytes", "1000000"]]) {
+    const r = spawnSync(process.execPath, [CLI, ...args, "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const home = join(dataDir, "homes", USER);
+  const uncleanWarning = (s: RunningServer) => s.output.some((line) => line.includes("did not stop cleanly"));
+
+  // 1. 600 kB of a new file arrive (its usage is recorded only when the upload ends), then the node is killed.
+  const first = await startCli(t, dataDir);
+  assert.ok(!uncleanWarning(first), "a first start finds nothing to complain of");
+  const c = await RawClient.connect(first.port);
+  await c.login(USER, PASSWORD);
+  assert.equal((await c.command("TYPE I")).code, 200);
+  let data = await openData(c);
+  const dataClosed = new Promise((resolve) => data.once("close", resolve));
+  c.send("STOR partial.bin");
+  assert.equal((await c.reply()).code, 150);
+  data.write(randomBytes(600_000));
+  await waitFor(() => {
+    try {
+      return statSync(join(home, "partial.bin")).size === 600_000;
+    } catch {
+      return false;
+    }
+  }, "the upload's bytes to reach the file");
+  first.child.kill("SIGKILL");
+  assert.equal(await first.exited, "SIGKILL");
+  data.destroy();
+  await dataClosed;
+  await c.close();
+
+  // 2. Restarted, the node says so, and the kept partial file counts: another 600 kB no longer fit in 1 MB.
+  const second = await startCli(t, dataDir);
+  const reported = uncleanWarning(second);
+  const again = await RawClient.connect(second.port);
+  await again.login(USER, PASSWORD);
+  assert.equal((await again.command("TYPE I")).code, 200);
+  data = await openData(again);
+  again.send("STOR more.bin");
+  assert.equal((await again.reply()).code, 150);
+  data.end(randomBytes(600_000));
+  assert.equal((await again.reply()).code, 552, "over the quota once the partial file is counted");
+  assert.ok(reported, "the unclean stop is reported");
+  data.destroy();
+  assert.equal((await again.command("QUIT")).code, 221);
+  await again.closed();
+
+  // 3. After a clean stop, the next start has nothing to report.
+  second.child.kill("SIGTERM");
+  assert.equal(await second.exited, 0);
+  const third = await startCli(t, dataDir);
+  assert.ok(!uncleanWarning(third), "a clean stop is not reported");
+  third.child.kill("SIGTERM");
+  assert.equal(await third.exited, 0);
+}
