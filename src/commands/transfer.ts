@@ -101,6 +101,7 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
               keepPartial: session.config.uploads.partial === "keep",
               durable: session.config.uploads.fsync,
               signal,
+              beforeReplace: () => session.watchClientBeforeReplace(),
             });
             return `Transfer complete (${bytes} bytes).`;
           } catch (err) {

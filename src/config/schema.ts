@@ -213,6 +213,9 @@ export const configSchema = z
         fsync: bool
           .default(false)
           .describe("fsync every upload (and the directory of an atomic replace) before the 226, so it survives a power loss, at a cost in throughput. A killed process loses nothing either way."),
+        replaceGraceMs: count
+          .default(20)
+          .describe("An atomic overwrite whose data is complete waits this many ms more before it replaces the previous version, watching the client's control connection: a killed client's connections close together, the data connection's end often reaching the node first, and its truncated upload must not replace the file. Every overwrite's 226 comes that much later; new files do not wait. 0: no wait."),
         partial: z
           .enum(["keep", "delete"])
           .default("keep")

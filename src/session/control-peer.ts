@@ -15,6 +15,9 @@ export function controlFd(socket: Socket): number | null {
   return typeof fd === "number" && fd >= 0 ? fd : null;
 }
 
+/** Whether {@link peerClosed} can tell at all (Linux, with the native addon). */
+export const peerClosedKnown = typeof addon?.peerClosed === "function";
+
 /** True when the kernel says the peer has closed (or the connection is gone); false where it cannot tell. */
 export function peerClosed(fd: number | null): boolean {
   return fd !== null && typeof addon?.peerClosed === "function" && addon.peerClosed(fd) === 1;

@@ -21,7 +21,7 @@ import type { SessionLineage } from "../tls/session-lineage.js";
 import { acceptControlTls } from "../tls/upgrade.js";
 import type { WheelTimer } from "../node/timer-wheel.js";
 import { RateLimiter } from "./rate-limiter.js";
-import { controlFd, peerClosed } from "./control-peer.js";
+import { controlFd, peerClosed, peerClosedKnown } from "./control-peer.js";
 import type { Storage } from "../storage/types.js";
 import type { NodeServices } from "../node/services.js";
 
@@ -33,6 +33,9 @@ const TOO_LONG = Symbol("line too long");
 
 /** Past this many unprocessed lines, stop reading the socket until the queue drains. */
 const MAX_QUEUED_LINES = 64;
+
+/** How often the control connection is asked of the kernel while an overwrite waits (watchClientBeforeReplace). */
+const REPLACE_GRACE_POLL_MS = 2;
 
 /**
  * Longest a session's queued commands run before the event loop serves others (ms). Commands that
@@ -353,6 +356,24 @@ export class Session {
    */
   abortTransferIfClientGone(): void {
     if (this.transfer && peerClosed(this.controlFd)) this.transfer.controller.abort();
+  }
+
+  /**
+   * Just before an upload replaces a previous version: a killed client's connections close
+   * together, but its control connection's FIN can reach the node some ms after its data
+   * connection's end, so that one is watched for up to `uploads.replaceGraceMs` more, and the
+   * upload aborted (the previous version kept) if the client turns out to be gone.
+   */
+  async watchClientBeforeReplace(): Promise<void> {
+    const transfer = this.transfer;
+    if (!transfer || !peerClosedKnown) return;
+    const until = performance.now() + this.config.uploads.replaceGraceMs;
+    for (;;) {
+      this.abortTransferIfClientGone();
+      const left = until - performance.now();
+      if (transfer.controller.signal.aborted || left <= 0) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(REPLACE_GRACE_POLL_MS, left)));
+    }
   }
 
   /**

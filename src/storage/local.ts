@@ -789,7 +789,7 @@ export class LocalStorage implements Storage {
     if (options.atomic && !options.append && offset <= 0) {
       let replaced: number | null;
       try {
-        replaced = await this.writeAtomic(vpath, target, dir, source, durable, options.signal);
+        replaced = await this.writeAtomic(vpath, target, dir, source, durable, options);
       } catch (err) {
         await dir.release();
         throw err;
@@ -856,7 +856,7 @@ export class LocalStorage implements Storage {
     pinnedName: Pin,
     source: UploadReadable,
     durable: boolean,
-    signal?: AbortSignal,
+    { signal, beforeReplace }: WriteOptions,
   ): Promise<number | null> {
     // The final file, through a symlink if the name is one: the link is kept, its target replaced.
     const target = located.resolved;
@@ -901,6 +901,7 @@ export class LocalStorage implements Storage {
     const pinnedTemp = inDir(path.basename(temp));
     try {
       const bytes = await fill(fd, source, 0, durable, this.meta);
+      await beforeReplace?.();
       signal?.throwIfAborted();
       await this.meta.rename(pinnedTemp, inDir(path.basename(target)));
       this.releaseUpload(temp, lock);

@@ -59,6 +59,8 @@ export interface WriteOptions {
    * too), so a truncated upload never replaces the previous version nor passes as complete.
    */
   signal?: AbortSignal;
+  /** Awaited once the data is complete, just before an atomic write replaces a previous version: the last moment to abort `signal`. */
+  beforeReplace?: () => Promise<void>;
 }
 
 /**

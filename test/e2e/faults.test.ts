@@ -436,6 +436,32 @@ describe("a client gone mid-upload, its control connection closed before its dat
   });
 });
 
+/**
+ * A killed client whose data connection's end reaches the node before its control connection's FIN
+ * (seen with lftp under load, a few ms apart): the overwrite waits uploads.replaceGraceMs, watching
+ * the control connection, before it replaces anything. A long grace here makes the order certain.
+ */
+describe("a client gone just after its overwrite's data ended, within uploads.replaceGraceMs", () => {
+  const f = fixture({ uploads: { replaceGraceMs: 3000 } });
+  checkLeaks();
+
+  test("the previous version is kept: the client's control connection closed during the grace", async () => {
+    const c = await session(f);
+    const data = await openData(c);
+    c.send("STOR big.bin");
+    assert.equal((await c.reply()).code, 150);
+    data.end(PAYLOAD);
+    // The whole upload is in its temporary file: the node now only waits for the grace to pass.
+    await waitFor(() => tempFiles(f.home).some((file) => statSync(file).size === PAYLOAD.length), "the complete upload in its temporary file");
+    await sleep(200);
+    c.socket.end();
+    await waitFor(() => f.server.node.sessions.size === 0, "the session and its upload have ended");
+    data.destroy();
+    assert.ok(readFileSync(join(f.home, "big.bin")).equals(BIG), "the previous version of big.bin is intact");
+    assert.deepEqual(tempFiles(f.home), [], "no temporary file is left");
+  });
+});
+
 describe("a node closing (SIGTERM's handler) during uploads, with uploads.partial = delete", () => {
   checkLeaks();
 
