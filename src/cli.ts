@@ -9,7 +9,7 @@
  */
 import "./node/threadpool.js"; // first: sizes libuv's thread pool before anything uses it
 import { releaseEarlySighup } from "./node/early-sighup.js"; // next: a SIGHUP while loading must not kill a starting node
-import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { dirname, resolve, sep } from "node:path";
 import { Command, Option } from "commander";
 import { stringify } from "yaml";
@@ -468,6 +468,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
       throw new AccountError("exists", `account "${name}" already exists`);
     }
     await refuseNestedHome(accounts, config, name, home);
+    if (home === null) await refuseInheritedHome(accounts, config, name);
     const password = await readPassword(name, options);
     let account: Account;
     try {
@@ -653,6 +654,23 @@ async function refuseNestedHome(accounts: AccountStore, config: Config, name: st
           "give the same directory (a shared or read-only view) or one outside it",
       );
     }
+  }
+}
+
+/**
+ * Without --home, a new account gets <dataDir>/homes/NAME: refused when that directory is another
+ * account's --home, or already holds files (a removed account's, which `user remove` keeps), so a
+ * reused name never silently inherits someone else's files. `--home` that directory reuses it on purpose.
+ */
+async function refuseInheritedHome(accounts: AccountStore, config: Config, name: string): Promise<void> {
+  const root = homeFor(config, { name, home: null });
+  const mine = realOrSelf(root);
+  const owner = (await accounts.list()).find((other) => other.name !== name && realOrSelf(homeFor(config, other)) === mine);
+  if (owner !== undefined) {
+    throw new CliError(`the default home ${root} is the home of "${owner.name}"; give --home to share it on purpose, or another directory`);
+  }
+  if (existsSync(root) && readdirSync(root).length > 0) {
+    throw new CliError(`the default home ${root} already holds files (a removed account's?); move them away, or give --home ${root} to reuse them`);
   }
 }
 

@@ -193,3 +193,17 @@ test("a home inside another account's, or around one, is refused: the outer acco
   // The same home (a shared or read-only view) stays allowed.
   assertSuccess(await edgeftp(dir, ["user", "add", "viewer", "--password", "pw", "--home", join(dataDir, "homes", "outer"), "--read-only", "--data-dir", dataDir]));
 });
+
+test("a new account without --home never inherits files: a removed account's default home, or another account's --home, is refused", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  assertSuccess(await edgeftp(dir, ["user", "add", "old", "--password", "pw", "--data-dir", dataDir]));
+  writeFileSync(join(dataDir, "homes", "old", "private.txt"), "old customer's data");
+  assertSuccess(await edgeftp(dir, ["user", "remove", "old", "--data-dir", dataDir]));
+  assertFailure(await edgeftp(dir, ["user", "add", "old", "--password", "pw", "--data-dir", dataDir]), /already holds files/);
+  // On purpose, with --home, it is reused.
+  assertSuccess(await edgeftp(dir, ["user", "add", "old", "--password", "pw", "--home", join(dataDir, "homes", "old"), "--data-dir", dataDir]));
+
+  mkdirSync(join(dataDir, "homes", "future"));
+  assertSuccess(await edgeftp(dir, ["user", "add", "site", "--password", "pw", "--home", join(dataDir, "homes", "future"), "--data-dir", dataDir]));
+  assertFailure(await edgeftp(dir, ["user", "add", "future", "--password", "pw", "--data-dir", dataDir]), /is the home of "site"/);
+});
