@@ -88,6 +88,8 @@ export const accessCommands: CommandSpec[] = [
         session.close(Reply.ServiceNotAvailable, refusalText("banned"));
         return;
       }
+      // Before the read: a change made meanwhile is then seen at the next command.
+      const revision = accounts.revision();
       const account = await accounts.authenticate(name, arg);
       if (!account) {
         await loginFailed(session, name);
@@ -118,6 +120,7 @@ export const accessCommands: CommandSpec[] = [
         return;
       }
       session.account = account;
+      session.accountRevision = revision;
       session.cwd = "/";
       session.log.info({ user: account.name }, "logged in");
       session.reply(Reply.LoggedIn, "Login successful.");

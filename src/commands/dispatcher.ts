@@ -37,6 +37,8 @@ export async function dispatch(session: Session, line: string): Promise<void> {
       session.reply(Reply.SyntaxError, /^[A-Z]{1,8}$/.test(verb) ? `${verb}: command not understood.` : "Command not understood.");
     } else if (spec.login !== false && !session.account) {
       session.reply(Reply.NotLoggedIn, "Please login with USER and PASS.");
+    } else if (spec.login !== false && (await session.accountWithdrawn())) {
+      // Closed with its 421.
     } else if (spec.arg === "required" && arg.trim() === "") {
       session.reply(Reply.SyntaxErrorArgs, `${verb} needs an argument.`);
     } else if (spec.arg === "none" && arg.trim() !== "") {

@@ -65,6 +65,8 @@ export class Session {
   // Login state.
   pendingUser: string | null = null;
   account: Account | null = null;
+  /** The account store's revision when {@link account} was last known current (read at login, or checked since). */
+  accountRevision = 0;
   storage: Storage | null = null;
   cwd = "/";
 
@@ -348,6 +350,23 @@ export class Session {
     this.loginClockFrom = Date.now();
     this.pauseTimer();
     this.armTimer();
+  }
+
+  /**
+   * Whether the logged-in account has been disabled or removed since it was read (`user set
+   * --disable`, `user remove`, by this node's CLI or another's): then the session is closed with 421.
+   * The account is read again only when the store's revision shows some change, ~2 µs otherwise.
+   */
+  async accountWithdrawn(): Promise<boolean> {
+    const { accounts } = this.services;
+    const revision = accounts.revision();
+    if (!this.account || revision === this.accountRevision) return false;
+    this.accountRevision = revision;
+    const current = await accounts.get(this.account.name);
+    if (current?.enabled) return false;
+    this.log.info({ user: this.account.name, account: current ? "disabled" : "removed" }, "session closed: its account was withdrawn");
+    this.close(Reply.ServiceNotAvailable, "This account is no longer available.");
+    return true;
   }
 
   /**

@@ -11,10 +11,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import { openAccountStore } from "../../src/accounts/open.js";
+import { resolveDataPaths } from "../../src/config/load.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { expectCode, RawClient, type FtpReply } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
-import { sleep, within } from "../helpers/wait.js";
+import { sleep, waitFor, within } from "../helpers/wait.js";
 
 /** What a bare connection got first: the first reply line, or "" when the server closed without a byte. */
 interface FirstContact {
@@ -368,6 +370,39 @@ describe("admission before the greeting, and the login-failure defence", () => {
       await guardEmpties(server);
     } finally {
       await closeAll(clients);
+      await server.close();
+    }
+  });
+});
+
+describe("an account withdrawn while its sessions are logged in", () => {
+  checkLeaks();
+
+  test("user set --disable and user remove (another connection to the store, as the CLI) end those sessions at their next command with 421", async () => {
+    const server = await startServer({}, [{ name: "bob", password: "builder" }]);
+    // What the CLI would do: its own connection to the same database.
+    const cli = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(server.config).sqlitePath });
+    try {
+      const alice = await RawClient.connect(server.port);
+      await alice.login(USER, PASSWORD);
+      const bob = await RawClient.connect(server.port);
+      await bob.login("bob", "builder");
+      expectCode(await alice.command("PWD"), 257, "before");
+
+      // A change to another account does not touch this session.
+      await cli.update("bob", { quotaBytes: 1000 });
+      expectCode(await alice.command("PWD"), 257, "another account changed");
+
+      await cli.update(USER, { enabled: false });
+      expectCode(await alice.command("PWD"), 421, "disabled");
+      await alice.closed();
+
+      await cli.remove("bob");
+      expectCode(await bob.command("PWD"), 421, "removed");
+      await bob.closed();
+      await waitFor(() => server.node.sessions.size === 0, "both sessions ended");
+    } finally {
+      await cli.close();
       await server.close();
     }
   });
