@@ -26,6 +26,20 @@ export interface TransferJob {
   run(socket: Socket, signal: AbortSignal): Promise<string>;
 }
 
+/** What a transfer's log line says of it: who, which command, what, how many bytes each way, how long. */
+function transferFacts(session: Session, job: TransferJob, socket: Socket, transfer: ActiveTransfer): Record<string, unknown> {
+  const bytes = socketBytes(socket);
+  return {
+    user: session.account?.name,
+    command: session.command,
+    transfer: job.label,
+    bytesIn: bytes.in,
+    bytesOut: bytes.out,
+    zeroCopy: bytes.zeroCopy,
+    ms: Date.now() - transfer.startedAt,
+  };
+}
+
 export async function runTransfer(session: Session, job: TransferJob): Promise<void> {
   const channel = session.dataChannel;
   if (!channel) throw new FtpError(Reply.CantOpenData, "Use PORT, EPRT, PASV or EPSV first.");
@@ -77,20 +91,14 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
     try {
       const text = await job.run(socket, signal);
       session.reply(Reply.ClosingData, text);
-      if (session.log.isLevelEnabled("info")) {
-        const bytes = socketBytes(socket);
-        session.log.info(
-          { transfer: job.label, bytesIn: bytes.in, bytesOut: bytes.out, zeroCopy: bytes.zeroCopy, ms: Date.now() - transfer.startedAt },
-          "transfer complete",
-        );
-      }
+      if (session.log.isLevelEnabled("info")) session.log.info(transferFacts(session, job, socket, transfer), "transfer complete");
     } catch (err) {
       // ETIMEDOUT: no progress within timeouts.stall, the socket's timer or the kernel copy's own.
       const stalled = (networkError as NodeJS.ErrnoException | null)?.code === "ETIMEDOUT" || networkFailure(err) === "ETIMEDOUT";
       const failure = stalled
         ? new FtpError(Reply.TransferAborted, `Transfer stalled (no progress for ${session.config.timeouts.stall} s); aborted.`)
         : transferFailure(err, signal.aborted || networkError !== null || networkFailure(err) !== null, job.label);
-      session.log.info({ transfer: job.label, reason: (err as Error).message, reply: failure.code }, "transfer failed");
+      session.log.info({ ...transferFacts(session, job, socket, transfer), reason: (err as Error).message, reply: failure.code }, "transfer failed");
       session.reply(failure.code, failure.message);
     }
   } finally {

@@ -49,6 +49,7 @@ export async function dispatch(session: Session, line: string): Promise<void> {
       session.reply(Reply.NotImplemented, `${verb} is not supported by this storage.`);
     } else {
       if (verb === "RNTO") session.renameFrom = renameFrom;
+      session.command = verb;
       await spec.handler(session, arg);
     }
   } catch (err) {

@@ -65,6 +65,8 @@ export class Session {
   // Login state.
   pendingUser: string | null = null;
   account: Account | null = null;
+  /** The verb of the command being run (for the transfer log). */
+  command = "";
   /** The account store's revision when {@link account} was last known current (read at login, or checked since). */
   accountRevision = 0;
   storage: Storage | null = null;

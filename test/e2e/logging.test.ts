@@ -55,6 +55,7 @@ describe("session logging", () => {
         const transfers = log.lines.filter((l) => l.msg === "transfer complete");
         assert.equal(transfers.length, 1);
         assert.equal(transfers[0].bytesOut, 5);
+        assert.deepEqual([transfers[0].user, transfers[0].command, transfers[0].transfer], [USER, "RETR", "/hello.txt"]);
         if (level === "info") {
           assert.equal(commands.length, 0);
         } else {
