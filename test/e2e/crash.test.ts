@@ -92,14 +92,18 @@ const servers: string[][] = [];
 
 checkLeaks();
 
-test("kill -9 mid-overwrite: the old file is intact, the temporary file is invisible and removed at restart", async (t) => {
+/** `body`, with the output of every server this file started added to its failure's message. */
+async function showingServerLogs(body: () => Promise<void>): Promise<void> {
   try {
-    await killDuringOverwrite(t);
+    await body();
   } catch (err) {
     const logs = servers.map((lines, i) => `--- server ${i + 1}:\n${lines.join("\n")}`).join("\n");
     throw Object.assign(err as Error, { message: `${(err as Error).message}\n${logs}` });
   }
-});
+}
+
+test("kill -9 mid-overwrite: the old file is intact, the temporary file is invisible and removed at restart", (t) =>
+  showingServerLogs(() => killDuringOverwrite(t)));
 
 async function killDuringOverwrite(t: TestContext): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-crash-"));
@@ -167,14 +171,8 @@ async function killDuringOverwrite(t: TestContext): Promise<void> {
   assert.equal(await second.exited, 0);
 }
 
-test("kill -9 mid-upload of a new file: the restarted node measures the quota usage again, so the partial file counts", async (t) => {
-  try {
-    await killDuringNewUpload(t);
-  } catch (err) {
-    const logs = servers.map((lines, i) => `--- server ${i + 1}:\n${lines.join("\n")}`).join("\n");
-    throw Object.assign(err as Error, { message: `${(err as Error).message}\n${logs}` });
-  }
-});
+test("kill -9 mid-upload of a new file: the restarted node measures the quota usage again, so the partial file counts", (t) =>
+  showingServerLogs(() => killDuringNewUpload(t)));
 
 async function killDuringNewUpload(t: TestContext): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-crash-quota-"));
