@@ -9,7 +9,7 @@
  */
 import { releaseEarlySighup } from "./node/early-sighup.js";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
-import { dirname, resolve, sep } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { Command, Option } from "commander";
 import { stringify } from "yaml";
 import { openAccountStore } from "./accounts/open.js";
@@ -32,6 +32,7 @@ import { formatDoctorReport, runDoctor } from "./node/doctor.js";
 import { PassiveAddressPolicy } from "./data/passive-address.js";
 import { EdgeNode } from "./node/edge-node.js";
 import { claimRunMarker, type RunMarker } from "./node/run-marker.js";
+import { selfSignedFiles } from "./tls/self-signed.js";
 import { createLogger } from "./observe/logger.js";
 import { LocalStorageFactory } from "./storage/local.js";
 import { TlsContextProvider } from "./tls/tls-context.js";
@@ -333,8 +334,12 @@ async function serve(options: CommonOptions): Promise<void> {
   let node: EdgeNode;
   let marker: RunMarker | null = null;
   try {
-    marker = claimRunMarker(paths.dataDir);
-    if (marker.uncleanStops > 0) {
+    try {
+      marker = claimRunMarker(paths.dataDir);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, "no run marker could be kept in the data directory: an unclean stop of this node will not be noticed at the next start");
+    }
+    if (marker && marker.uncleanStops > 0) {
       // Uploads a killed node was receiving left their partial files on disk, uncounted.
       const accountsForgotten = await accounts.forgetUsage();
       logger.warn(
@@ -354,6 +359,11 @@ async function serve(options: CommonOptions): Promise<void> {
     marker?.release();
     throw bindFailure(err, config) ?? err;
   }
+  // Run as root on a service user's data directory (to bind port 21): what this start made there
+  // stays usable by that user, as `user add` leaves what it makes.
+  const tlsDir = join(paths.dataDir, "tls");
+  const { cert, key } = selfSignedFiles(tlsDir);
+  giveToNodeUser(paths.dataDir, [...(marker?.made ?? []), paths.homesDir, tlsDir, cert, key]);
   logger.info(
     { host: config.host, port: node.port, implicitTlsPort: node.implicitPort, dataDir: paths.dataDir },
     `edgeftp listening on port ${node.port}${node.implicitPort ? `, implicit FTPS on ${node.implicitPort}` : ""}`,

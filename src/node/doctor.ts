@@ -13,6 +13,7 @@ import type { Config } from "../config/schema.js";
 import { resolveDataPaths } from "../config/load.js";
 import { isPublicIPv4, PassiveAddressPolicy } from "../data/passive-address.js";
 import { createLogger } from "../observe/logger.js";
+import { selfSignedFiles } from "../tls/self-signed.js";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -280,8 +281,9 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
 /** The TLS certificate: readable, matching its key, valid now and for a while yet. */
 function certificateCheck(config: Config): CheckResult {
   const selfSigned = !config.tls.cert;
-  const certPath = config.tls.cert || join(resolveDataPaths(config).dataDir, "tls", "self-signed-cert.pem");
-  const keyPath = config.tls.key || join(resolveDataPaths(config).dataDir, "tls", "self-signed-key.pem");
+  const quickStart = selfSignedFiles(join(resolveDataPaths(config).dataDir, "tls"));
+  const certPath = config.tls.cert || quickStart.cert;
+  const keyPath = config.tls.key || quickStart.key;
   if (selfSigned && !existsSync(certPath)) {
     return result("tls certificate", "warn", "none configured: a self-signed one is generated at first start; set --tls-cert and --tls-key for clients that verify");
   }

@@ -21,13 +21,15 @@ const PREFIX = "serve-";
 export interface RunMarker {
   /** How many earlier nodes were found to have stopped without cleaning up (their markers are removed). */
   readonly uncleanStops: number;
+  /** The files this node made (its marker and their directory), for a root node to hand over as it does the rest. */
+  readonly made: string[];
   /** Removes this node's marker: a clean stop. */
   release(): void;
 }
 
 /** Takes this node's marker in `dataDir`, counting (and removing) those of nodes that stopped uncleanly. */
 export function claimRunMarker(dataDir: string): RunMarker {
-  if (typeof addon?.lockExclusive !== "function") return { uncleanStops: 0, release: () => undefined };
+  if (typeof addon?.lockExclusive !== "function") return { uncleanStops: 0, made: [], release: () => undefined };
   const dir = join(dataDir, "run");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   let uncleanStops = 0;
@@ -56,11 +58,12 @@ export function claimRunMarker(dataDir: string): RunMarker {
   if (addon.lockExclusive(fd) !== 0) {
     closeSync(fd);
     rmSync(fresh, { force: true });
-    return { uncleanStops, release: () => undefined };
+    return { uncleanStops, made: [], release: () => undefined };
   }
   renameSync(fresh, own);
   return {
     uncleanStops,
+    made: [dir, own],
     release() {
       rmSync(own, { force: true });
       closeSync(fd);

@@ -12,9 +12,14 @@ export interface CertificateFiles {
   key: string;
 }
 
+/** Where the self-signed certificate and key are kept in `dir`, whether they exist yet or not. */
+export function selfSignedFiles(dir: string): CertificateFiles {
+  return { cert: join(dir, "self-signed-cert.pem"), key: join(dir, "self-signed-key.pem") };
+}
+
 /** Paths of the self-signed certificate and key in `dir`, generating them if absent. */
 export async function ensureSelfSigned(dir: string): Promise<CertificateFiles & { created: boolean }> {
-  const files = { cert: join(dir, "self-signed-cert.pem"), key: join(dir, "self-signed-key.pem") };
+  const files = selfSignedFiles(dir);
   if (existsSync(files.cert) && existsSync(files.key)) return { ...files, created: false };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const name = hostname() || "edgeftp";

@@ -1,12 +1,13 @@
 // The CLI's help, configuration checks and one-line errors; the `user` commands are in cli-user.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { generate } from "selfsigned";
 import { checkLeaks } from "../helpers/leaks.js";
-import { assertFailure, assertSuccess, edgeftp, workspace } from "../helpers/cli.js";
+import { assertFailure, assertSuccess, CLI, edgeftp, workspace } from "../helpers/cli.js";
 
 checkLeaks();
 
@@ -111,3 +112,43 @@ test("--version prints the package's version; doctor --user needs --password-std
   assertFailure(await edgeftp(dir, ["doctor", "--password-stdin", "--port", "1"]), /--user and --password-stdin go together/);
 });
 
+
+/** Runs `serve` until it logs that it listens, then stops it with SIGTERM; resolves its exit code and output. */
+async function serveOnce(dir: string, dataDir: string, asUser?: { uid: number; gid: number }): Promise<{ listened: boolean; code: number | null; output: string }> {
+  const pasv = 20000 + Math.floor(Math.random() * 120) * 100;
+  const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--active-port", "0", "--tls-implicit", "false", "--pasv-ports", `${pasv}-${pasv + 9}`, "--data-dir", dataDir];
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("EDGEFTP_")));
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env, ...asUser });
+  let output = "";
+  let listened = false;
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    output += chunk;
+    if (!listened && output.includes("edgeftp listening on port")) {
+      listened = true;
+      child.kill("SIGTERM");
+    }
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  clearTimeout(timer);
+  return { listened, code, output };
+}
+
+test("serve run once as root on a service user's data directory leaves what it made there to that user, who can then serve", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
+  const { dir, dataDir } = workspace(t);
+  const nobody = { uid: 65534, gid: 65534 };
+  chmodSync(dir, 0o755);
+  mkdirSync(dataDir);
+  chownSync(dataDir, nobody.uid, nobody.gid);
+  assertSuccess(await edgeftp(dir, ["user", "add", "site", "--password", "pw", "--data-dir", dataDir]));
+
+  const asRoot = await serveOnce(dir, dataDir);
+  assert.ok(asRoot.listened && asRoot.code === 0, asRoot.output);
+  for (const made of ["tls", "tls/self-signed-key.pem", "tls/self-signed-cert.pem", "run", "homes"]) {
+    assert.equal(statSync(join(dataDir, made)).uid, nobody.uid, `${made} belongs to the data directory's owner`);
+  }
+  const asService = await serveOnce(dir, dataDir, nobody);
+  assert.ok(asService.listened && asService.code === 0, asService.output);
+  assert.ok(!asService.output.includes("did not stop cleanly"), "the root node's stop was clean");
+});
