@@ -212,7 +212,7 @@ function machineFacts(ctx: BenchContext, specs: ServerSpec[], timeWait: string, 
   return [
     `- CPU: ${model}, ${cpus().length} cores; memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `- Kernel: Linux ${release()}; ${sh(". /etc/os-release && echo $PRETTY_NAME")}`,
-    `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(repo)} describe --always --dirty`)}, ${nativeAddonState(ctx)}${edgeftpNodeFlags.length ? `, under \`node ${edgeftpNodeFlags.join(" ")}\`` : ""}`,
+    `- Node ${process.version} (client and the Node servers); edgeftp at git ${sh(`git -C ${JSON.stringify(join(ctx.edgeftpCli, "..", "..", ".."))} describe --always --dirty`)}, ${nativeAddonState(ctx)}${edgeftpNodeFlags.length ? `, under \`node ${edgeftpNodeFlags.join(" ")}\`` : ""}`,
     `- Servers: ${versions}`,
     `- Files: ${ctx.root} on ${fsTypeOf(ctx.root)}; loopback (127.0.0.1, clients also from 127.0.0.2-13); passive range ${ctx.pasvFirst}-${ctx.pasvLast} for every server`,
     `- ${timeWait}`,
@@ -301,7 +301,9 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
         const runs = options.quick ? 1 : (options.runs ?? workload.runs);
         const warmups = options.quick ? 0 : (workload.warmupRuns ?? 0);
         try {
-          for (let w = 0; w < warmups; w++) {
+          // The budget holds for every run, not only for the first of a server's block.
+          const fits = () => Date.now() - startedAt + timeoutMs <= options.budgetMs;
+          for (let w = 0; w < warmups && fits(); w++) {
             const env = { ctx: runCtx, server, quick: false, deadline: Date.now() + timeoutMs - 2000, runIndex: -1 - w };
             await within(workload.run(env), timeoutMs, `${workload.name} on ${spec.name} (warm-up)`).then(
               () => log(`${workload.name} on ${spec.name}: warm-up ${w + 1}/${warmups} done`),
@@ -310,6 +312,11 @@ async function runAll(options: Options, ctx: BenchContext, specs: ServerSpec[], 
             await new Promise((res) => setTimeout(res, 500));
           }
           for (let r = 0; r < runs; r++) {
+            if (!fits()) {
+              problem(spec.name, `${workload.name}: ${runs - r} of ${runs} runs skipped (time budget)`);
+              for (const row of workload.rows) addCell(results, row.id, spec.name, errorCell("skipped (time budget)"));
+              continue;
+            }
             const t0 = Date.now();
             const env = { ctx: runCtx, server, quick: options.quick, deadline: t0 + timeoutMs - 2000, runIndex: r };
             const cpuBefore = options.cpu ? threadCpu(server.pid) : null;

@@ -107,8 +107,11 @@ const prelim = (c: number) => c === 125 || c === 150;
 const connectGate = new Gate(8);
 
 /** Opens a control connection, logs in, TYPE I. */
-async function session(env: RunEnv, localAddress?: string, timeoutMs = 20_000): Promise<FtpControl> {
-  const c = await connectGate.run(() => FtpControl.open({ port: env.server.port, localAddress, timeoutMs }));
+async function session(env: RunEnv, localAddress?: string, timeoutMs = 20_000, onAdmitted?: () => void): Promise<FtpControl> {
+  const c = await connectGate.run(() => {
+    onAdmitted?.();
+    return FtpControl.open({ port: env.server.port, localAddress, timeoutMs });
+  });
   try {
     await c.login(env.ctx.user, env.ctx.password);
     await c.expect("TYPE I", is(200));
@@ -417,7 +420,10 @@ async function listing(c: FtpControl, verb: string, env: RunEnv, dir: string = F
 const listCell = (r: { ms: number; lines: number } | null, minLines: number): Cell =>
   r === null
     ? { value: null, text: "n.a." }
-    : { value: r.ms, note: r.lines < minLines ? `only ${r.lines} entries listed` : undefined };
+    : r.lines < minLines
+      ? // A cut listing is no figure: it would be faster for sending less, and could rank as the best peer.
+        { value: null, text: `only ${r.lines} entries listed` }
+      : { value: r.ms };
 
 const listings: Workload = {
   name: "list",
@@ -452,7 +458,7 @@ function percentile(sorted: number[], p: number): number {
 const sessions: Workload = {
   name: "sessions",
   rows: [
-    { id: "sessions-rate", label: "200 concurrent clients (login, TYPE I, EPSV, RETR 64 KiB, QUIT), sessions/s", better: "higher", digits: 0 },
+    { id: "sessions-rate", label: "200 concurrent clients of one account (login, TYPE I, EPSV, RETR 64 KiB, QUIT), sessions/s", better: "higher", digits: 0 },
     { id: "sessions-p99", label: "… the same, p99 session time, ms", better: "lower", digits: 0 },
   ],
   // 5 after 5 thrown away: a run takes well under a second, and edgeftp's rate was still rising
@@ -468,11 +474,13 @@ const sessions: Workload = {
     const open: FtpControl[] = [];
     const t0 = performance.now();
     const one = async (i: number) => {
-      const start = performance.now();
+      // From the connect (once the client's own gate lets it through) to the 221: time spent
+      // queued in the client's connect gate is the client's, not the server's.
+      let start = performance.now();
       const addr = SOURCE_ADDRESSES[i % SOURCE_ADDRESSES.length];
       let c: FtpControl | null = null;
       try {
-        c = await session(env, addr, 30_000);
+        c = await session(env, addr, 30_000, () => (start = performance.now()));
         open.push(c);
         const data = await passive(c, addr);
         const [, got] = await Promise.all([transferReplies(c, `RETR ${FILES.small64k}`), data.drain(30_000)]);
