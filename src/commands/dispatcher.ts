@@ -37,8 +37,10 @@ export async function dispatch(session: Session, line: string): Promise<void> {
       session.reply(Reply.SyntaxError, /^[A-Z]{1,8}$/.test(verb) ? `${verb}: command not understood.` : "Command not understood.");
     } else if (spec.login !== false && !session.account) {
       session.reply(Reply.NotLoggedIn, "Please login with USER and PASS.");
-    } else if (spec.login !== false && (await session.accountWithdrawn())) {
-      // Closed with its 421.
+    } else if (session.account && !session.transfer && (await session.accountWithdrawn())) {
+      // Closed with its 421: whatever the command, even one that needs no login (NOOP, STAT path),
+      // so a withdrawn account's session can neither be kept alive nor list its files. A transfer
+      // under way finishes first (a STAT or ABOR during it is not checked).
     } else if (spec.arg === "required" && arg.trim() === "") {
       session.reply(Reply.SyntaxErrorArgs, `${verb} needs an argument.`);
     } else if (spec.arg === "none" && arg.trim() !== "") {

@@ -406,4 +406,21 @@ describe("an account withdrawn while its sessions are logged in", () => {
       await server.close();
     }
   });
+
+  test("a command that needs no login (NOOP, STAT path) does not keep a withdrawn account's session alive", async () => {
+    const server = await startServer({});
+    const cli = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(server.config).sqlitePath });
+    try {
+      const alice = await RawClient.connect(server.port);
+      await alice.login(USER, PASSWORD);
+      await cli.update(USER, { enabled: false });
+      // STAT with a path lists the account's files over the control connection: it must not.
+      expectCode(await alice.command("STAT /"), 421, "STAT / after disable");
+      await alice.closed();
+      await waitFor(() => server.node.sessions.size === 0, "session ended");
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  });
 });
