@@ -365,7 +365,14 @@ async function serve(options: CommonOptions): Promise<void> {
   const { cert, key } = selfSignedFiles(tlsDir);
   giveToNodeUser(paths.dataDir, [...(marker?.made ?? []), paths.homesDir, tlsDir, cert, key]);
   logger.info(
-    { host: config.host, port: node.port, implicitTlsPort: node.implicitPort, dataDir: paths.dataDir },
+    {
+      host: config.host,
+      port: node.port,
+      implicitTlsPort: node.implicitPort,
+      pasvPorts: config.pasv.ports,
+      activePort: config.active.enabled ? config.active.port : null,
+      dataDir: paths.dataDir,
+    },
     `edgeftp listening on port ${node.port}${node.implicitPort ? `, implicit FTPS on ${node.implicitPort}` : ""}`,
   );
 
