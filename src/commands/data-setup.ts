@@ -105,7 +105,10 @@ export const dataSetupCommands: CommandSpec[] = [
         if (af !== undefined && af !== "1" && af !== "2") throw unsupported;
         throw new FtpError(Reply.SyntaxErrorArgs, "Illegal EPRT command.");
       }
-      if (target.family !== ours) throw unsupported;
+      // An IPv4-mapped IPv6 address (`|2|::ffff:a.b.c.d|`) is what a client whose socket is IPv6
+      // sees when it reached a dual-stack node over IPv4; the connection is IPv4 (vsftpd accepts it).
+      const family = target.family === 6 && isIPv4(target.host) ? 4 : target.family;
+      if (family !== ours) throw unsupported;
       setActive(session, "EPRT", target.host, target.port);
       session.reply(Reply.CommandOk, "EPRT command successful.");
     },

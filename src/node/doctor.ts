@@ -5,12 +5,13 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { once } from "node:events";
-import { connect, createServer, isIP, isIPv4, type Socket } from "node:net";
+import { connect, createServer, isIP, isIPv4, isIPv6, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/schema.js";
 import { resolveDataPaths } from "../config/load.js";
+import { canonicalIp } from "../data/addresses.js";
 import { isPublicIPv4, PassiveAddressPolicy } from "../data/passive-address.js";
 import { createLogger } from "../observe/logger.js";
 import { selfSignedFiles } from "../tls/self-signed.js";
@@ -43,7 +44,7 @@ const result = (check: string, status: CheckStatus, detail: string): CheckResult
 async function converse(
   host: string,
   port: number,
-  lines: string[],
+  lines: string[] | ((remote: { address: string; ipv6: boolean; local: string }) => string[]),
   timeoutMs: number,
   /** Called with each reply before the next line is sent (e.g. to connect to the port a PASV offered). */
   onReply?: (reply: string) => Promise<void>,
@@ -53,6 +54,8 @@ async function converse(
   try {
     const clear = replyReader(socket);
     const replies = [await clear.next()];
+    // A hostname may resolve to either family: what to send depends on the one connected.
+    if (typeof lines === "function") lines = lines({ address: socket.remoteAddress ?? host, ipv6: socket.remoteFamily === "IPv6", local: socket.localAddress ?? "" });
     if (lines.length === 0 || !replies[0].startsWith("220")) return replies;
     socket.write("AUTH TLS\r\n");
     const auth = await clear.next();
@@ -161,6 +164,9 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
     const total = last - first + 1;
     if (denied > 0) {
       results.push(result("passive ports", "fail", `${denied} of ${total} ports in ${config.pasv.ports} cannot be bound (permission); choose an unprivileged range with --pasv-ports`));
+    } else if (busy.length === total && !running) {
+      // No node of ours runs to hold them: another program does, and every PASV/EPSV would get 425.
+      results.push(result("passive ports", "fail", `all ${total} ports in ${config.pasv.ports} are in use by another program: every PASV/EPSV would fail; move the range with --pasv-ports`));
     } else if (busy.length > total / 10) {
       results.push(
         result("passive ports", "warn", `${busy.length} of ${total} ports are in use (${busy.slice(0, 10).join(", ")}${busy.length > 10 ? ", …" : ""}); another program may hold them, or the running node (its listeners linger ~10 s after a transfer): if it persists, move the range with --pasv-ports`),
@@ -174,8 +180,10 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
 
   // Advertised address.
   const policy = new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, createLogger("silent"));
+  let policyResolved = false;
   try {
     await policy.refresh();
+    policyResolved = true;
     const advertised = policy.addressFor("0.0.0.0", "");
     if (!advertised) {
       results.push(result("pasv address", "warn", "PASV advertises the control connection's local address; behind NAT set --pasv-address to the public IP or DNS name (EPSV clients are unaffected)"));
@@ -195,10 +203,22 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
   if (running && options.user !== undefined) {
     try {
       let reached: string | null = null;
+      // PASV cannot carry an IPv6 address (RFC 2428 §1): over IPv6 the node answers it 522, so ask
+      // for EPSV there, whose port is on the address the control connection reached.
+      let v6 = isIPv6(target);
+      let peer = target;
+      const parseOffer = (reply: string): { host: string; port: number } | null => {
+        if (v6) {
+          const m = /^229 .*\(([!-~])\1\1(\d+)\1\)/.exec(reply);
+          return m ? { host: peer, port: Number(m[2]) } : null;
+        }
+        const m = /^227 .*\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(reply);
+        return m ? { host: m.slice(1, 5).join("."), port: Number(m[5]) * 256 + Number(m[6]) } : null;
+      };
       const connectToOffer = async (reply: string) => {
-        const offer = /^227 .*\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(reply);
+        const offer = parseOffer(reply);
         if (!offer) return;
-        const data = connect({ host: offer.slice(1, 5).join("."), port: Number(offer[5]) * 256 + Number(offer[6]) });
+        const data = connect(offer);
         // Within the conversation's own time limit, which runs meanwhile: a port a firewall drops
         // in silence is reported as such, not as the control connection timing out.
         const connectMs = Math.max(500, Math.floor(timeoutMs / 3));
@@ -213,29 +233,43 @@ export async function runDoctor(config: Config, options: DoctorOptions = {}): Pr
           data.destroy();
         }
       };
-      const replies = await converse(target, config.port, [`USER ${options.user}`, `PASS ${options.password ?? ""}`, "PASV", "QUIT"], timeoutMs, connectToOffer);
+      // What this configuration says the node should offer a client at our address (overrides included).
+      let expected = "";
+      const lines = (remote: { address: string; ipv6: boolean; local: string }) => {
+        v6 = remote.ipv6;
+        peer = remote.address;
+        if (!v6 && policyResolved) expected = policy.addressFor(canonicalIp(remote.local), canonicalIp(remote.address));
+        return [`USER ${options.user}`, `PASS ${options.password ?? ""}`, v6 ? "EPSV" : "PASV", "QUIT"];
+      };
+      const replies = await converse(target, config.port, lines, timeoutMs, connectToOffer);
+      const verb = v6 ? "EPSV" : "PASV";
       const pasv = replies[3] ?? "";
-      const m = /\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv);
+      const m = parseOffer(pasv);
       if (replies.length === 1) {
         results.push(result("pasv round trip", "fail", `the node greeted with ${replies[0]}`));
       } else if (!replies[2]?.startsWith("230")) {
         results.push(result("pasv round trip", "fail", `login as ${options.user} failed: ${replies[2]}`));
       } else if (!m) {
-        results.push(result("pasv round trip", "fail", `PASV failed: ${pasv}`));
+        results.push(result("pasv round trip", "fail", `${verb} failed: ${pasv}`));
       } else {
-        const host = m.slice(1, 5).join(".");
-        const port = Number(m[5]) * 256 + Number(m[6]);
+        const { host, port } = m;
         const [first, last] = config.pasv.ports.split("-").map(Number);
         const inRange = port >= first && port <= last;
         const connected = reached === "connected";
+        // The running node does not read this configuration (another --config, an environment
+        // variable set only in this shell): what "pasv address" checked is not what clients get.
+        const mismatch =
+          !v6 && expected && host !== expected
+            ? `, but this configuration advertises ${expected} (does \`edgeftp serve\` read the same --config and environment?)`
+            : "";
         // A public address of the NAT in front (not this machine's): many NATs do not loop a
         // connection from inside back in, so failing from here proves nothing about the outside.
-        const behindNat = !connected && !localAddresses().has(host) && !host.startsWith("127.");
+        const behindNat = !connected && !localAddresses().has(host) && !host.startsWith("127.") && host !== "::1";
         results.push(
           result(
             "pasv round trip",
-            !inRange ? "fail" : connected ? "ok" : behindNat ? "warn" : "fail",
-            `PASV offered ${host}:${port}${inRange ? "" : `, outside the configured range ${config.pasv.ports}`}; ${
+            !inRange || mismatch ? "fail" : connected ? "ok" : behindNat ? "warn" : "fail",
+            `${verb} offered ${v6 ? `[${host}]` : host}:${port}${inRange ? "" : `, outside the configured range ${config.pasv.ports}`}${mismatch}; ${
               connected
                 ? "a data connection to it was accepted"
                 : `a data connection to it failed (${reached ?? "not tried"}): ${behindNat ? "it is not this machine's address, and a NAT may not loop connections back in; check from outside" : `check the firewall or NAT forwarding of ${config.pasv.ports}`}`

@@ -5,7 +5,7 @@
  * keys and the session-ID cache survive reloads, so a session opened before a reload still resumes
  * after it.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { dirname, join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
@@ -43,6 +43,8 @@ export class TlsContextProvider {
     private readonly logger: Logger,
   ) {
     this.current = this.load();
+    const invalid = validityProblem(this.loaded[0]);
+    if (invalid) this.logger.warn({ cert: this.files.cert }, `TLS certificate ${invalid}: clients that verify it will refuse to connect`);
   }
 
   /** Loads the configured certificate, or generates the quick start's self-signed one. */
@@ -128,6 +130,11 @@ export class TlsContextProvider {
   /** Re-reads the files; on failure keeps serving the previous credentials and says why. */
   reload(): boolean {
     try {
+      // A renewal that puts an expired (or not yet valid) certificate in place must not replace a
+      // working one: every verifying client would be refused until the next fix.
+      const [cert] = this.readFiles(readTlsFile);
+      const invalid = validityProblem(cert);
+      if (invalid) throw new ConfigError(`tls: certificate ${this.files.cert} ${invalid}`);
       this.current = this.load();
       this.logger.info({ cert: this.files.cert }, "TLS certificate reloaded");
       return true;
@@ -185,5 +192,20 @@ function checkChain(ca: Buffer, path: string): void {
 /** The ConfigError for a context that would not build because of the settings (not the files), or null. */
 function settingsError(err: unknown, ciphers: string | undefined): ConfigError | null {
   if (/no cipher match/i.test((err as Error).message)) return new ConfigError(`tls.ciphers: no cipher matches "${ciphers}"`);
+  return null;
+}
+
+/** Why the certificate (its first PEM block) is not valid now, or null (also when it does not parse: load() says that). */
+function validityProblem(pem: Buffer | undefined): string | null {
+  if (!pem) return null;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch {
+    return null;
+  }
+  const now = Date.now();
+  if (Date.parse(cert.validTo) <= now) return `expired ${cert.validTo}`;
+  if (Date.parse(cert.validFrom) > now) return `is not valid before ${cert.validFrom}`;
   return null;
 }

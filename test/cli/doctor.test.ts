@@ -46,12 +46,41 @@ describe("edgeftp doctor", () => {
     }
   });
 
+  test("over IPv6 (--target ::1) the round trip uses EPSV, since PASV cannot carry an IPv6 address (RFC 2428)", async () => {
+    const server = await startServer({ host: "::" });
+    try {
+      const r = await doctor(
+        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--data-dir", server.dataDir, "--target", "::1", "--user", USER, "--password-stdin"],
+        `${PASSWORD}\n`,
+      );
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^OK\s+pasv round trip\s+EPSV offered \[::1\]:\d+; a data connection to it was accepted/m);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a running node that advertises another address than the configuration doctor reads fails the round trip", async () => {
+    // The operator's shell has EDGEFTP_PASV_ADDRESS (or another --config) that the service lacks.
+    const server = await startServer();
+    try {
+      const r = await doctor(
+        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--pasv-address", "203.0.113.5", "--data-dir", server.dataDir, "--user", USER, "--password-stdin"],
+        `${PASSWORD}\n`,
+      );
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stdout, /^FAIL\s+pasv round trip\s+PASV offered 127\.0\.0\.1:\d+, but this configuration advertises 203\.0\.113\.5/m);
+    } finally {
+      await server.close();
+    }
+  });
+
   test("a PASV offer that cannot be reached from here (a wrong pasv.address, a closed firewall) fails the round trip", async () => {
     // Listeners bind the control connection's address (127.0.0.1): nothing answers on 127.0.0.9.
     const server = await startServer({ pasv: { address: "127.0.0.9" } });
     try {
       const r = await doctor(
-        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--data-dir", server.dataDir, "--user", USER, "--password-stdin"],
+        ["--port", String(server.port), "--pasv-ports", server.config.pasv.ports, "--pasv-address", "127.0.0.9", "--data-dir", server.dataDir, "--user", USER, "--password-stdin"],
         `${PASSWORD}\n`,
       );
       assert.notEqual(r.code, 0);
@@ -87,6 +116,23 @@ describe("edgeftp doctor", () => {
     assert.match(r.stdout, /^FAIL\s+control\s+nothing answers FTP/m);
     assert.match(r.stdout, /^WARN\s+accounts\s+.*edgeftp user add/m);
     assert.equal(r.stderr.trim().split("\n").length, 1);
+  });
+
+  test("a passive range held entirely by another program, with no node running, fails", async () => {
+    const holders: Server[] = [];
+    // 32700-32767: below the ephemeral range, apart from the other tests' ranges.
+    const base = 32700 + Math.floor(Math.random() * 13) * 5;
+    for (let p = base; p < base + 3; p++) {
+      const s = createServer();
+      await new Promise<void>((r) => s.listen(p, "::", r));
+      holders.push(s);
+    }
+    try {
+      const r = await doctor(["--port", "1", "--pasv-ports", `${base}-${base + 2}`, "--data-dir", "/nonexistent-edgeftp"]);
+      assert.match(r.stdout, /^FAIL\s+passive ports\s+all 3 ports .* --pasv-ports/m);
+    } finally {
+      for (const s of holders) await new Promise<void>((r) => s.close(() => r()));
+    }
   });
 
   test("ports of the passive range held by another program are named, with the option that fixes it", async () => {

@@ -237,6 +237,26 @@ describe("active mode and address families", () => {
       await server.close();
     }
   });
+  test("a client reaching a dual-stack node at an IPv4-mapped address may EPRT |2| with that address (as vsftpd; curl does)", async () => {
+    const server = await startServer({ host: "::" });
+    writeFileSync(join(server.home(USER), "mapped.bin"), "four");
+    const listener = await listenOnce("127.0.0.1");
+    try {
+      const c = await RawClient.connect(server.port, { host: "::ffff:127.0.0.1" });
+      await c.login(USER, PASSWORD);
+      assert.equal((await c.command(`EPRT |2|::ffff:127.0.0.1|${listener.port}|`)).code, 200);
+      c.send("RETR mapped.bin");
+      assert.equal((await readAll(await listener.accepted)).toString(), "four");
+      assert.equal((await c.reply()).code, 150);
+      assert.equal((await c.reply()).code, 226);
+      // Still the client's own address only.
+      assert.equal((await c.command(`EPRT |2|::ffff:127.0.0.2|${listener.port}|`)).code, 500);
+      await c.close();
+    } finally {
+      listener.close();
+      await server.close();
+    }
+  });
 });
 
 describe("NAT-correct PASV addresses", () => {

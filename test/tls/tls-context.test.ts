@@ -47,3 +47,34 @@ test("a broken certificate is logged once, however many events its directory see
   writeFileSync(join(dir, "cert.pem"), renewed.cert);
   await waitFor(() => lines.some((l) => l.msg === "TLS certificate reloaded"), "the reload");
 });
+
+test("an expired certificate put in place of a valid one is refused, and the valid one kept", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "edgeftp-tls-expired-"));
+  const lines: Array<{ msg: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as { msg: string });
+      done();
+    },
+  });
+  const good = await generate([{ name: "commonName", value: "good" }], { keyType: "ec" });
+  writeFileSync(join(dir, "cert.pem"), good.cert);
+  writeFileSync(join(dir, "key.pem"), good.private);
+  const config = configSchema.parse({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
+  const provider = await TlsContextProvider.create(config, createLogger("info", sink));
+  t.after(() => {
+    provider.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const before = provider.context;
+  const expired = await generate([{ name: "commonName", value: "expired" }], {
+    keyType: "ec",
+    notBeforeDate: new Date("2020-01-01T00:00:00Z"),
+    notAfterDate: new Date("2020-02-01T00:00:00Z"),
+  } as Parameters<typeof generate>[1]);
+  writeFileSync(join(dir, "key.pem"), expired.private);
+  writeFileSync(join(dir, "cert.pem"), expired.cert);
+  assert.equal(provider.reload(), false);
+  assert.equal(provider.context, before);
+  assert.ok(lines.some((l) => l.msg.startsWith("TLS certificate reload failed")), JSON.stringify(lines));
+});
