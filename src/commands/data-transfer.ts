@@ -31,7 +31,7 @@ function transferFacts(session: Session, job: TransferJob, socket: Socket, trans
   const bytes = socketBytes(socket);
   return {
     user: session.account?.name,
-    command: session.command,
+    command: transfer.command,
     transfer: job.label,
     bytesIn: bytes.in,
     bytesOut: bytes.out,
@@ -51,6 +51,8 @@ export async function runTransfer(session: Session, job: TransferJob): Promise<v
   let settle!: () => void;
   const transfer: ActiveTransfer = {
     label: job.label,
+    // Taken now: a STAT or ABOR during the transfer is a command of its own.
+    command: session.command,
     startedAt: Date.now(),
     controller: new AbortController(),
     socket: null,

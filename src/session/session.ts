@@ -47,6 +47,8 @@ const TURN_MS = 1;
 /** The transfer in progress: what ABOR aborts and STAT reports. */
 export interface ActiveTransfer {
   readonly label: string;
+  /** The command that started it (RETR, STOR, LIST…), for its log line. */
+  readonly command: string;
   readonly startedAt: number;
   readonly controller: AbortController;
   socket: Socket | null;
@@ -65,7 +67,7 @@ export class Session {
   // Login state.
   pendingUser: string | null = null;
   account: Account | null = null;
-  /** The verb of the command being run (for the transfer log). */
+  /** The verb of the command being run (a transfer started by it keeps it for its log line). */
   command = "";
   /** The account store's revision when {@link account} was last known current (read at login, or checked since). */
   accountRevision = 0;
