@@ -4,15 +4,16 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { generate } from "selfsigned";
 import { configSchema } from "../../src/config/schema.js";
 import { createLogger } from "../../src/observe/logger.js";
 import { TlsContextProvider } from "../../src/tls/tls-context.js";
 import { waitFor } from "../helpers/wait.js";
 
-test("a broken certificate is logged once, however many events its directory sees after", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "edgeftp-tls-watch-"));
+/** A provider serving a fresh certificate from files in a temporary directory, with its log lines; closed when the test ends. */
+async function providerInDirectory(t: TestContext, commonName: string) {
+  const dir = mkdtempSync(join(tmpdir(), "edgeftp-tls-"));
   const lines: Array<{ msg: string }> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -20,7 +21,7 @@ test("a broken certificate is logged once, however many events its directory see
       done();
     },
   });
-  const good = await generate([{ name: "commonName", value: "watch" }], { keyType: "ec" });
+  const good = await generate([{ name: "commonName", value: commonName }], { keyType: "ec" });
   writeFileSync(join(dir, "cert.pem"), good.cert);
   writeFileSync(join(dir, "key.pem"), good.private);
   const config = configSchema.parse({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
@@ -29,6 +30,11 @@ test("a broken certificate is logged once, however many events its directory see
     provider.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  return { dir, lines, provider };
+}
+
+test("a broken certificate is logged once, however many events its directory sees after", async (t) => {
+  const { dir, lines, provider } = await providerInDirectory(t, "watch");
   provider.watch();
   const failures = () => lines.filter((l) => l.msg.startsWith("TLS certificate reload failed")).length;
 
@@ -49,23 +55,7 @@ test("a broken certificate is logged once, however many events its directory see
 });
 
 test("an expired certificate put in place of a valid one is refused, and the valid one kept", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "edgeftp-tls-expired-"));
-  const lines: Array<{ msg: string }> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as { msg: string });
-      done();
-    },
-  });
-  const good = await generate([{ name: "commonName", value: "good" }], { keyType: "ec" });
-  writeFileSync(join(dir, "cert.pem"), good.cert);
-  writeFileSync(join(dir, "key.pem"), good.private);
-  const config = configSchema.parse({ tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
-  const provider = await TlsContextProvider.create(config, createLogger("info", sink));
-  t.after(() => {
-    provider.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { dir, lines, provider } = await providerInDirectory(t, "good");
   const before = provider.context;
   const expired = await generate([{ name: "commonName", value: "expired" }], {
     keyType: "ec",
