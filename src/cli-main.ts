@@ -364,18 +364,6 @@ async function serve(options: CommonOptions): Promise<void> {
   const tlsDir = join(paths.dataDir, "tls");
   const { cert, key } = selfSignedFiles(tlsDir);
   giveToNodeUser(paths.dataDir, [...(marker?.made ?? []), paths.homesDir, tlsDir, cert, key]);
-  logger.info(
-    {
-      host: config.host,
-      port: node.port,
-      implicitTlsPort: node.implicitPort,
-      pasvPorts: config.pasv.ports,
-      activePort: config.active.enabled ? config.active.port : null,
-      dataDir: paths.dataDir,
-    },
-    `edgeftp listening on port ${node.port}${node.implicitPort ? `, implicit FTPS on ${node.implicitPort}` : ""}`,
-  );
-
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     // A second signal means the operator will not wait for the drain.
@@ -405,6 +393,18 @@ async function serve(options: CommonOptions): Promise<void> {
     logger.info("SIGHUP: reloading");
     void node.reload();
   });
+  // Last: whoever waits for this line (a supervisor, a test) may signal the node at once.
+  logger.info(
+    {
+      host: config.host,
+      port: node.port,
+      implicitTlsPort: node.implicitPort,
+      pasvPorts: config.pasv.ports,
+      activePort: config.active.enabled ? config.active.port : null,
+      dataDir: paths.dataDir,
+    },
+    `edgeftp listening on port ${node.port}${node.implicitPort ? `, implicit FTPS on ${node.implicitPort}` : ""}`,
+  );
 }
 
 /**
