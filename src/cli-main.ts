@@ -483,8 +483,7 @@ async function userAdd(name: string, options: CommonOptions & PasswordOptions & 
       }
       throw new AccountError("exists", `account "${name}" already exists`);
     }
-    await refuseNestedHome(accounts, config, name, home);
-    if (home === null) await refuseInheritedHome(accounts, config, name);
+    await refuseHomeOfOthers(accounts, config, name, home, home === null);
     const password = await readPassword(name, options);
     let account: Account;
     try {
@@ -573,7 +572,7 @@ async function userSet(name: string, options: CommonOptions & SettingsOptions): 
     );
   }
   await withAccounts(config, { create: false }, async (accounts) => {
-    if (patch.home !== undefined) await refuseNestedHome(accounts, config, name, patch.home);
+    if (patch.home !== undefined) await refuseHomeOfOthers(accounts, config, name, patch.home);
     const account = await accounts.update(name, patch);
     console.log(
       `user ${name} updated (${account.enabled ? "enabled" : "disabled"}, home ${homeFor(config, account)}, ` +
@@ -654,13 +653,18 @@ function below(inner: string, outer: string): boolean {
 }
 
 /**
- * Refuses a home strictly inside another account's, or around one: the outer account could rename
- * the inner home away and move one of its symlinks (`../..`) into its place, and the inner account
- * would then be rooted wherever that leads. The same home for two accounts (a read-only view of a
- * site) is allowed: no account can rename its own root.
+ * Refuses a home that would hand one account another's files. Always: a home strictly inside
+ * another account's, or around one (the outer account could rename the inner home away and move one
+ * of its symlinks, `../..`, into its place, and the inner account would then be rooted wherever that
+ * leads); the same home for two accounts (a read-only view of a site) is allowed, since no account
+ * can rename its own root. With `fresh` (a new account given no --home, so <dataDir>/homes/NAME):
+ * also that directory as another account's home, or one already holding files (a removed account's,
+ * which `user remove` keeps), so a reused name never silently inherits them; `--home` reuses a
+ * directory on purpose.
  */
-async function refuseNestedHome(accounts: AccountStore, config: Config, name: string, home: string | null): Promise<void> {
-  const mine = realOrSelf(homeFor(config, { name, home }));
+async function refuseHomeOfOthers(accounts: AccountStore, config: Config, name: string, home: string | null, fresh = false): Promise<void> {
+  const root = homeFor(config, { name, home });
+  const mine = realOrSelf(root);
   for (const other of await accounts.list()) {
     if (other.name === name) continue;
     const theirs = realOrSelf(homeFor(config, other));
@@ -670,22 +674,11 @@ async function refuseNestedHome(accounts: AccountStore, config: Config, name: st
           "give the same directory (a shared or read-only view) or one outside it",
       );
     }
+    if (fresh && theirs === mine) {
+      throw new CliError(`the default home ${root} is the home of "${other.name}"; give --home to share it on purpose, or another directory`);
+    }
   }
-}
-
-/**
- * Without --home, a new account gets <dataDir>/homes/NAME: refused when that directory is another
- * account's --home, or already holds files (a removed account's, which `user remove` keeps), so a
- * reused name never silently inherits someone else's files. `--home` that directory reuses it on purpose.
- */
-async function refuseInheritedHome(accounts: AccountStore, config: Config, name: string): Promise<void> {
-  const root = homeFor(config, { name, home: null });
-  const mine = realOrSelf(root);
-  const owner = (await accounts.list()).find((other) => other.name !== name && realOrSelf(homeFor(config, other)) === mine);
-  if (owner !== undefined) {
-    throw new CliError(`the default home ${root} is the home of "${owner.name}"; give --home to share it on purpose, or another directory`);
-  }
-  if (existsSync(root) && readdirSync(root).length > 0) {
+  if (fresh && existsSync(root) && readdirSync(root).length > 0) {
     throw new CliError(`the default home ${root} already holds files (a removed account's?); move them away, or give --home ${root} to reuse them`);
   }
 }
