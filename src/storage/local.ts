@@ -273,6 +273,16 @@ function refuse(code: StorageErrorCode, subject: string): StorageError {
   return new StorageError(code, `${MESSAGE_BY_CODE[code]}: ${subject}`);
 }
 
+/**
+ * Refuses what an opened path turned out to be unless it is a regular file: a directory (Linux lets
+ * open(2) for reading succeed on one; the failure would only come with the first read) is `is-dir`,
+ * a FIFO, a socket or a device an operator left in a home is no file to send or fill: `permission`.
+ */
+function refuseUnlessFile(info: Stats, vpath: string): void {
+  if (info.isDirectory()) throw refuse("is-dir", vpath);
+  if (!info.isFile()) throw refuse("permission", vpath);
+}
+
 function entryType(st: Stats): EntryType {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
@@ -713,11 +723,8 @@ export class LocalStorage implements Storage {
     // disk the open and fstat cost less done at once than two trips through the thread pool.
     const fd = await this.openToRead(real, vpath);
     try {
-      // Linux lets open(2) succeed on a directory; the failure would only come with the first read.
       const info = await this.meta.fstat(fd);
-      if (info.isDirectory()) throw refuse("is-dir", vpath);
-      // A FIFO, a socket or a device an operator left in a home is no file to send.
-      if (!info.isFile()) throw refuse("permission", vpath);
+      refuseUnlessFile(info, vpath);
       // The stream closes the descriptor when it ends or is destroyed (autoClose).
       const stream = createReadStream("", { fd, start: offset, highWaterMark: readChunkSize(info.size - offset), fs: this.streamCalls });
       // For a send without the stream (see LocalFile): the descriptor stays open until the stream is destroyed.
@@ -815,16 +822,11 @@ export class LocalStorage implements Storage {
       // Non-blocking, as for read(): opening a FIFO for writing would otherwise block the event loop
       // (the whole node) until some reader opened it; anything but a regular file is then refused.
       fd = await this.meta.openWith(file.path, OPEN_FLAGS[flags] | fsConstants.O_NONBLOCK | (pinning ? fsConstants.O_NOFOLLOW : 0));
-      let info: Stats;
       try {
-        info = await this.meta.fstat(fd);
+        refuseUnlessFile(await this.meta.fstat(fd), vpath);
       } catch (err) {
         await this.meta.close(fd).catch(() => undefined);
         throw err;
-      }
-      if (!info.isFile()) {
-        await this.meta.close(fd).catch(() => undefined);
-        throw refuse("permission", vpath);
       }
     } catch (err) {
       if (file !== dir) await file.release();
