@@ -22,6 +22,19 @@ function doctor(args: string[], stdin = ""): Promise<{ code: number; stdout: str
   });
 }
 
+/** Listens on `count` ports from `first` as another program would; resolves a function that lets them go. */
+async function holdPorts(first: number, count: number): Promise<() => Promise<void>> {
+  const holders: Server[] = [];
+  for (let p = first; p < first + count; p++) {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(p, "::", r));
+    holders.push(s);
+  }
+  return async () => {
+    for (const s of holders) await new Promise<void>((r) => s.close(() => r()));
+  };
+}
+
 describe("edgeftp doctor", () => {
   checkLeaks();
 
@@ -119,31 +132,21 @@ describe("edgeftp doctor", () => {
   });
 
   test("a passive range held entirely by another program, with no node running, fails", async () => {
-    const holders: Server[] = [];
     // 32700-32767: below the ephemeral range, apart from the other tests' ranges.
     const base = 32700 + Math.floor(Math.random() * 13) * 5;
-    for (let p = base; p < base + 3; p++) {
-      const s = createServer();
-      await new Promise<void>((r) => s.listen(p, "::", r));
-      holders.push(s);
-    }
+    const release = await holdPorts(base, 3);
     try {
       const r = await doctor(["--port", "1", "--pasv-ports", `${base}-${base + 2}`, "--data-dir", "/nonexistent-edgeftp"]);
       assert.match(r.stdout, /^FAIL\s+passive ports\s+all 3 ports .* --pasv-ports/m);
     } finally {
-      for (const s of holders) await new Promise<void>((r) => s.close(() => r()));
+      await release();
     }
   });
 
   test("ports of the passive range held by another program are named, with the option that fixes it", async () => {
-    const holders: Server[] = [];
     // 32000-32699: below the ephemeral range and above the test servers' passive ranges.
     const base = 32000 + Math.floor(Math.random() * 70) * 10;
-    for (let p = base; p < base + 5; p++) {
-      const s = createServer();
-      await new Promise<void>((r) => s.listen(p, "::", r));
-      holders.push(s);
-    }
+    const release = await holdPorts(base, 5);
     try {
       const r = await doctor(["--port", "1", "--pasv-ports", `${base}-${base + 9}`, "--data-dir", "/nonexistent-edgeftp"]);
       const m = /^WARN\s+passive ports\s+(\d+) of 10 ports are in use \(([\d, ]+)\)/m.exec(r.stdout);
@@ -153,7 +156,7 @@ describe("edgeftp doctor", () => {
       for (let p = base; p < base + 5; p++) assert.ok(named.includes(p), `port ${p} named in ${m[2]}`);
       assert.match(r.stdout, /--pasv-ports/);
     } finally {
-      for (const s of holders) await new Promise<void>((r) => s.close(() => r()));
+      await release();
     }
   });
 });

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { openAccountStore } from "../../src/accounts/open.js";
+import type { AccountStore, NewAccount } from "../../src/accounts/types.js";
 import { resolveDataPaths } from "../../src/config/load.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { expectCode, RawClient, type FtpReply } from "../helpers/raw-client.js";
@@ -378,11 +379,20 @@ describe("admission before the greeting, and the login-failure defence", () => {
 describe("an account withdrawn while its sessions are logged in", () => {
   checkLeaks();
 
-  test("user set --disable and user remove (another connection to the store, as the CLI) end those sessions at their next command with 421", async () => {
-    const server = await startServer({}, [{ name: "bob", password: "builder" }]);
-    // What the CLI would do: its own connection to the same database.
+  /** A node with `accounts`, and a connection of its own to the node's account database, as the CLI has; both closed after `body`. */
+  async function withCliStore(accounts: NewAccount[], body: (server: TestServer, cli: AccountStore) => Promise<void>): Promise<void> {
+    const server = await startServer({}, accounts);
     const cli = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(server.config).sqlitePath });
     try {
+      await body(server, cli);
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  }
+
+  test("user set --disable and user remove (another connection to the store, as the CLI) end those sessions at their next command with 421", () =>
+    withCliStore([{ name: "bob", password: "builder" }], async (server, cli) => {
       const alice = await RawClient.connect(server.port);
       await alice.login(USER, PASSWORD);
       const bob = await RawClient.connect(server.port);
@@ -401,16 +411,10 @@ describe("an account withdrawn while its sessions are logged in", () => {
       expectCode(await bob.command("PWD"), 421, "removed");
       await bob.closed();
       await waitFor(() => server.node.sessions.size === 0, "both sessions ended");
-    } finally {
-      await cli.close();
-      await server.close();
-    }
-  });
+    }));
 
-  test("a command that needs no login (NOOP, STAT path) does not keep a withdrawn account's session alive", async () => {
-    const server = await startServer({});
-    const cli = openAccountStore({ driver: "sqlite", sqlitePath: resolveDataPaths(server.config).sqlitePath });
-    try {
+  test("a command that needs no login (NOOP, STAT path) does not keep a withdrawn account's session alive", () =>
+    withCliStore([], async (server, cli) => {
       const alice = await RawClient.connect(server.port);
       await alice.login(USER, PASSWORD);
       await cli.update(USER, { enabled: false });
@@ -418,9 +422,5 @@ describe("an account withdrawn while its sessions are logged in", () => {
       expectCode(await alice.command("STAT /"), 421, "STAT / after disable");
       await alice.closed();
       await waitFor(() => server.node.sessions.size === 0, "session ended");
-    } finally {
-      await cli.close();
-      await server.close();
-    }
-  });
+    }));
 });
