@@ -363,7 +363,9 @@ async function serve(options: CommonOptions): Promise<void> {
   // stays usable by that user, as `user add` leaves what it makes.
   const tlsDir = join(paths.dataDir, "tls");
   const { cert, key } = selfSignedFiles(tlsDir);
-  giveToNodeUser(paths.dataDir, [...(marker?.made ?? []), paths.homesDir, tlsDir, cert, key]);
+  // The account database too, when this start created it (no `user add` ran first): left to root,
+  // mode 0600, the service user could neither serve it nor add an account to it.
+  giveToNodeUser(paths.dataDir, [...(marker?.made ?? []), paths.homesDir, tlsDir, cert, key, ...databaseFiles(paths.sqlitePath)]);
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     // A second signal means the operator will not wait for the drain.
@@ -526,6 +528,11 @@ function giveToNodeUser(dataDir: string, paths: string[]): void {
   for (const path of paths) if (existsSync(path) && statSync(path).uid === 0) chownSync(path, owner.uid, owner.gid);
 }
 
+/** The SQLite database and its journal files. */
+function databaseFiles(sqlitePath: string): string[] {
+  return [sqlitePath, `${sqlitePath}-wal`, `${sqlitePath}-shm`];
+}
+
 async function userPasswd(name: string, options: CommonOptions & PasswordOptions): Promise<void> {
   const config = configFrom(options, isDataOption);
   await withAccounts(config, { create: false }, async (accounts) => {
@@ -572,7 +579,11 @@ async function userSet(name: string, options: CommonOptions & SettingsOptions): 
     );
   }
   await withAccounts(config, { create: false }, async (accounts) => {
-    if (patch.home !== undefined) await refuseHomeOfOthers(accounts, config, name, patch.home);
+    if (patch.home !== undefined) {
+      // Back to the default home from another: checked as a new account's would be.
+      const toDefault = patch.home === null && (await existingAccount(accounts, name)).home !== null;
+      await refuseHomeOfOthers(accounts, config, name, patch.home, toDefault);
+    }
     const account = await accounts.update(name, patch);
     console.log(
       `user ${name} updated (${account.enabled ? "enabled" : "disabled"}, home ${homeFor(config, account)}, ` +
@@ -603,7 +614,7 @@ async function withAccounts(
   } finally {
     await accounts.close();
     // The database this command may have created, with its journal files.
-    if (create) giveToNodeUser(dataDir, [sqlitePath, `${sqlitePath}-wal`, `${sqlitePath}-shm`]);
+    if (create) giveToNodeUser(dataDir, databaseFiles(sqlitePath));
   }
 }
 
@@ -657,7 +668,8 @@ function below(inner: string, outer: string): boolean {
  * another account's, or around one (the outer account could rename the inner home away and move one
  * of its symlinks, `../..`, into its place, and the inner account would then be rooted wherever that
  * leads); the same home for two accounts (a read-only view of a site) is allowed, since no account
- * can rename its own root. With `fresh` (a new account given no --home, so <dataDir>/homes/NAME):
+ * can rename its own root. With `fresh` (a new account given no --home, or one set back to the
+ * default home, so <dataDir>/homes/NAME):
  * also that directory as another account's home, or one already holding files (a removed account's,
  * which `user remove` keeps), so a reused name never silently inherits them; `--home` reuses a
  * directory on purpose.

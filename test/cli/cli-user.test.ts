@@ -70,6 +70,9 @@ test("--home refuses a directory holding the node's own data, and an empty value
   assertSuccess(await edgeftp(dir, ["user", "add", "viewer", "--password", "pw", "--home", join(dataDir, "homes", "dan"), "--read-only", "--data-dir", dataDir]));
   mkdirSync(join(dir, "elsewhere"));
   assertSuccess(await edgeftp(dir, ["user", "set", "dan", "--home", "elsewhere", "--data-dir", dataDir]));
+  // Back to a default home that is now another account's only on purpose, with --home.
+  assertFailure(await edgeftp(dir, ["user", "set", "dan", "--home", "default", "--data-dir", dataDir]), /is the home of "viewer"/);
+  assertSuccess(await edgeftp(dir, ["user", "remove", "viewer", "--data-dir", dataDir]));
   const reset = await edgeftp(dir, ["user", "set", "dan", "--home", "default", "--data-dir", dataDir]);
   assertSuccess(reset);
   assert.match(reset.stdout, new RegExp(`home ${join(dataDir, "homes", "dan").replace(/[/.]/g, "\\$&")},`));
@@ -206,4 +209,11 @@ test("a new account without --home never inherits files: a removed account's def
   mkdirSync(join(dataDir, "homes", "future"));
   assertSuccess(await edgeftp(dir, ["user", "add", "site", "--password", "pw", "--home", join(dataDir, "homes", "future"), "--data-dir", dataDir]));
   assertFailure(await edgeftp(dir, ["user", "add", "future", "--password", "pw", "--data-dir", dataDir]), /is the home of "site"/);
+
+  // Nor an account set back to the default home from another one.
+  mkdirSync(join(dataDir, "homes", "zed"));
+  writeFileSync(join(dataDir, "homes", "zed", "old.txt"), "a removed account's data");
+  mkdirSync(join(dir, "ext"));
+  assertSuccess(await edgeftp(dir, ["user", "add", "zed", "--password", "pw", "--home", join(dir, "ext"), "--data-dir", dataDir]));
+  assertFailure(await edgeftp(dir, ["user", "set", "zed", "--home", "default", "--data-dir", dataDir]), /already holds files/);
 });

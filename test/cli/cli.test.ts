@@ -152,3 +152,19 @@ test("serve run once as root on a service user's data directory leaves what it m
   assert.ok(asService.listened && asService.code === 0, asService.output);
   assert.ok(!asService.output.includes("did not stop cleanly"), "the root node's stop was clean");
 });
+
+test("serve run first as root on a service user's empty data directory leaves the account database it created to that user", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
+  const { dir, dataDir } = workspace(t);
+  const nobody = { uid: 65534, gid: 65534 };
+  chmodSync(dir, 0o755);
+  mkdirSync(dataDir);
+  chownSync(dataDir, nobody.uid, nobody.gid);
+
+  // No `user add` before: this start creates accounts.db.
+  const asRoot = await serveOnce(dir, dataDir);
+  assert.ok(asRoot.listened && asRoot.code === 0, asRoot.output);
+  assert.equal(statSync(join(dataDir, "accounts.db")).uid, nobody.uid, "accounts.db belongs to the data directory's owner");
+  // So the service user can serve it.
+  const asService = await serveOnce(dir, dataDir, nobody);
+  assert.ok(asService.listened && asService.code === 0, asService.output);
+});
