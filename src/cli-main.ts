@@ -366,11 +366,16 @@ async function serve(options: CommonOptions): Promise<void> {
   // The account database too, when this start created it (no `user add` ran first): left to root,
   // mode 0600, the service user could neither serve it nor add an account to it.
   giveToNodeUser(paths.dataDir, [...(marker?.made ?? []), paths.homesDir, tlsDir, cert, key, ...databaseFiles(paths.sqlitePath)]);
-  let stopping = false;
+  let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
-    // A second signal means the operator will not wait for the drain.
-    if (stopping) process.exit(1);
-    stopping = true;
+    // A second signal: the operator will not wait for the transfers (they are aborted, and their
+    // partial uploads removed); a third: not even for that.
+    if (++signals > 1) {
+      logger.warn({ signal }, signals === 2 ? "second signal: aborting the transfers in progress" : "third signal: exiting now");
+      if (signals === 2) node.cutDrainShort();
+      else process.exit(1);
+      return;
+    }
     logger.info({ signal }, "shutting down");
     node
       .close()

@@ -165,6 +165,16 @@ export const configSchema = z
         idle: timerSeconds.default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
         data: timerSeconds.default(30).describe("Seconds to wait for the data connection to be made (passive accept or active connect) and its TLS handshake."),
         stall: timerSeconds.default(120).describe("Seconds a transfer may make no progress before it is aborted (426)."),
+        drain: numeric(
+          z
+            .number({ error: "expected a number of seconds" })
+            .min(0, "expected 0 or a positive number of seconds")
+            .max(MAX_TIMER_SECONDS, `expected at most ${MAX_TIMER_SECONDS} seconds (about 24 days, the longest timer Node keeps)`),
+        )
+          .default(30)
+          .describe(
+            "Seconds a stopping node (SIGTERM, SIGINT) lets the transfers in progress finish: it takes no new connections, and each session gets 421 as soon as it has no command or transfer under way. A second signal, or the end of this time, aborts what is left (426). 0: abort at once.",
+          ),
       })
       .strict()
       .prefault({}),

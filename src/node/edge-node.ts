@@ -50,10 +50,11 @@ export class EdgeNode {
   /** Sockets no session owns: being admitted, in the implicit TLS handshake, or refused and saying 421. */
   private readonly unattached = new Set<Socket>();
   private closing = false;
+  private closed: Promise<void> | null = null;
   private readonly server: Server;
   private readonly implicitServer: Server;
   private implicitListening = false;
-  /** Set while close() waits for the last session to go. */
+  /** Set while close() waits for the last session to go (or the drain to be cut short). */
   private onIdle: (() => void) | null = null;
 
   private constructor(
@@ -237,28 +238,57 @@ export class EdgeNode {
     await this.services.passiveAddress.refresh().catch((err: Error) => this.deps.logger.error({ err: err.message }, "reload kept the previous PASV address"));
   }
 
-  /** Stops accepting, says 421 to every session, releases every port; resolves when all are closed. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting, lets the transfers in progress finish for up to timeouts.drain (see
+   * Session.windDown; {@link cutDrainShort} ends the wait), then aborts what is left (426) and says
+   * 421 to every session, and releases every port; resolves when all are closed.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.stop();
+    return this.closed;
+  }
+
+  private async stop(): Promise<void> {
     this.closing = true;
     const closed = Promise.all([closeServer(this.server), this.implicitListening ? closeServer(this.implicitServer) : undefined]);
     this.services.tls.close();
     for (const socket of this.unattached) socket.destroy();
-    for (const session of this.sessions) session.close(Reply.ServiceNotAvailable, "Server shutting down.");
+    for (const session of this.sessions) session.windDown();
+    const busy = this.sessions.size;
+    if (busy > 0) {
+      const { drain } = this.config.timeouts;
+      this.deps.logger.info({ sessions: busy, seconds: drain }, "draining: sessions with a command or transfer under way may finish it");
+      await this.untilIdle(drain * 1000);
+      if (this.sessions.size > 0) this.deps.logger.warn({ sessions: this.sessions.size }, "drain over: aborting what is still under way");
+    }
+    for (const session of this.sessions) session.endDrain();
+    // Only now: a transfer let finish may still be waiting for its passive data connection.
     this.portPool.close();
     if (this.sessions.size > 0) {
-      // Sessions end once their 421 is flushed; one that does not within the grace period is cut.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
-        this.onIdle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.onIdle = null;
+      // Sessions end once their 426 and 421 are flushed; one that does not within the grace period is cut.
+      await this.untilIdle(SHUTDOWN_GRACE_MS);
       for (const session of this.sessions) session.socket.destroy();
     }
     await closed;
     await this.guard.close();
+  }
+
+  /** Ends close()'s wait for the transfers in progress (a second SIGTERM): they are aborted now. */
+  cutDrainShort(): void {
+    this.onIdle?.();
+  }
+
+  /** Resolves once every session has closed, or after `ms`, or when {@link cutDrainShort} is called. */
+  private async untilIdle(ms: number): Promise<void> {
+    if (this.sessions.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.onIdle?.(), ms);
+      this.onIdle = () => {
+        clearTimeout(timer);
+        this.onIdle = null;
+        resolve();
+      };
+    });
   }
 }
 

@@ -44,6 +44,9 @@ const REPLACE_GRACE_POLL_MS = 2;
  */
 const TURN_MS = 1;
 
+/** The 421 text of a node that is stopping. */
+export const SHUTTING_DOWN = "Server shutting down.";
+
 /** The transfer in progress: what ABOR aborts and STAT reports. */
 export interface ActiveTransfer {
   readonly label: string;
@@ -107,6 +110,8 @@ export class Session {
   /** The command loop while it runs: a closed session is reported closed once its command has ended. */
   private running: Promise<void> | null = null;
   private closed = false;
+  /** The node is stopping: the session closes with 421 once no command or transfer is under way. */
+  private windingDown = false;
   private deadline: WheelTimer | null = null;
   /** Commands per second (limits.commandsPerSecond): a flooding client is slowed, not served faster. */
   private readonly commandRate: RateLimiter;
@@ -409,6 +414,22 @@ export class Session {
     this.transfer?.socket?.destroy(new Error("transfer aborted"));
   }
 
+  /**
+   * For a node that is stopping: closes with 421 now if nothing is under way, else once the command
+   * (and the transfer it runs) has ended, so that a transfer in progress finishes with its 226;
+   * commands the client sent meanwhile are not run. The node cuts what is left after timeouts.drain.
+   */
+  windDown(): void {
+    this.windingDown = true;
+    if (!this.running) this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+  }
+
+  /** The node's drain is over: a transfer still under way is aborted (426, then windDown's 421); else 421 now. */
+  endDrain(): void {
+    if (this.transfer) this.abortTransfer();
+    else this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+  }
+
   /** Replies 221/421 and closes once the reply is flushed. */
   close(code: ReplyCode = Reply.ClosingControl, text = "Goodbye."): void {
     if (this.closed) return;
@@ -468,7 +489,10 @@ export class Session {
       }
     }
     if (this.queue.length > MAX_QUEUED_LINES) this.socket.pause();
-    this.running ??= this.drain().finally(() => (this.running = null));
+    this.running ??= this.drain().finally(() => {
+      this.running = null;
+      if (this.windingDown) this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+    });
   }
 
   /** The line's verb when it is one that runs during a transfer (ABOR, STAT); else null. */
@@ -479,7 +503,7 @@ export class Session {
 
   private async drain(): Promise<void> {
     let turnStarted = performance.now();
-    while (this.queue.length > 0 && !this.closed) {
+    while (this.queue.length > 0 && !this.closed && !this.windingDown) {
       if (performance.now() - turnStarted > TURN_MS) {
         await new Promise(setImmediate);
         turnStarted = performance.now();

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -231,4 +231,45 @@ async function killDuringNewUpload(t: TestContext): Promise<void> {
   assert.ok(!uncleanWarning(third), "a clean stop is not reported");
   third.child.kill("SIGTERM");
   assert.equal(await third.exited, 0);
+}
+
+test("SIGTERM drains: a download under way ends with its 226, a second SIGTERM aborts what is left, and the node exits 0", (t) =>
+  showingServerLogs(() => drainOnSigterm(t)));
+
+async function drainOnSigterm(t: TestContext): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-drain-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // Two accounts at 1 MiB/s each: a download of ~1.5 s, and one far longer.
+  const sizes = { short: 1.5 * 1024 * 1024, long: 32 * 1024 * 1024 };
+  for (const [name, size] of Object.entries(sizes)) {
+    const add = spawnSync(process.execPath, [CLI, "user", "add", name, "--password", PASSWORD, "--bandwidth-down", "1M", "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
+    assert.equal(add.status, 0, add.stderr);
+    writeFileSync(join(dataDir, "homes", name, "file.bin"), randomBytes(size));
+  }
+  const server = await startCli(t, dataDir);
+  const downloads = await Promise.all(
+    Object.keys(sizes).map(async (name) => {
+      const c = await RawClient.connect(server.port);
+      await c.login(name, PASSWORD);
+      assert.equal((await c.command("TYPE I")).code, 200);
+      const data = await openData(c);
+      c.send("RETR file.bin");
+      const received = readAll(data);
+      assert.equal((await c.reply()).code, 150);
+      return { c, received };
+    }),
+  );
+  const [short, long] = downloads;
+
+  server.child.kill("SIGTERM");
+  assert.equal((await short.c.reply(10_000)).code, 226, "the short download finishes");
+  assert.equal((await short.received).length, sizes.short);
+  assert.equal((await short.c.reply()).code, 421);
+  assert.equal(server.child.exitCode, null, "the node still serves the long download");
+
+  server.child.kill("SIGTERM");
+  assert.equal((await long.c.reply(10_000)).code, 426, "the long download aborted by the second signal");
+  assert.equal((await long.c.reply()).code, 421);
+  assert.ok((await long.received).length < sizes.long);
+  assert.equal(await server.exited, 0);
 }

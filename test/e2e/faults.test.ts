@@ -467,7 +467,8 @@ describe("a node closing (SIGTERM's handler) during uploads, with uploads.partia
 
   test("close() resolves once the uploads it cut have ended: no partial new file, no temporary file, the old version intact", async () => {
     const faults = new FaultyStorageFactory();
-    const server = await startServer({ uploads: { partial: "delete" } }, [], { storage: faults });
+    // No drain: the uploads are cut at once.
+    const server = await startServer({ uploads: { partial: "delete" }, timeouts: { drain: 0 } }, [], { storage: faults });
     try {
       const home = server.home(USER);
       writeFileSync(join(home, "big.bin"), BIG);
@@ -487,8 +488,9 @@ describe("a node closing (SIGTERM's handler) during uploads, with uploads.partia
       }
       // Bytes on disk: the new file under its name, the overwrite under a temporary one.
       await waitFor(() => existsSync(join(home, "fresh.bin")) && statSync(join(home, "fresh.bin")).size > 0 && tempFiles(home).length === 1, "both uploads under way");
-      // Each client hangs up as soon as it reads the 421.
+      // Each client hangs up as soon as it reads the 426 and the 421.
       const hungUp = clients.map(async (c, i) => {
+        assert.equal((await c.reply(10_000)).code, 426);
         assert.equal((await c.reply(10_000)).code, 421);
         sockets[i].destroy();
         await c.close();
