@@ -106,7 +106,14 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
             return `Transfer complete (${bytes} bytes).`;
           } catch (err) {
             // Storage reports the counter's refusal as a failed write; the reply says why.
-            if (tracked.exceeded) throw tracked.error();
+            if (tracked.exceeded) {
+              // A new file the quota stopped is removed, whatever uploads.partial says, as Pure-FTPd
+              // ("won't be saved") and ProFTPD's mod_quotatab do: it cannot be resumed while the
+              // account is full, and kept it would be a truncated file under the client's name,
+              // holding the account at its quota. This upload's claim still holds the name.
+              if (before === null) await session.fs.delete(path).catch(() => undefined);
+              throw tracked.error();
+            }
             throw err;
           } finally {
             // Before the 226/4xx/552, so what the client sees next is already counted.

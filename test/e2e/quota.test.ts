@@ -236,8 +236,10 @@ describe("quotas per account", () => {
     assert.equal(first.code, 150);
     assert.equal(final?.code, 552, `${final?.code} ${final?.text}`);
     assert.match(final!.text, /^Quota exceeded/);
+    // Not kept (as Pure-FTPd and ProFTPD): a truncated new file would hold the account at its quota.
+    assert.equal(existsSync(join(server.home("crossing"), "huge.bin")), false, "the new file the quota stopped is removed");
     const usage = await assertExact("crossing", "an upload stopped by the quota");
-    assert.ok(usage.bytes <= 100 * KiB, `within the quota: ${usage.bytes}`);
+    assert.deepEqual(usage, { bytes: 50 * KiB, files: 2 }, "usage as before the refused upload");
     // Overwriting crosses it too; the session stays usable and consistent.
     const again = await upload(c, "STOR old.bin", bytes(1 * MiB, 0x6e));
     assert.equal(again.final?.code, 552, `${again.final?.code} ${again.final?.text}`);
@@ -245,13 +247,12 @@ describe("quotas per account", () => {
     await ok(c, "PWD", 257);
     // The same through the stream path's counter (TYPE A: the bytes are converted on the way,
     // where binary uploads are spliced by the kernel within reserved room).
-    await ok(c, "DELE huge.bin", 250);
     await ok(c, "TYPE A", 200);
     const ascii = await upload(c, "STOR huge.txt", bytes(1 * MiB));
     assert.equal(ascii.final?.code, 552, `${ascii.final?.code} ${ascii.final?.text}`);
+    assert.equal(existsSync(join(server.home("crossing"), "huge.txt")), false);
     assert.ok((await assertExact("crossing", "a TYPE A upload stopped by the quota")).bytes <= 100 * KiB);
     await ok(c, "TYPE I", 200);
-    await ok(c, "DELE huge.txt", 250);
     // An append has no position to give a kernel copy (O_APPEND): it is metered all the same.
     await stored(c, "STOR grows.bin", bytes(10 * KiB));
     const appended = await upload(c, "APPE grows.bin", bytes(1 * MiB));
@@ -311,8 +312,8 @@ describe("quotas per account", () => {
     const [a, b] = await Promise.all([session("pair"), session("pair")]);
     const results = await Promise.all([upload(a, "STOR a.bin", bytes(60 * KiB)), upload(b, "STOR b.bin", bytes(60 * KiB))]);
     const codes = results.map((r) => r.final?.code ?? r.first.code);
-    // 120 KiB cannot fit in 100 KiB: at least one is stopped (both may be, when they cross together
-    // and the first one's partial file is kept); no other outcome.
+    // 120 KiB cannot fit in 100 KiB: at least one is stopped (both may be, when they cross together;
+    // a stopped new file is removed); no other outcome.
     assert.ok(codes.includes(552) && codes.every((code) => code === 226 || code === 552), `replies: ${codes}`);
     const usage = await assertExact("pair", "concurrent uploads");
     assert.ok(usage.bytes <= 100 * KiB, `within the quota: ${usage.bytes}`);
@@ -444,17 +445,19 @@ describe("quotas per account", () => {
     try {
       assert.equal(await once("STOR b.bin", bytes(150 * KiB)), 226);
       // A new session after the last one ended: 250 KiB are used, whatever the store says, so
-      // this one stops at the quota (its partial file kept).
+      // this one stops at the quota (its partial file removed).
       assert.equal(await once("STOR c.bin", bytes(150 * KiB)), 552);
+      assert.equal(existsSync(join(server.home("unstored"), "c.bin")), false);
     } finally {
       storeFull = false;
     }
-    assert.equal(measure(server.home("unstored")).bytes, 300 * KiB);
+    assert.equal(measure(server.home("unstored")).bytes, 250 * KiB);
     // Meanwhile another node sharing the store and the home counted an upload of its own: this
     // node's next write adds what it could not store, and does not write over that.
     writeFileSync(join(server.home("unstored"), "other-node.bin"), bytes(5000));
     await store.addUsage("unstored", { bytes: 5000, files: 1 });
     const c = await session("unstored");
+    await stored(c, "STOR c.bin", bytes(10));
     await ok(c, "DELE c.bin", 250);
     await c.close();
     assert.deepEqual(await assertExact("unstored", "usage writes failed, then succeeded again"), { bytes: 250 * KiB + 5000, files: 3 });
