@@ -119,9 +119,13 @@ const userSetCommand = withConfigOptions(user.command("set"), isDataOption)
   .argument("<name>", "account name")
   .option("--home <dir>", "existing directory to use as the account's root, or `default` for <dataDir>/homes/NAME")
   .option("--enable", "allow the account to log in")
-  .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"));
+  .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"))
+  .option(
+    "--recount-usage",
+    "measure the account's quota usage again (after its files were changed other than through FTP), at its next login with no session of it open",
+  );
 withAccountSettings(userSetCommand)
-  .action((name: string, options: CommonOptions & SettingsOptions) => userSet(name, options));
+  .action((name: string, options: CommonOptions & SettingsOptions & { recountUsage?: boolean }) => userSet(name, options));
 
 const configCommand = program.command("config").description("Inspect the configuration.");
 
@@ -300,6 +304,11 @@ function settingsOf(account: Account): string[] {
   if (account.bandwidthDown !== null) parts.push(`bandwidth down ${formatSize(account.bandwidthDown)}/s`);
   if (account.maxSessions !== null) parts.push(`max sessions ${account.maxSessions === 0 ? "unlimited" : account.maxSessions}`);
   return parts;
+}
+
+/** The tracked quota usage; `-` while unmeasured (no quota, or to be measured at the next login). */
+function usageOf(account: Account): string {
+  return account.usage ? `${formatSize(account.usage.bytes)}, ${account.usage.files} files` : "-";
 }
 
 function formatSize(bytes: number): string {
@@ -555,8 +564,8 @@ async function userList(options: CommonOptions): Promise<void> {
       console.log("no users (add one with `edgeftp user add NAME`)");
       return;
     }
-    const rows = list.map((a) => [a.name, a.enabled ? "yes" : "no", a.permissions.join(","), homeFor(config, a), settingsOf(a).join(", ") || "-"]);
-    console.log(formatTable(["NAME", "ENABLED", "PERMISSIONS", "HOME", "SETTINGS"], rows));
+    const rows = list.map((a) => [a.name, a.enabled ? "yes" : "no", a.permissions.join(","), homeFor(config, a), usageOf(a), settingsOf(a).join(", ") || "-"]);
+    console.log(formatTable(["NAME", "ENABLED", "PERMISSIONS", "HOME", "USED", "SETTINGS"], rows));
   });
 }
 
@@ -569,7 +578,7 @@ async function userRemove(name: string, options: CommonOptions): Promise<void> {
   });
 }
 
-async function userSet(name: string, options: CommonOptions & SettingsOptions): Promise<void> {
+async function userSet(name: string, options: CommonOptions & SettingsOptions & { recountUsage?: boolean }): Promise<void> {
   const config = configFrom(options, isDataOption);
   const patch: AccountPatch = {};
   if (options.home !== undefined) patch.home = accountHome(options.home, config);
@@ -577,10 +586,10 @@ async function userSet(name: string, options: CommonOptions & SettingsOptions): 
   if (permissions !== undefined) patch.permissions = permissions;
   if (options.enable || options.disable) patch.enabled = options.enable === true;
   Object.assign(patch, tlsSettings(options), limitSettings(options));
-  if (Object.keys(patch).length === 0) {
+  if (Object.keys(patch).length === 0 && !options.recountUsage) {
     throw new CliError(
       "nothing to change: give --home, --permissions, --read-only, --enable, --disable, --tls-policy, --tls-session-reuse, " +
-        "--quota-bytes, --quota-files, --bandwidth-up, --bandwidth-down or --max-sessions",
+        "--quota-bytes, --quota-files, --bandwidth-up, --bandwidth-down, --max-sessions or --recount-usage",
     );
   }
   await withAccounts(config, { create: false }, async (accounts) => {
@@ -590,9 +599,11 @@ async function userSet(name: string, options: CommonOptions & SettingsOptions): 
       await refuseHomeOfOthers(accounts, config, name, patch.home, toDefault);
     }
     const account = await accounts.update(name, patch);
+    if (options.recountUsage) await accounts.forgetUsage(name);
     console.log(
       `user ${name} updated (${account.enabled ? "enabled" : "disabled"}, home ${homeFor(config, account)}, ` +
-        `permissions ${account.permissions.join(",")}${describeLimits(account)})`,
+        `permissions ${account.permissions.join(",")}${describeLimits(account)})` +
+        (options.recountUsage ? "; its usage will be measured again at its next login" : ""),
     );
   });
 }

@@ -69,6 +69,7 @@ export class SqliteAccountStore implements AccountStore {
   readonly #setUsage: Database.Statement<[number, number, string], unknown>;
   readonly #addUsage: Database.Statement<[number, number, string], unknown>;
   readonly #forgetUsage: Database.Statement<[], unknown>;
+  readonly #forgetUsageOf: Database.Statement<[string], unknown>;
   readonly #dataVersion: Database.Statement<[], number>;
   /** See {@link revision}: bumped by every write of ours and whenever SQLite's data_version moves. */
   #revision = 0;
@@ -97,7 +98,9 @@ export class SqliteAccountStore implements AccountStore {
     this.#addUsage = db.prepare(
       "UPDATE accounts SET used_bytes = MAX(0, used_bytes + ?), used_files = MAX(0, used_files + ?) WHERE name = ? AND used_bytes IS NOT NULL",
     );
-    this.#forgetUsage = db.prepare("UPDATE accounts SET used_bytes = NULL, used_files = NULL WHERE used_bytes IS NOT NULL OR used_files IS NOT NULL");
+    const forget = "UPDATE accounts SET used_bytes = NULL, used_files = NULL WHERE (used_bytes IS NOT NULL OR used_files IS NOT NULL)";
+    this.#forgetUsage = db.prepare(forget);
+    this.#forgetUsageOf = db.prepare(`${forget} AND name = ?`);
     this.#updatePassword = db.prepare("UPDATE accounts SET password_hash = ? WHERE name = ?");
     this.#delete = db.prepare("DELETE FROM accounts WHERE name = ?");
   }
@@ -232,9 +235,9 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   /** {@inheritDoc AccountStore.forgetUsage} */
-  async forgetUsage(): Promise<number> {
+  async forgetUsage(name?: string): Promise<number> {
     this.#written();
-    return this.#forgetUsage.run().changes;
+    return (name === undefined ? this.#forgetUsage.run() : this.#forgetUsageOf.run(name)).changes;
   }
 
   /** {@inheritDoc AccountStore.revision} One `PRAGMA data_version` (~2 µs), not a read of any account. */

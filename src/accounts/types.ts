@@ -77,8 +77,11 @@ export interface AccountStore {
   setUsage(name: string, usage: Usage): Promise<void>;
   /** Adds (or, negative, removes) bytes and entries to the tracked usage, atomically; no-op while usage is unmeasured. */
   addUsage(name: string, delta: Usage): Promise<void>;
-  /** Marks every account's usage unmeasured (measured again when next needed); resolves how many had one. */
-  forgetUsage(): Promise<number>;
+  /**
+   * Marks the usage of account `name`, or of every account, unmeasured (measured again when next
+   * needed: the account's next login with no session of it open on a node); resolves how many had one.
+   */
+  forgetUsage(name?: string): Promise<number>;
   /**
    * A number that stays the same only while no account can have changed: every write through this
    * store changes it, and so does a write by anyone else where the medium tells (SQLite does, for

@@ -20,8 +20,8 @@ test("user add --password-stdin, then user list with the same --data-dir shows t
   const list = await edgeftp(dir, ["user", "list", "--data-dir", dataDir]);
   assertSuccess(list);
   const [header, row] = list.stdout.trimEnd().split("\n");
-  assert.match(header, /^NAME\s+ENABLED\s+PERMISSIONS\s+HOME\s+SETTINGS$/);
-  assert.deepEqual(row.split(/\s+/), ["alice", "yes", "list,read,write,delete,rename,mkdir", home, "-"]);
+  assert.match(header, /^NAME\s+ENABLED\s+PERMISSIONS\s+HOME\s+USED\s+SETTINGS$/);
+  assert.deepEqual(row.split(/\s+/), ["alice", "yes", "list,read,write,delete,rename,mkdir", home, "-", "-"]);
 
   // Only the first line of stdin is the password.
   const accounts = openAccountStore({ driver: "sqlite", sqlitePath: join(dataDir, "accounts.db") });

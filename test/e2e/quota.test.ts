@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { openAccountStore } from "../../src/accounts/open.js";
 import type { AccountStore, NewAccount, Usage } from "../../src/accounts/types.js";
 import { resolveDataPaths } from "../../src/config/load.js";
+import { assertSuccess, edgeftp } from "../helpers/cli.js";
 import { FaultyStorageFactory } from "../helpers/faulty-storage.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { connectData, RawClient, readAll, type FtpReply } from "../helpers/raw-client.js";
@@ -97,6 +98,7 @@ describe("quotas per account", () => {
     { name: "unstored", password: PASSWORD, quotaBytes: 300 * KiB },
     { name: "twin1", password: PASSWORD, home: sharedHome },
     { name: "twin2", password: PASSWORD, home: sharedHome },
+    { name: "recount", password: PASSWORD, quotaBytes: 1 * MiB },
   ];
 
   before(async () => {
@@ -575,4 +577,34 @@ describe("quotas per account", () => {
     data.destroy();
     await c.close();
   });
+
+  test("files changed outside FTP: `user list` shows the usage, and `user set --recount-usage` has the next login measure the home again", async (t) => {
+    const c = await session("recount");
+    await stored(c, "STOR a.bin", bytes(100 * KiB));
+    await stored(c, "STOR b.bin", bytes(100 * KiB));
+    await c.close();
+    const cli = (...args: string[]) => edgeftp(server.dataDir, [...args, "--data-dir", server.dataDir]);
+    const usageListed = async () => {
+      const list = await cli("user", "list");
+      assertSuccess(list);
+      return list.stdout.split("\n").find((line) => line.startsWith("recount "));
+    };
+    assert.match((await usageListed())!, /200 KiB, 2 files/);
+
+    // The operator removes a file on disk: the stored usage cannot know.
+    rmSync(join(server.home("recount"), "b.bin"));
+    assert.match((await usageListed())!, /200 KiB, 2 files/);
+    const set = await cli("user", "set", "recount", "--recount-usage");
+    assertSuccess(set);
+    assert.match(set.stdout, /measured again at its next login/);
+    assert.match((await usageListed())!, /recount\s.*\s-\s/, "unmeasured until the next login");
+
+    const again = await session("recount");
+    await stored(again, "STOR c.bin", bytes(10 * KiB));
+    await again.close();
+    assert.deepEqual(await assertExact("recount", "a login after --recount-usage"), { bytes: 110 * KiB, files: 2 });
+    assert.match((await usageListed())!, /110 KiB, 2 files/);
+    t.diagnostic("usage listed and recounted");
+  });
 });
+
