@@ -416,7 +416,7 @@ async function serve(options: CommonOptions): Promise<void> {
       port: node.port,
       implicitTlsPort: node.implicitPort,
       pasvPorts: config.pasv.ports,
-      activePort: config.active.enabled ? config.active.port : null,
+      activePort: node.activePort,
       dataDir: paths.dataDir,
     },
     `edgeftp listening on port ${node.port}${node.implicitPort ? `, implicit FTPS on ${node.implicitPort}` : ""}`,

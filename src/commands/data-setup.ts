@@ -35,7 +35,7 @@ function setActive(session: Session, verb: "PORT" | "EPRT", host: string, port: 
   if (port < 1024) throw new FtpError(Reply.SyntaxError, `Illegal ${verb} command: port below 1024 refused.`);
   session.setDataChannel(
     new ActiveDataChannel(
-      { host, port, localAddress: session.localIp, localPort: session.config.active.port },
+      { host, port, localAddress: session.localIp, localPort: session.services.activePort },
       session.log,
     ),
   );

@@ -1,7 +1,7 @@
 /**
  * Active mode (PORT/EPRT): the server connects back to the client. RFC 959 §3.2 has it connect
- * from port L-1 (20); binding it needs privileges, so when that fails we fall back to an
- * ephemeral port and say so once. Several connections may come from port 20 at once: libuv sets
+ * from port L-1 (20); binding it needs privileges, so a node without them uses an ephemeral port
+ * (decided and said at its start, see bind-probe.ts). Several connections may come from port 20 at once: libuv sets
  * SO_REUSEADDR before bind, and distinct client endpoints keep the 4-tuples distinct.
  */
 import { connect, type Socket } from "node:net";
@@ -17,7 +17,6 @@ export interface ActiveTarget {
 }
 
 const BIND_FAILURES = new Set(["EACCES", "EPERM", "EADDRINUSE", "EADDRNOTAVAIL"]);
-let warnedFallback = false;
 
 function attempt(target: ActiveTarget, localPort: number, timeoutMs: number, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -64,19 +63,10 @@ export async function connectActive(
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (!(e.syscall === "bind" || (e.code && BIND_FAILURES.has(e.code)))) throw err;
-    // Permission is the operator's to fix (said once); a port busy with another connection to the same
-    // client address and port (EADDRINUSE, EADDRNOTAVAIL) is the normal price of a fixed source port.
-    if (e.code === "EACCES" || e.code === "EPERM") {
-      if (!warnedFallback) {
-        warnedFallback = true;
-        logger.warn(
-          { code: e.code, port: target.localPort },
-          "active data connections may not use their configured local port; using ephemeral ports (run as root or grant CAP_NET_BIND_SERVICE, or set active.port to 0 to silence this)",
-        );
-      }
-    } else {
-      logger.debug({ code: e.code, port: target.localPort }, "active data connection from an ephemeral port: the configured one is busy toward this client");
-    }
+    // A port busy with another connection to the same client address and port (EADDRINUSE,
+    // EADDRNOTAVAIL) is the normal price of a fixed source port. One this process may not bind at
+    // all was found at the node's start (bind-probe.ts), which then asks for an ephemeral port.
+    logger.debug({ code: e.code, port: target.localPort }, "active data connection from an ephemeral port: the configured one is busy toward this client");
     return attempt(target, 0, timeoutMs, signal);
   }
 }

@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { once } from "node:events";
-import { connect, createServer, isIP, isIPv4, isIPv6, type Socket } from "node:net";
+import { connect, isIP, isIPv4, isIPv6, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ import { canonicalIp } from "../data/addresses.js";
 import { isPublicIPv4, PassiveAddressPolicy } from "../data/passive-address.js";
 import { createLogger } from "../observe/logger.js";
 import { selfSignedFiles } from "../tls/self-signed.js";
+import { canBind } from "./bind-probe.js";
 
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -117,14 +118,6 @@ function replyReader(socket: Socket): { next(): Promise<string>; stop(): void } 
       socket.off("close", onClose);
     },
   };
-}
-
-function canBind(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", (err) => resolve(err));
-    server.listen({ host, port }, () => server.close(() => resolve(null)));
-  });
 }
 
 function localAddresses(): Set<string> {

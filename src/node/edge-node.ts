@@ -24,6 +24,7 @@ import type { StorageFactory } from "../storage/types.js";
 import type { SessionLineage } from "../tls/session-lineage.js";
 import { TlsContextProvider } from "../tls/tls-context.js";
 import { acceptControlTls } from "../tls/upgrade.js";
+import { activeSourcePort } from "./bind-probe.js";
 import { TimerWheel } from "./timer-wheel.js";
 import type { NodeServices } from "./services.js";
 
@@ -61,6 +62,8 @@ export class EdgeNode {
     readonly config: Config,
     private readonly deps: EdgeNodeDeps,
     tls: TlsContextProvider,
+    /** See NodeServices.activePort; null with active mode off. */
+    readonly activePort: number | null,
   ) {
     const [first, last] = config.pasv.ports.split("-").map(Number);
     this.portPool = new PassivePortPool({
@@ -80,6 +83,7 @@ export class EdgeNode {
       guard: this.guard,
       portPool: this.portPool,
       passiveAddress: new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, deps.logger),
+      activePort: activePort ?? 0,
       commands: buildCommandTable(),
       tls,
       timers: new TimerWheel(),
@@ -96,7 +100,17 @@ export class EdgeNode {
   /** Starts listening; rejects with the control listener's error (EACCES, EADDRINUSE…) untouched. */
   static async start(config: Config, deps: EdgeNodeDeps): Promise<EdgeNode> {
     const tls = await TlsContextProvider.create(config, deps.logger);
-    const node = new EdgeNode(config, deps, tls);
+    let activePort: number | null = null;
+    if (config.active.enabled) {
+      activePort = await activeSourcePort(config.active.port);
+      if (activePort !== config.active.port) {
+        deps.logger.warn(
+          { port: config.active.port },
+          "active data connections will leave from ephemeral ports: this process may not bind the configured one (run as root or grant CAP_NET_BIND_SERVICE, or set active.port to 0 to silence this)",
+        );
+      }
+    }
+    const node = new EdgeNode(config, deps, tls, activePort);
     await node.services.passiveAddress.refresh();
     const host = await listen(node.server, config.host, config.port).catch((err: NodeJS.ErrnoException) => {
       // A host without IPv6 cannot bind the dual-stack default: fall back to IPv4.

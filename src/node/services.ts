@@ -20,6 +20,8 @@ export interface NodeServices {
   readonly guard: NodeGuard;
   readonly portPool: PassivePortPool;
   readonly passiveAddress: PassiveAddressPolicy;
+  /** The local port active data connections leave from: active.port, or 0 (ephemeral) when this process may not bind it. */
+  readonly activePort: number;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly tls: TlsContextProvider;
   /** Shared coarse timers for session deadlines. */

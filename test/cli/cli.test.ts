@@ -114,9 +114,14 @@ test("--version prints the package's version; doctor --user needs --password-std
 
 
 /** Runs `serve` until it logs that it listens, then stops it with SIGTERM; resolves its exit code and output. */
-async function serveOnce(dir: string, dataDir: string, asUser?: { uid: number; gid: number }): Promise<{ listened: boolean; code: number | null; output: string }> {
+async function serveOnce(
+  dir: string,
+  dataDir: string,
+  asUser?: { uid: number; gid: number },
+  activePort = 0,
+): Promise<{ listened: boolean; code: number | null; output: string }> {
   const pasv = 20000 + Math.floor(Math.random() * 120) * 100;
-  const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--active-port", "0", "--tls-implicit", "false", "--pasv-ports", `${pasv}-${pasv + 9}`, "--data-dir", dataDir];
+  const args = ["serve", "--host", "127.0.0.1", "--port", "0", "--active-port", `${activePort}`, "--tls-implicit", "false", "--pasv-ports", `${pasv}-${pasv + 9}`, "--data-dir", dataDir];
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("EDGEFTP_")));
   const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env, ...asUser });
   let output = "";
@@ -167,4 +172,19 @@ test("serve run first as root on a service user's empty data directory leaves th
   // So the service user can serve it.
   const asService = await serveOnce(dir, dataDir, nobody);
   assert.ok(asService.listened && asService.code === 0, asService.output);
+});
+
+test("a node that may not bind port 20 says so at start, and its start line gives the active port it will use", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
+  const { dir, dataDir } = workspace(t);
+  const nobody = { uid: 65534, gid: 65534 };
+  chmodSync(dir, 0o755);
+  mkdirSync(dataDir);
+  chownSync(dataDir, nobody.uid, nobody.gid);
+  const asService = await serveOnce(dir, dataDir, nobody, 20);
+  assert.ok(asService.listened && asService.code === 0, asService.output);
+  assert.match(asService.output, /active data connections will leave from ephemeral ports/);
+  assert.match(asService.output, /"activePort":0,/);
+  const asRoot = await serveOnce(dir, dataDir, undefined, 20);
+  assert.match(asRoot.output, /"activePort":20,/);
+  assert.doesNotMatch(asRoot.output, /ephemeral ports/);
 });
