@@ -1,5 +1,5 @@
 // The CLI's help, configuration checks and one-line errors; the `user` commands are in cli-user.test.ts.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -113,6 +113,16 @@ test("--version prints the package's version; doctor --user needs --password-std
 });
 
 
+/** A workspace whose data directory belongs to a service user (nobody), as a node run by root for it finds. */
+function serviceUserWorkspace(t: TestContext): { dir: string; dataDir: string; nobody: { uid: number; gid: number } } {
+  const { dir, dataDir } = workspace(t);
+  const nobody = { uid: 65534, gid: 65534 };
+  chmodSync(dir, 0o755);
+  mkdirSync(dataDir);
+  chownSync(dataDir, nobody.uid, nobody.gid);
+  return { dir, dataDir, nobody };
+}
+
 /** Runs `serve` until it logs that it listens, then stops it with SIGTERM; resolves its exit code and output. */
 async function serveOnce(
   dir: string,
@@ -141,11 +151,7 @@ async function serveOnce(
 }
 
 test("serve run once as root on a service user's data directory leaves what it made there to that user, who can then serve", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
-  const { dir, dataDir } = workspace(t);
-  const nobody = { uid: 65534, gid: 65534 };
-  chmodSync(dir, 0o755);
-  mkdirSync(dataDir);
-  chownSync(dataDir, nobody.uid, nobody.gid);
+  const { dir, dataDir, nobody } = serviceUserWorkspace(t);
   assertSuccess(await edgeftp(dir, ["user", "add", "site", "--password", "pw", "--data-dir", dataDir]));
 
   const asRoot = await serveOnce(dir, dataDir);
@@ -159,11 +165,7 @@ test("serve run once as root on a service user's data directory leaves what it m
 });
 
 test("serve run first as root on a service user's empty data directory leaves the account database it created to that user", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
-  const { dir, dataDir } = workspace(t);
-  const nobody = { uid: 65534, gid: 65534 };
-  chmodSync(dir, 0o755);
-  mkdirSync(dataDir);
-  chownSync(dataDir, nobody.uid, nobody.gid);
+  const { dir, dataDir, nobody } = serviceUserWorkspace(t);
 
   // No `user add` before: this start creates accounts.db.
   const asRoot = await serveOnce(dir, dataDir);
@@ -175,11 +177,7 @@ test("serve run first as root on a service user's empty data directory leaves th
 });
 
 test("a node that may not bind port 20 says so at start, and its start line gives the active port it will use", { skip: process.getuid?.() !== 0 && "needs root" }, async (t) => {
-  const { dir, dataDir } = workspace(t);
-  const nobody = { uid: 65534, gid: 65534 };
-  chmodSync(dir, 0o755);
-  mkdirSync(dataDir);
-  chownSync(dataDir, nobody.uid, nobody.gid);
+  const { dir, dataDir, nobody } = serviceUserWorkspace(t);
   const asService = await serveOnce(dir, dataDir, nobody, 20);
   assert.ok(asService.listened && asService.code === 0, asService.output);
   assert.match(asService.output, /active data connections will leave from ephemeral ports/);
