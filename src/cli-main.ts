@@ -10,7 +10,7 @@
 import { releaseEarlySighup } from "./node/early-sighup.js";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
-import { Command, Option } from "commander";
+import { Command, Help, Option } from "commander";
 import { stringify } from "yaml";
 import { openAccountStore } from "./accounts/open.js";
 import {
@@ -64,6 +64,17 @@ const isDataOption = (option: ConfigOption): boolean =>
 /** package.json's version (dist/src/cli-main.js → ../../package.json). */
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
+/**
+ * One line of help: Commander leaves a description unwrapped, however long, where the flags' column
+ * leaves it under 40 columns (serve's flags do); such descriptions go below their flag, wrapped.
+ */
+function formatHelpItem(this: Help, term: string, termWidth: number, description: string, helper: Help): string {
+  const width = helper.helpWidth ?? 80;
+  if (!description || width - termWidth - 4 >= helper.minWidthToWrap) return Help.prototype.formatItem.call(this, term, termWidth, description, helper);
+  const indent = " ".repeat(6);
+  return `  ${term}\n${indent}${helper.boxWrap(description, width - indent.length).replace(/\n/g, `\n${indent}`)}`;
+}
+
 const program = new Command("edgeftp")
   .description("An FTP server for hosted edge nodes.")
   .version(VERSION, "-V, --version", "print the version")
@@ -73,6 +84,7 @@ const program = new Command("edgeftp")
     "after",
     "\nQuick start:\n  edgeftp user add alice --data-dir ./edgeftp-data\n  edgeftp serve --port 2121 --data-dir ./edgeftp-data",
   )
+  .configureHelp({ formatItem: formatHelpItem })
   .configureOutput({
     // Commander's own errors ("error: unknown option '--x'\n(Did you mean --y?)") follow the
     // one-line `edgeftp: <reason>` form of ours. Help text goes through writeOut, untouched.

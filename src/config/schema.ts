@@ -104,7 +104,7 @@ export const configSchema = z
         enabled: bool.default(true).describe("Allow PORT/EPRT."),
         port: port
           .default(20)
-          .describe("Local port active data connections come from (RFC 959: L-1). Falls back to an ephemeral port when it cannot be bound: with a warning (once) when the node lacks the privilege; silently when the port is busy toward that client (the price of a fixed source port). 0: always ephemeral."),
+          .describe("Local port active data connections come from (RFC 959: L-1). Ephemeral ports instead when the node lacks the privilege to bind it (a warning at start), and for a connection where it is busy toward that client (the price of a fixed source port). 0: always ephemeral."),
       })
       .strict()
       .prefault({}),

@@ -13,12 +13,15 @@ checkLeaks();
 
 test("--help works on every command and exits 0", async (t) => {
   const { dir } = workspace(t);
-  const commands = [[], ["serve"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "list"], ["user", "remove"], ["user", "set"], ["config"], ["config", "check"]];
+  const commands = [[], ["serve"], ["user"], ["user", "add"], ["user", "passwd"], ["user", "list"], ["user", "remove"], ["user", "set"], ["config"], ["config", "check"], ["config", "reference"], ["doctor"]];
   await Promise.all(
     commands.map(async (command) => {
       const run = await edgeftp(dir, [...command, "--help"]);
       assert.equal(run.code, 0, command.join(" "));
       assert.match(run.stdout, new RegExp(`^Usage: edgeftp ${command.join(" ")}`), command.join(" "));
+      // Wrapped for a terminal (80 columns without one), the long flags' descriptions too.
+      const long = run.stdout.split("\n").filter((line) => line.length > 80);
+      assert.deepEqual(long, [], `${command.join(" ")}: lines over 80 columns`);
     }),
   );
   const serve = await edgeftp(dir, ["serve", "--help"]);
