@@ -442,7 +442,7 @@ async function serve(options: CommonOptions): Promise<void> {
 function bindFailure(err: unknown, config: Config): CliError | undefined {
   let current: unknown = err;
   while (current instanceof Error) {
-    const e = current as NodeJS.ErrnoException & { port?: unknown };
+    const e = current as NodeJS.ErrnoException & { port?: unknown; hostname?: unknown };
     if (e.syscall === "listen" || e.syscall === "bind") {
       const port = typeof e.port === "number" ? e.port : config.port;
       const isControlPort = port === config.port;
@@ -460,6 +460,9 @@ function bindFailure(err: unknown, config: Config): CliError | undefined {
         case "EAFNOSUPPORT":
           return new CliError(`cannot listen on ${config.host}: address family not supported here (try --host 0.0.0.0)`);
       }
+    }
+    if (e.syscall === "getaddrinfo" && e.hostname === config.host) {
+      return new CliError(`cannot listen on ${config.host} (host): the name does not resolve (${e.code}); give an address of this machine`);
     }
     current = e.cause;
   }

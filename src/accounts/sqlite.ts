@@ -127,6 +127,8 @@ export class SqliteAccountStore implements AccountStore {
       return new SqliteAccountStore(db);
     } catch (err) {
       db.close();
+      // "file is not a database" and the like: say which file.
+      if (err instanceof Error && !err.message.includes(path)) err.message = `${path}: ${err.message}`;
       throw err;
     }
   }

@@ -86,7 +86,7 @@ export const dataSetupCommands: CommandSpec[] = [
       if (!target) throw new FtpError(Reply.SyntaxErrorArgs, "Illegal PORT command.");
       if (!isIPv4(session.peerIp)) throw new FtpError(Reply.NetworkProtocolNotSupported, "PORT is IPv4 only; use EPRT on IPv6.");
       setActive(session, "PORT", target.host, target.port);
-      session.reply(Reply.CommandOk, "PORT command successful. Consider using PASV.");
+      session.reply(Reply.CommandOk, session.config.pasv.enabled ? "PORT command successful. Consider using PASV." : "PORT command successful.");
     },
   },
   {

@@ -2,7 +2,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { generate } from "selfsigned";
@@ -104,6 +104,18 @@ test("unknown options and commands are one-line errors too", async (t) => {
   assertFailure(await edgeftp(dir, ["user", "lst"]), /unknown command 'lst'/);
   // The `help` command would show `user` for `help user add`: --help is the way, on every command.
   assertFailure(await edgeftp(dir, ["help", "user", "add"]), /unknown command 'help'/);
+});
+
+test("a failure at serve's start names what is wrong: the account database's file, the host", async (t) => {
+  const { dir, dataDir } = workspace(t);
+  mkdirSync(dataDir);
+  writeFileSync(join(dataDir, "accounts.db"), "not a database, whatever its name says\n".repeat(200));
+  assertFailure(await edgeftp(dir, ["user", "list", "--data-dir", dataDir]), new RegExp(`${join(dataDir, "accounts.db").replace(/[/.]/g, "\\$&")}: file is not a database`));
+  rmSync(join(dataDir, "accounts.db"));
+  assertFailure(
+    await edgeftp(dir, ["serve", "--host", "nonsense.invalid", "--port", "0", "--active-port", "0", "--tls-implicit", "false", "--data-dir", dataDir]),
+    /cannot listen on nonsense\.invalid \(host\): the name does not resolve/,
+  );
 });
 
 test("--version prints the package's version; doctor --user needs --password-stdin (a login without it would count towards a ban)", async (t) => {
