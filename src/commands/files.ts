@@ -1,12 +1,25 @@
 /** File management: DELE, RNFR/RNTO, MKD, RMD (RFC 959), SIZE, MDTM (RFC 3659), MFMT, SITE. */
-import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol/errors.js";
+import { badSequence, fileUnavailable, FtpError, replyForStorageError, syntaxError } from "../protocol/errors.js";
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { ownEntryState, withQuota } from "../session/quota.js";
 import { claimCreation, claimPaths } from "../session/path-claims.js";
 import type { Session } from "../session/session.js";
-import type { FileInfo } from "../storage/types.js";
+import { StorageError, type FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
+
+/**
+ * Runs a storage call on `name`, a path the client gave after other words (MFMT's time, SITE's
+ * subcommand and mode): a failure names that path, not the whole argument the dispatcher would quote.
+ */
+async function onPath<T>(name: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof StorageError) throw replyForStorageError(err, name);
+    throw err;
+  }
+}
 
 /** Splits `<first-word> <rest>`; rest keeps its spaces (file names may have them). */
 function splitFirst(arg: string): [string, string] {
@@ -57,7 +70,7 @@ async function siteChmod(session: Session, rest: string): Promise<void> {
   if (!/^[0-7]{3,4}$/.test(modeText) || !name) throw syntaxError("Usage: SITE CHMOD <octal mode> <path>");
   if (!session.hasPermission("write")) throw fileUnavailable("Permission denied.");
   if (!session.fs.capabilities.chmod) throw new FtpError(Reply.NotImplemented, "CHMOD is not supported by this storage.");
-  await session.fs.chmod(session.resolve(name), parseInt(modeText, 8) & 0o777);
+  await onPath(name, () => session.fs.chmod(session.resolve(name), parseInt(modeText, 8) & 0o777));
   session.reply(Reply.CommandOk, "SITE CHMOD command ok.");
 }
 
@@ -87,7 +100,7 @@ async function setModifiedTime(session: Session, name: string, when: Date): Prom
   if (!session.hasPermission("write")) throw fileUnavailable("Permission denied.");
   if (!session.fs.capabilities.setModifiedTime) throw new FtpError(Reply.NotImplemented, "Setting times is not supported by this storage.");
   const path = session.resolve(name);
-  await session.fs.setModifiedTime(path, when);
+  await onPath(name, () => session.fs.setModifiedTime(path, when));
   return path;
 }
 
@@ -202,15 +215,15 @@ export const fileCommands: CommandSpec[] = [
       const when = parseTimeVal(timeText);
       if (!when || !name) throw syntaxError("Usage: MFMT YYYYMMDDHHMMSS <path>");
       const path = session.resolve(name);
-      await session.fs.setModifiedTime(path, when);
+      await onPath(name, () => session.fs.setModifiedTime(path, when));
       // The time the file system kept (its range or precision may differ from the one asked for).
-      const kept = (await session.fs.stat(path)).mtime;
+      const kept = (await onPath(name, () => session.fs.stat(path))).mtime;
       session.reply(Reply.FileStatus, `Modify=${formatTimeVal(kept)}; ${path}`);
     },
   },
   {
     verb: "SITE",
-    help: "SITE <sp> HELP | CHMOD <mode> <path>: site-specific commands",
+    help: "SITE <sp> HELP | CHMOD <mode> <path> | UTIME <time> <path>: site-specific commands",
     arg: "required",
     async handler(session, arg) {
       const [sub, rest] = splitFirst(arg);

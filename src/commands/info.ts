@@ -1,4 +1,4 @@
-/** Informational commands: NOOP, SYST, HELP (RFC 959), FEAT and OPTS (RFC 2389, RFC 2640). */
+/** Informational commands: NOOP, SYST, HELP (RFC 959), FEAT and OPTS (RFC 2389, RFC 2640), LANG (RFC 2640). */
 import { MLSX_FACTS } from "../protocol/listing.js";
 import { Reply } from "../protocol/replies.js";
 import type { CommandSpec } from "./command.js";
@@ -62,6 +62,19 @@ export const infoCommands: CommandSpec[] = [
         default:
           session.reply(Reply.SyntaxErrorArgs, `Option not understood: ${command}.`);
       }
+    },
+  },
+  {
+    verb: "LANG",
+    help: "LANG [<sp> language-tag]: the language of replies, English here (RFC 2640 §4)",
+    login: false,
+    arg: "optional",
+    feat: "LANG EN*",
+    handler(session, arg) {
+      // Replies are in English only: EN (any subtag, en-US) or no tag (the default) is what there is.
+      const tag = arg.trim();
+      if (tag === "" || /^en(-[a-z0-9]{1,8})*$/i.test(tag)) session.reply(Reply.CommandOk, "Replies are in English.");
+      else session.reply(Reply.ParamNotImplemented, `Language ${tag.slice(0, 32)} not supported.`);
     },
   },
   {

@@ -159,10 +159,16 @@ describe("FTP protocol (raw client)", () => {
       assert.equal(server.node.portPool.stats().pendingReservations, 0);
     }));
 
-  test("USER, PASS, QUIT, FEAT, SYST, HELP, NOOP, OPTS, HOST, STAT, ACCT work before login", () =>
+  test("USER, PASS, QUIT, FEAT, SYST, HELP, NOOP, OPTS, HOST, LANG, STAT, ACCT work before login", () =>
     clean(async () => {
       const c = await open();
-      expectCode(await c.command("FEAT"), 211, "FEAT");
+      const feat = await c.command("FEAT");
+      expectCode(feat, 211, "FEAT");
+      assert.ok(feat.lines.includes(" LANG EN*"), feat.lines.join("\n"));
+      // RFC 2640 §4: English is all there is; no tag means the default.
+      expectCode(await c.command("LANG"), 200, "LANG");
+      expectCode(await c.command("LANG en-US"), 200, "LANG en-US");
+      expectCode(await c.command("LANG fr"), 504, "LANG fr");
       const syst = await c.command("SYST");
       expectCode(syst, 215, "SYST");
       assert.match(syst.text, /^UNIX Type: L8/);

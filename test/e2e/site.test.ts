@@ -29,6 +29,17 @@ describe("SITE offers only safe subcommands", () => {
     await c.close();
   });
 
+  test("a failure of MFMT, SITE CHMOD or SITE UTIME names the path, not the whole argument", async () => {
+    const c = await RawClient.connect(server.port);
+    await c.login(USER, PASSWORD);
+    for (const cmd of ["MFMT 20200102030405 missing.txt", "SITE CHMOD 644 missing.txt", "SITE UTIME 200102030405 missing.txt"]) {
+      const r = await c.command(cmd);
+      assert.equal(r.code, 550, cmd);
+      assert.equal(r.lines.at(-1), "550 missing.txt: No such file or directory.", cmd);
+    }
+    await c.close();
+  });
+
   test("nothing that copies or executes: EXEC, CPFR/CPTO, SYMLINK are unknown; UTIME needs write", async () => {
     const c = await RawClient.connect(server.port);
     await c.login(USER, PASSWORD);
