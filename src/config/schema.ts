@@ -147,7 +147,7 @@ export const configSchema = z
           .describe(
             "Newest TLS version offered. TLSv1.2 lets clients that use a TLS 1.3 ticket only once (curl 7.x and others, as RFC 8446 advises) make several PROT P transfers on one control connection with requireSessionReuse: Node's TLS server issues no new ticket on a resumed data connection, while a TLS 1.2 session ID can be resumed again and again.",
           ),
-        ciphers: z.string().default("").describe("OpenSSL cipher list for TLS 1.2. Empty: Node's default (strong, forward-secret)."),
+        ciphers: z.string().default("").describe("OpenSSL cipher list for TLS 1.2. Empty: Node's default, forward-secret AEAD suites first; with an RSA certificate it also accepts RSA key exchange and CBC suites, for old clients. ECDHE+AESGCM:ECDHE+CHACHA20 keeps forward-secret AEAD only."),
       })
       .strict()
       .prefault({}),

@@ -23,7 +23,7 @@ import { Session } from "../session/session.js";
 import type { StorageFactory } from "../storage/types.js";
 import type { SessionLineage } from "../tls/session-lineage.js";
 import { TlsContextProvider } from "../tls/tls-context.js";
-import { acceptControlTls } from "../tls/upgrade.js";
+import { acceptControlTls, HANDSHAKE_CLOSED, HANDSHAKE_TIMED_OUT } from "../tls/upgrade.js";
 import { activeSourcePort } from "./bind-probe.js";
 import { TimerWheel } from "./timer-wheel.js";
 import type { NodeServices } from "./services.js";
@@ -180,7 +180,12 @@ export class EdgeNode {
       ({ secure, sessions } = await acceptControlTls(socket, this.services.tls, this.config.timeouts.login * 1000));
     } catch (err) {
       admission.lease.release();
-      this.deps.logger.debug({ err: (err as Error).message, peer: socket.remoteAddress }, "implicit TLS handshake failed");
+      // A client that spoke and failed (a refused version or cipher, an untrusted certificate, a
+      // plain FTP client on this port) is what an operator looks for, as the explicit AUTH TLS
+      // failure is logged at info; a port probe that connects and leaves says nothing worth a line.
+      const { message } = err as Error;
+      const probe = message === HANDSHAKE_CLOSED || message === HANDSHAKE_TIMED_OUT;
+      this.deps.logger[probe ? "debug" : "info"]({ err: message, peer: socket.remoteAddress }, "implicit TLS handshake failed");
       socket.destroy();
       return;
     } finally {

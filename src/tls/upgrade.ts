@@ -15,6 +15,11 @@ export interface Handshake {
   session: Buffer | undefined;
 }
 
+/** The error message of a handshake the peer left before finishing it without a TLS error (a port probe, a client gone). */
+export const HANDSHAKE_CLOSED = "connection closed during the TLS handshake";
+/** The error message of a handshake that did not finish in time. */
+export const HANDSHAKE_TIMED_OUT = "TLS handshake timed out";
+
 /**
  * Wraps `socket` and resolves once the handshake completes; rejects (and destroys) on failure,
  * close or timeout. `sessionHost` (TlsSessionCache.host) lets a client resume a session by its ID,
@@ -42,8 +47,8 @@ export function acceptTls(
     // A peer that hangs up before finishing the handshake (a port probe, a plain client on the
     // implicit port) makes a standalone TLSSocket emit only 'end' and 'close', no 'error': without
     // this the timer and the socket would linger for the whole timeout.
-    const closed = () => fail(new Error("connection closed during the TLS handshake"));
-    const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), timeoutMs);
+    const closed = () => fail(new Error(HANDSHAKE_CLOSED));
+    const timer = setTimeout(() => fail(new Error(HANDSHAKE_TIMED_OUT)), timeoutMs);
     if (signal?.aborted) aborted();
     secure.once("error", fail);
     secure.once("close", closed);

@@ -5,13 +5,16 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect as connectTcp, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import { describe, test } from "node:test";
+import { connect as connectTls } from "node:tls";
 import { openAccountStore } from "../../src/accounts/open.js";
 import { resolveDataPaths } from "../../src/config/load.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER } from "../helpers/server.js";
+import { eventually, sleep } from "../helpers/wait.js";
 
 /** A log destination that keeps the parsed JSON lines. */
 function captureLog(): { stream: Writable; lines: Array<Record<string, unknown>> } {
@@ -120,3 +123,38 @@ describe("session logging", () => {
     }
   });
 });
+
+describe("implicit FTPS handshake failures in the log", () => {
+  checkLeaks();
+
+  test("a client refused by TLS is logged at info with the error and its address; a connect-and-leave probe is not", async () => {
+    const log = captureLog();
+    // TLS 1.2 at most: a TLS 1.3-only client is refused (protocol_version).
+    const server = await startServer({ log: { level: "info" }, tls: { maxVersion: "TLSv1.2" } }, [], { logTo: log.stream });
+    try {
+      const failures = () => log.lines.filter((l) => l.msg === "implicit TLS handshake failed");
+      await closedBy(connectTcp(server.node.implicitPort, "127.0.0.1", function (this: Socket) {
+        this.end();
+      }));
+      await sleep(200);
+      assert.equal(failures().length, 0, JSON.stringify(log.lines));
+      await closedBy(connectTls({ host: "127.0.0.1", port: server.node.implicitPort, rejectUnauthorized: false, minVersion: "TLSv1.3" }));
+      assert.ok(await eventually(() => failures().length > 0), "the failed handshake is logged at info");
+      const [line] = failures();
+      assert.equal(line.level, 30);
+      assert.equal(line.peer, "127.0.0.1");
+      assert.match(String(line.err), /unsupported protocol/);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+/** Resolves once `socket` has failed or closed. */
+function closedBy(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    socket.on("error", () => resolve());
+    socket.on("close", () => resolve());
+  });
+}
+
