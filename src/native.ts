@@ -1,7 +1,9 @@
 /**
- * edgeftp's native addon (native/, built by `npm install` through node-gyp): zero-copy transfers
- * (src/data/kernel-copy.ts) and batched directory listings (src/storage/local.ts). It exists on
- * Linux only and only where the build succeeded; every user falls back to Node's own APIs without it.
+ * edgeftp's native addon (native/, built by `npm install` through node-gyp): what Node does not
+ * expose, such as zero-copy transfers (src/data/kernel-copy.ts), batched directory listings
+ * (src/storage/directory-reader.ts) and descriptor-pinned paths (src/storage/pinned-paths.ts); the
+ * modules that import {@link nativeAddon} are its users. It exists on Linux only and only where the
+ * build succeeded; every user falls back to Node's own APIs without it.
  */
 import { createRequire } from "node:module";
 import { constants as osConstants } from "node:os";

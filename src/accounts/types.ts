@@ -7,6 +7,9 @@
 export const PERMISSIONS = ["list", "read", "write", "delete", "rename", "mkdir"] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
+/** The longest account name any store accepts (also how much of an unknown name a log or reply quotes). */
+export const MAX_ACCOUNT_NAME_LENGTH = 64;
+
 /** What TLS an account must use: the node's `tls.policy` values. */
 export const TLS_POLICIES = ["optional", "control", "data"] as const;
 export type TlsPolicy = (typeof TLS_POLICIES)[number];

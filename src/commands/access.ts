@@ -1,13 +1,11 @@
 /** Access control commands (RFC 959 §4.1.1, RFC 7151 HOST), with the login-failure defence. */
+import { MAX_ACCOUNT_NAME_LENGTH } from "../accounts/types.js";
 import { refusalText } from "../guard/admission.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import type { CommandSpec } from "./command.js";
 import { measureUsageAtLogin } from "../session/quota.js";
 import { tlsPolicyFor } from "./security.js";
-
-/** No account name is longer (the account store's rule). */
-const LONGEST_NAME = 64;
 
 /**
  * A failed PASS: counted on the connection and toward the address's ban score, answered only
@@ -20,7 +18,7 @@ const LONGEST_NAME = 64;
  */
 async function loginFailed(session: Session, name: string): Promise<void> {
   // A longer name than any account's (up to a command line) is not copied into logs whole.
-  const user = name.length <= LONGEST_NAME ? name : `${name.slice(0, LONGEST_NAME)}…`;
+  const user = name.length <= MAX_ACCOUNT_NAME_LENGTH ? name : `${name.slice(0, MAX_ACCOUNT_NAME_LENGTH)}…`;
   session.loginFailures += 1;
   const failures = session.loginFailures;
   const { maxLoginAttempts, loginFailureDelay } = session.config.limits;
@@ -62,7 +60,7 @@ export const accessCommands: CommandSpec[] = [
       session.pendingUser = arg;
       // A longer name than any account's (up to a whole command line) is not echoed,
       // so a client that sends such lines and never reads its replies cannot make the node hold them.
-      session.reply(Reply.NeedPassword, arg.length <= LONGEST_NAME ? `Password required for ${arg}.` : "Password required.");
+      session.reply(Reply.NeedPassword, arg.length <= MAX_ACCOUNT_NAME_LENGTH ? `Password required for ${arg}.` : "Password required.");
     },
   },
   {

@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { KernelCopyError, socketBytes } from "../data/kernel-copy.js";
+import { bucketRegistry, type Throttle } from "../data/throttle.js";
 import { armStallTimeout } from "../data/transfer.js";
 import { FtpError, replyForStorageError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
@@ -24,6 +25,21 @@ export interface TransferJob {
   label: string;
   /** Moves the bytes; resolves with the 226 text. */
   run(socket: Socket, signal: AbortSignal): Promise<string>;
+}
+
+/** The TYPE as the 150 and STAT replies name it. */
+export const modeName = (session: Session): string => (session.type === "A" ? "ASCII" : "BINARY");
+
+/**
+ * The account's bandwidth throttle for one direction, shared by every transfer of the account in
+ * that direction on this node; null (no stage at all) when the account is unlimited (null or 0).
+ * The limits are the account's settings at login. Listings use the down throttle too.
+ */
+export function throttleFor(session: Session, direction: "up" | "down"): Throttle | null {
+  const account = session.account;
+  const rate = direction === "up" ? account?.bandwidthUp : account?.bandwidthDown;
+  if (!account || !rate) return null;
+  return bucketRegistry(session.services).throttle(`${direction}:${account.name}`, rate);
 }
 
 /** What a transfer's log line says of it: who, which command, what, how many bytes each way, how long. */

@@ -9,8 +9,7 @@ import type { Session } from "../session/session.js";
 import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import { StorageError, type FileInfo, type Storage } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
-import { runTransfer } from "./data-transfer.js";
-import { throttleFor } from "./transfer.js";
+import { modeName, runTransfer, throttleFor } from "./data-transfer.js";
 
 /**
  * `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore. A `--` word ends
@@ -203,7 +202,7 @@ export const listingCommands: CommandSpec[] = [
           "edgeftp status:",
           `Connected from ${session.peerIp}`,
           session.account ? `Logged in as ${session.account.name}` : "Not logged in",
-          `TYPE: ${session.type === "A" ? "ASCII" : "BINARY"}; STRUcture: File; transfer MODE: Stream`,
+          `TYPE: ${modeName(session)}; STRUcture: File; transfer MODE: Stream`,
           session.dataChannel ? `Data connection: ${session.dataChannel.mode} set up` : "No data connection",
           "End of status.",
         ]);

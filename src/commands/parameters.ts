@@ -17,7 +17,7 @@ export const parameterCommands: CommandSpec[] = [
         session.reply(Reply.ParamNotImplemented, `TYPE ${arg} not implemented.`);
         return;
       }
-      session.reply(Reply.CommandOk, `Type set to ${session.type === "A" ? "A" : "I"}.`);
+      session.reply(Reply.CommandOk, `Type set to ${session.type}.`);
     },
   },
   {

@@ -1,17 +1,14 @@
 /** File transfer commands (RFC 959 §4.1.3) and ABOR (§4.1.3, RFC 1123 §4.1.3.2). */
-import { bucketRegistry, type Throttle } from "../data/throttle.js";
 import { receiveFromClient, sendToClient } from "../data/transfer.js";
 import { fileUnavailable, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
-import { changeAtOrAbove, claimPaths, isClaimed } from "../session/path-claims.js";
+import { changeAtOrAbove, claimPaths, fileBusy, isClaimed } from "../session/path-claims.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import type { FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
-import { runTransfer } from "./data-transfer.js";
-
-const modeName = (session: Session) => (session.type === "A" ? "ASCII" : "BINARY");
+import { modeName, runTransfer, throttleFor } from "./data-transfer.js";
 
 /** REST applies to the next transfer command only. */
 function takeRestOffset(session: Session): number {
@@ -27,18 +24,6 @@ function takeRestOffset(session: Session): number {
  */
 function refuseAsciiRestart(session: Session, offset: number): void {
   if (offset > 0 && session.type === "A") throw fileUnavailable("Resuming a transfer in TYPE A is not supported; use TYPE I.");
-}
-
-/**
- * The account's bandwidth throttle for one direction, shared by every transfer of the account in
- * that direction on this node; null (no stage at all) when the account is unlimited (null or 0).
- * The limits are the account's settings at login. Listings use the down throttle too.
- */
-export function throttleFor(session: Session, direction: "up" | "down"): Throttle | null {
-  const account = session.account;
-  const rate = direction === "up" ? account?.bandwidthUp : account?.bandwidthDown;
-  if (!account || !rate) return null;
-  return bucketRegistry(session.services).throttle(`${direction}:${account.name}`, rate);
 }
 
 /**
@@ -134,7 +119,7 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
 async function uniqueName(session: Session, dir: string, base: string): Promise<{ path: string; release: () => void }> {
   // The directory itself being removed or renamed: every name in it would be busy.
   const change = changeAtOrAbove(session, dir);
-  if (change !== null) throw new FtpError(Reply.FileUnavailableBusy, `${dir}: File busy: ${change} is in progress.`);
+  if (change !== null) throw fileBusy(dir, change);
   for (let i = 0; i < 1000; i++) {
     const candidate = joinVirtual(dir, i === 0 ? base : `${base}.${i}`);
     if (isClaimed(session, candidate) || (await session.fs.find(candidate)) !== null) continue;

@@ -243,8 +243,10 @@ export class EdgeNode {
     socket.end(formatReply(Reply.ServiceNotAvailable, text));
   }
 
-  /** `tlsSessions`: implicit TLS, and the TLS sessions of its handshake; null for a plain connection. */
-  /** `connectedAt`: when the client connected, where a handshake came first (the login timeout counts from it). */
+  /**
+   * `tlsSessions`: implicit TLS, and the TLS sessions of its handshake; null for a plain connection.
+   * `connectedAt`: when the client connected, where a handshake came first (the login timeout counts from it).
+   */
   private startSession(socket: Socket, lease: Lease, tlsSessions: SessionLineage | null, connectedAt = Date.now(), tcpSocket?: Socket): void {
     const session = new Session(socket, this.services, { tlsSessions, connectionLease: lease, connectedAt, tcpSocket });
     this.sessions.add(session);

@@ -66,12 +66,20 @@ export function sanitize(text: string): string {
 export function formatReply(code: ReplyCode, text: string | readonly string[]): string {
   const lines = typeof text === "string" ? [text] : text;
   if (lines.length <= 1) return `${code} ${sanitize(lines[0] ?? "")}\r\n`;
-  let out = `${code}-${sanitize(lines[0])}\r\n`;
-  for (let i = 1; i < lines.length - 1; i++) {
-    const line = sanitize(lines[i]);
-    out += /^\d/.test(line) ? ` ${line}\r\n` : `${line}\r\n`;
-  }
+  let out = formatFirstLine(code, lines[0]);
+  for (let i = 1; i < lines.length - 1; i++) out += formatInnerLine(lines[i]);
   return out + `${code} ${sanitize(lines[lines.length - 1])}\r\n`;
+}
+
+/** The opening `code-text` line of a multi-line reply. */
+export function formatFirstLine(code: ReplyCode, text: string): string {
+  return `${code}-${sanitize(text)}\r\n`;
+}
+
+/** An inner line of a multi-line reply: one that starts with a digit is indented, so no client takes it for the last. */
+export function formatInnerLine(text: string): string {
+  const line = sanitize(text);
+  return /^\d/.test(line) ? ` ${line}\r\n` : `${line}\r\n`;
 }
 
 /** Quotes a path for a 257 reply: enclosed in double quotes, inner quotes doubled (RFC 959 Appendix II). */

@@ -90,7 +90,7 @@ function claim(session: Session, what: string, paths: string[], below: boolean):
   const claims = claimsOf(session);
   for (const path of paths) {
     const other = claims.conflict(keyOf(session, path), below);
-    if (other !== null) throw new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: ${other} is in progress.`);
+    if (other !== null) throw fileBusy(path, other);
   }
   const keys = [...new Set(paths.map((path) => keyOf(session, path)))];
   for (const key of keys) claims.add(key, what);
@@ -100,6 +100,11 @@ function claim(session: Session, what: string, paths: string[], below: boolean):
     released = true;
     for (const key of keys) claims.delete(key);
   };
+}
+
+/** The 450 for a command on `path` while `change` ("an upload to /a") is under way there. */
+export function fileBusy(path: string, change: string): FtpError {
+  return new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: ${change} is in progress.`);
 }
 
 /** Whether `path` overlaps a claim (STOU skips such names). */

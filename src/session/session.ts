@@ -15,7 +15,7 @@ import type { Lease } from "../guard/connection-guard.js";
 import type { Logger } from "../observe/logger.js";
 import { LineReader } from "../protocol/line-reader.js";
 import { MLSX_FACTS } from "../protocol/listing.js";
-import { formatReply, Reply, sanitize, type ReplyCode } from "../protocol/replies.js";
+import { formatFirstLine, formatInnerLine, formatReply, Reply, type ReplyCode } from "../protocol/replies.js";
 import { resolveVirtualPath } from "../storage/virtual-path.js";
 import type { SessionLineage } from "../tls/session-lineage.js";
 import { acceptControlTls } from "../tls/upgrade.js";
@@ -248,12 +248,11 @@ export class Session {
   async replyStream(code: ReplyCode, first: string, lines: AsyncIterable<readonly string[]>, last: string): Promise<void> {
     const iterator = lines[Symbol.asyncIterator]();
     let next = await iterator.next();
-    this.socket.write(`${code}-${first}\r\n`);
+    this.socket.write(formatFirstLine(code, first));
     try {
       while (!next.done && !this.socket.destroyed) {
         let text = "";
-        // A line starting with a digit would read as the reply's end (RFC 959 §4.2): indent it.
-        for (const line of next.value) text += (/^\d/.test(line) ? " " : "") + sanitize(line) + "\r\n";
+        for (const line of next.value) text += formatInnerLine(line);
         if (!this.socket.write(text)) await this.drained();
         next = await iterator.next();
       }
@@ -434,10 +433,7 @@ export class Session {
   close(code: ReplyCode = Reply.ClosingControl, text = "Goodbye."): void {
     if (this.closed) return;
     this.reply(code, text);
-    this.closed = true;
-    this.releaseGuard();
-    this.abortTransfer();
-    this.setDataChannel(null);
+    this.stopWork();
     this.socket.end();
     // A client that never reads must not keep the socket half-open forever.
     this.lingerTimer = setTimeout(() => this.socket.destroy(), 2000);
@@ -532,13 +528,18 @@ export class Session {
     if (!this.transfer) this.armTimer();
   }
 
-  private onClose(): void {
+  /** Marks the session closed and lets go of what it holds: guard registrations, the transfer, the data channel. */
+  private stopWork(): void {
     this.closed = true;
     this.releaseGuard();
-    this.pauseTimer();
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.abortTransfer();
     this.setDataChannel(null);
+  }
+
+  private onClose(): void {
+    this.stopWork();
+    this.pauseTimer();
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
     this.queue.length = 0;
     // The control connection's TLS sessions need no keeping once no data connection can resume them.
     if (this.tls.sessions) this.services.tls.sessions.release(this.tls.sessions.pins);

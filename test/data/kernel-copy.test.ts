@@ -3,7 +3,7 @@
  * position, cancellation, the stall timeout, peer resets, and which sockets qualify at all.
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -23,9 +23,9 @@ import {
 } from "../../src/data/kernel-copy.js";
 import { ensureSelfSigned } from "../../src/tls/self-signed.js";
 import { checkLeaks } from "../helpers/leaks.js";
+import { sha256 } from "../helpers/hash.js";
 
 const MiB = 1024 * 1024;
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 /** A connected pair on loopback: `server` as the port pool accepts it (paused), `client` as a client has it. */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
@@ -79,7 +79,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
       );
       server.end();
       assert.equal(sent, content.length - 1000);
-      assert.equal(sha(await received), sha(content.subarray(1000)));
+      assert.equal(sha256(await received), sha256(content.subarray(1000)));
       assert.equal(socketBytes(server).out, content.length - 1000);
     } finally {
       close();
@@ -97,7 +97,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
       const stored = readFileSync(join(dir, "up.bin"));
       assert.equal(stored.length, 4 + upload.length);
       assert.equal(stored.subarray(0, 4).toString(), "AAAA");
-      assert.equal(sha(stored.subarray(4)), sha(upload));
+      assert.equal(sha256(stored.subarray(4)), sha256(upload));
       assert.equal(socketBytes(server).in, upload.length);
     } finally {
       close();
@@ -118,7 +118,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
           receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal, limit),
         );
         assert.deepEqual(result, expected, `limit ${limit}`);
-        assert.equal(sha(readFileSync(join(dir, "limit.bin"))), sha(upload.subarray(0, expected.bytes)));
+        assert.equal(sha256(readFileSync(join(dir, "limit.bin"))), sha256(upload.subarray(0, expected.bytes)));
       } finally {
         close();
       }
@@ -136,7 +136,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
       );
       down.server.end();
       assert.equal(sent, 4096);
-      assert.equal(sha(await received), sha(content.subarray(17)));
+      assert.equal(sha256(await received), sha256(content.subarray(17)));
       assert.equal(socketBytes(down.server).out, 4096);
       assert.equal(kernelCopiesInFlight(), 0);
     } finally {
@@ -148,7 +148,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
       await new Promise<void>((resolve) => up.client.end(content, resolve));
       const written = await withFile("small-up.bin", "r+", (h) => receiveSocketToFile(up.server, { fd: h.fd, position: 3 }, new AbortController().signal));
       assert.deepEqual(written, { bytes: content.length, full: false });
-      assert.equal(sha(readFileSync(join(dir, "small-up.bin"))), sha(Buffer.concat([Buffer.from("AAA"), content])));
+      assert.equal(sha256(readFileSync(join(dir, "small-up.bin"))), sha256(Buffer.concat([Buffer.from("AAA"), content])));
       assert.equal(socketBytes(up.server).in, content.length);
     } finally {
       up.close();
@@ -168,7 +168,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
         const written = withFile("parts.bin", "w", (h) => receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal));
         setTimeout(() => client.end(upload.subarray(first)), 20);
         assert.deepEqual(await written, { bytes: upload.length, full: false }, `${first} + ${later}`);
-        assert.equal(sha(readFileSync(join(dir, "parts.bin"))), sha(upload));
+        assert.equal(sha256(readFileSync(join(dir, "parts.bin"))), sha256(upload));
       } finally {
         close();
       }
@@ -188,7 +188,7 @@ describe("kernel copy (sendfile / splice)", { skip: !kernelCopyAvailable && "the
           receiveSocketToFile(server, { fd: h.fd, position: 0 }, new AbortController().signal, limit),
         );
         assert.deepEqual(result, expected, `limit ${limit}`);
-        assert.equal(sha(readFileSync(join(dir, "small-limit.bin"))), sha(upload.subarray(0, expected.bytes)));
+        assert.equal(sha256(readFileSync(join(dir, "small-limit.bin"))), sha256(upload.subarray(0, expected.bytes)));
       } finally {
         close();
       }

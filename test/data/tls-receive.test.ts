@@ -5,7 +5,7 @@
  * resets mid-upload.
  */
 import assert from "node:assert/strict";
-import { createHash, pbkdf2, randomBytes } from "node:crypto";
+import { pbkdf2, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import type { Socket } from "node:net";
@@ -17,10 +17,10 @@ import { receiveTlsToFile, tlsReceiveAvailable } from "../../src/data/tls-receiv
 import type { UploadAllowance } from "../../src/data/upload-allowance.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { selfSignedContext, tlsPair } from "../helpers/tls-pair.js";
+import { sha256 } from "../helpers/hash.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "this Node has no onread for server-side TLS sockets" }, () => {
   checkLeaks();
@@ -55,7 +55,7 @@ describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "thi
     assert.equal(bytes, content.length);
     const stored = readFileSync(join(dir, "big.bin"));
     assert.equal(stored.length, 1000 + content.length);
-    assert.equal(sha(stored.subarray(1000)), sha(content));
+    assert.equal(sha256(stored.subarray(1000)), sha256(content));
   });
 
   test("an empty upload (the client closes right after the handshake) resolves 0 and writes nothing", async () => {
@@ -76,7 +76,7 @@ describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "thi
       for (let i = 0; i < 200 && server.readableLength < server.readableHighWaterMark; i++) await new Promise((r) => setTimeout(r, 10));
       assert.ok(server.readableLength > 0, "nothing was buffered before the switch");
       assert.equal(await receiveTlsToFile(server, { fd: handle.fd, position: 0 }, null), content.length);
-      assert.equal(sha(readFileSync(join(dir, "early.bin"))), sha(content));
+      assert.equal(sha256(readFileSync(join(dir, "early.bin"))), sha256(content));
     } finally {
       close();
       await handle.close();
@@ -97,7 +97,7 @@ describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "thi
     assert.equal(error, null);
     assert.equal(bytes, content.length);
     assert.ok(pauses > 0, "reading never paused");
-    assert.equal(sha(readFileSync(join(dir, "slow.bin"))), sha(content));
+    assert.equal(sha256(readFileSync(join(dir, "slow.bin"))), sha256(content));
   });
 
   test("within a quota: writes exactly the room and refuses the rest", async () => {
@@ -118,7 +118,7 @@ describe("TLS uploads into reused buffers", { skip: !tlsReceiveAvailable && "thi
     assert.equal(reserved, room);
     const stored = readFileSync(join(dir, "quota.bin"));
     assert.equal(stored.length, room);
-    assert.equal(sha(stored), sha(content.subarray(0, room)));
+    assert.equal(sha256(stored), sha256(content.subarray(0, room)));
   });
 
   test("a client that resets mid-upload rejects it, after the last write", async () => {

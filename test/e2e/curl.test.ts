@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
-import { curlCommands, curlReplies, run, show, type RunResult } from "../helpers/run-client.js";
+import { childEnv, curlCommands, curlReplies, run, show, type RunResult } from "../helpers/run-client.js";
 import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
 
 /**
@@ -49,8 +49,7 @@ describe("curl client", () => {
     home = server.home(USER);
     mkdirSync(home, { recursive: true });
     local = mkdtempSync(join(tmpdir(), "edgeftp-curl-"));
-    env = { ...process.env, HOME: local };
-    for (const key of Object.keys(env)) if (/_proxy$/i.test(key)) delete env[key];
+    env = childEnv(local);
     payload = randomBytes(4 * 1024 * 1024 + 123);
     payloadFile = join(local, "payload.bin");
     writeFileSync(payloadFile, payload);
