@@ -3,10 +3,12 @@
  * every command shares (known verb, login, argument, permission, capability) and maps whatever a
  * handler throws to a reply. Handlers only act.
  */
-import { FtpError, replyForStorageError } from "../protocol/errors.js";
+import type { Permission } from "../accounts/types.js";
+import { fileUnavailable, FtpError, replyForStorageError, syntaxError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
-import { StorageError } from "../storage/types.js";
+import { StorageError, type StorageCapabilities } from "../storage/types.js";
+import type { CommandSpec } from "./command.js";
 
 /**
  * Splits `VERB arg` (RFC 959 §5.3.1): verb case-insensitive, the argument kept verbatim. Verbs are
@@ -21,6 +23,21 @@ export function parseCommand(line: string): { verb: string; arg: string } {
 /** A line that may carry a secret, however the client spaced or cased it: never logged. */
 const SECRET = /^[\s\u0000-\u001f]*(PASS|ACCT)/i;
 
+/** 530 unless logged in: the dispatcher's check, for a handler whose need depends on its argument (STAT path). */
+export function requireLogin(session: Session): void {
+  if (!session.account) throw new FtpError(Reply.NotLoggedIn, "Please login with USER and PASS.");
+}
+
+/** 550 unless the account holds `permission`: the dispatcher's check, for sub-commands (SITE CHMOD). */
+export function requirePermission(session: Session, permission: Permission): void {
+  if (!session.hasPermission(permission)) throw fileUnavailable("Permission denied.");
+}
+
+/** 502 unless the storage declares `capability`; `what` names the refused action in the reply. */
+export function requireCapability(session: Session, capability: keyof StorageCapabilities, what: string): void {
+  if (!session.fs.capabilities[capability]) throw new FtpError(Reply.NotImplemented, `${what} is not supported by this storage.`);
+}
+
 export async function dispatch(session: Session, line: string): Promise<void> {
   // The per-command line is debug level: at the usual levels neither it nor its timing is built.
   const started = session.log.isLevelEnabled("debug") ? performance.now() : -1;
@@ -34,25 +51,9 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     if (!spec?.keepsRestOffset) session.restOffset = 0;
     if (!spec) {
       // Echoed only when it is a word: `PASS\tsecret` is one word too, and no secret is quoted back.
-      session.reply(Reply.SyntaxError, /^[A-Z]{1,8}$/.test(verb) ? `${verb}: command not understood.` : "Command not understood.");
-    } else if (spec.login !== false && !session.account) {
-      session.reply(Reply.NotLoggedIn, "Please login with USER and PASS.");
-    } else if (session.account && !session.transfer && (await session.accountWithdrawn())) {
-      // Closed with its 421: whatever the command, even one that needs no login (NOOP, STAT path),
-      // so a withdrawn account's session can neither be kept alive nor list its files. A transfer
-      // under way finishes first (a STAT or ABOR during it is not checked).
-    } else if (spec.arg === "required" && arg.trim() === "") {
-      session.reply(Reply.SyntaxErrorArgs, `${verb} needs an argument.`);
-    } else if (spec.arg === "none" && arg.trim() !== "") {
-      session.reply(Reply.SyntaxErrorArgs, `${verb} takes no argument.`);
-    } else if (spec.permission && !session.hasPermission(spec.permission)) {
-      session.reply(Reply.FileUnavailable, "Permission denied.");
-    } else if (spec.capability && !session.fs.capabilities[spec.capability]) {
-      session.reply(Reply.NotImplemented, `${verb} is not supported by this storage.`);
+      session.reply(Reply.SyntaxError, isWord(verb) ? `${verb}: command not understood.` : "Command not understood.");
     } else {
-      if (verb === "RNTO") session.renameFrom = renameFrom;
-      session.command = verb;
-      await spec.handler(session, arg);
+      await run(session, spec, verb, arg, renameFrom);
     }
   } catch (err) {
     if (err instanceof FtpError) {
@@ -71,11 +72,32 @@ export async function dispatch(session: Session, line: string): Promise<void> {
   const secret = spec?.secretArg === true || SECRET.test(line);
   session.log.debug(
     {
-      verb: spec || /^[A-Z]{1,8}$/.test(verb) ? verb : "(not a command)",
+      verb: spec || isWord(verb) ? verb : "(not a command)",
       arg: secret ? "****" : spec ? arg.slice(0, 256) : undefined,
       reply: session.lastReply,
       ms: +(performance.now() - started).toFixed(2),
     },
     "command",
   );
+}
+
+/** The checks every command shares, from its spec, then its handler. */
+async function run(session: Session, spec: CommandSpec, verb: string, arg: string, renameFrom: string | null): Promise<void> {
+  if (spec.login !== false) requireLogin(session);
+  // Closed with its 421: whatever the command, even one that needs no login (NOOP, STAT path), so a
+  // withdrawn account's session can neither be kept alive nor list its files. A transfer under way
+  // finishes first (a STAT or ABOR during it is not checked).
+  if (session.account && !session.transfer && (await session.accountWithdrawn())) return;
+  if (spec.arg === "required" && arg.trim() === "") throw syntaxError(`${verb} needs an argument.`);
+  if (spec.arg === "none" && arg.trim() !== "") throw syntaxError(`${verb} takes no argument.`);
+  if (spec.permission) requirePermission(session, spec.permission);
+  if (spec.capability) requireCapability(session, spec.capability, verb);
+  if (verb === "RNTO") session.renameFrom = renameFrom;
+  session.command = verb;
+  await spec.handler(session, arg);
+}
+
+/** A verb of letters only: safe to echo or log (a secret glued to PASS by a tab is not). */
+function isWord(verb: string): boolean {
+  return /^[A-Z]{1,8}$/.test(verb);
 }

@@ -1,5 +1,5 @@
 /** File management: DELE, RNFR/RNTO, MKD, RMD (RFC 959), SIZE, MDTM (RFC 3659), MFMT, SITE. */
-import { badSequence, fileUnavailable, FtpError, replyForStorageError, syntaxError } from "../protocol/errors.js";
+import { badSequence, fileUnavailable, replyForStorageError, syntaxError } from "../protocol/errors.js";
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { ownEntryState, withQuota } from "../session/quota.js";
@@ -7,6 +7,7 @@ import { claimCreation, claimPaths } from "../session/path-claims.js";
 import type { Session } from "../session/session.js";
 import { StorageError, type FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
+import { requireCapability, requirePermission } from "./dispatcher.js";
 
 /**
  * Runs a storage call on `name`, a path the client gave after other words (MFMT's time, SITE's
@@ -68,8 +69,8 @@ const rmd: CommandSpec = {
 async function siteChmod(session: Session, rest: string): Promise<void> {
   const [modeText, name] = splitFirst(rest);
   if (!/^[0-7]{3,4}$/.test(modeText) || !name) throw syntaxError("Usage: SITE CHMOD <octal mode> <path>");
-  if (!session.hasPermission("write")) throw fileUnavailable("Permission denied.");
-  if (!session.fs.capabilities.chmod) throw new FtpError(Reply.NotImplemented, "CHMOD is not supported by this storage.");
+  requirePermission(session, "write");
+  requireCapability(session, "chmod", "CHMOD");
   await onPath(name, () => session.fs.chmod(session.resolve(name), parseInt(modeText, 8) & 0o777));
   session.reply(Reply.CommandOk, "SITE CHMOD command ok.");
 }
@@ -95,13 +96,11 @@ async function siteUtime(session: Session, rest: string): Promise<void> {
   session.reply(Reply.CommandOk, "SITE UTIME command ok.");
 }
 
-/** MFMT and SITE UTIME: same permission and capability checks, one place. */
-async function setModifiedTime(session: Session, name: string, when: Date): Promise<string> {
-  if (!session.hasPermission("write")) throw fileUnavailable("Permission denied.");
-  if (!session.fs.capabilities.setModifiedTime) throw new FtpError(Reply.NotImplemented, "Setting times is not supported by this storage.");
-  const path = session.resolve(name);
-  await onPath(name, () => session.fs.setModifiedTime(path, when));
-  return path;
+/** SITE UTIME: the checks the dispatcher makes for MFMT from its spec. */
+async function setModifiedTime(session: Session, name: string, when: Date): Promise<void> {
+  requirePermission(session, "write");
+  requireCapability(session, "setModifiedTime", "Setting times");
+  await onPath(name, () => session.fs.setModifiedTime(session.resolve(name), when));
 }
 
 /** SIZE and MDTM answer for plain files only (RFC 3659 §4.2, §3.1). */

@@ -10,6 +10,7 @@ import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import { StorageError, type FileInfo, type Storage } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
 import { modeName, runTransfer, throttleFor } from "./data-transfer.js";
+import { requireLogin, requirePermission } from "./dispatcher.js";
 
 /**
  * `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore. A `--` word ends
@@ -208,8 +209,9 @@ export const listingCommands: CommandSpec[] = [
         ]);
         return;
       }
-      if (!session.account) throw new FtpError(Reply.NotLoggedIn, "Please login with USER and PASS.");
-      if (!session.hasPermission("list")) throw new FtpError(Reply.FileUnavailable, "Permission denied.");
+      // A listing needs what LIST needs; status alone (no argument) needs no login.
+      requireLogin(session);
+      requirePermission(session, "list");
       const lines = linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now()));
       try {
         await session.replyStream(Reply.FileStatus, "Status follows:", lines, "End of status.");
