@@ -3,7 +3,7 @@ import { badSequence, fileUnavailable, replyForStorageError, syntaxError } from 
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { ownEntryState, withQuota } from "../session/quota.js";
-import { claimCreation, claimPaths } from "../session/path-claims.js";
+import { claimCreation, claimPaths, withClaim } from "../session/path-claims.js";
 import type { Session } from "../session/session.js";
 import { StorageError, type FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
@@ -38,12 +38,9 @@ const mkd: CommandSpec = {
     const path = session.resolve(arg);
     // Claimed like every other change of a name, so that an upload or a rename of the same name cannot
     // interleave with it and count the entry twice. Counted against the files quota (552 when reached).
-    const release = claimCreation(session, `a creation of ${path}`, path);
-    try {
-      await withQuota(session, (quota) => quota.createEntry(() => session.fs.mkdir(path)));
-    } finally {
-      release();
-    }
+    await withClaim(claimCreation(session, `a creation of ${path}`, path), () =>
+      withQuota(session, (quota) => quota.createEntry(() => session.fs.mkdir(path))),
+    );
     session.reply(Reply.PathCreated, `${quotePath(path)} created.`);
   },
 };
@@ -56,12 +53,9 @@ const rmd: CommandSpec = {
   async handler(session, arg) {
     const path = session.resolve(arg);
     if (path === "/") throw fileUnavailable("Can't remove the root directory.");
-    const release = claimPaths(session, `a removal of ${path}`, path);
-    try {
-      await withQuota(session, (quota) => quota.removeEntry({ size: 0 }, () => session.fs.rmdir(path)));
-    } finally {
-      release();
-    }
+    await withClaim(claimPaths(session, `a removal of ${path}`, path), () =>
+      withQuota(session, (quota) => quota.removeEntry({ size: 0 }, () => session.fs.rmdir(path))),
+    );
     session.reply(Reply.FileActionOk, "Directory removed.");
   },
 };
@@ -119,16 +113,13 @@ export const fileCommands: CommandSpec[] = [
     async handler(session, arg) {
       const path = session.resolve(arg);
       // Held from the size read to the unlink, so that what the quota records is what went.
-      const release = claimPaths(session, `a deletion of ${path}`, path);
-      try {
-        await withQuota(session, async (quota) => {
+      await withClaim(claimPaths(session, `a deletion of ${path}`, path), () =>
+        withQuota(session, async (quota) => {
           // Its size is what the deletion frees (asked only when usage is tracked).
           const removed = quota.tracking ? await ownEntryState(session.fs, path) : null;
           await quota.removeEntry(removed, () => session.fs.delete(path));
-        });
-      } finally {
-        release();
-      }
+        }),
+      );
       session.reply(Reply.FileActionOk, "File deleted.");
     },
   },
@@ -156,9 +147,8 @@ export const fileCommands: CommandSpec[] = [
       session.renameFrom = null;
       if (!from) throw badSequence("RNFR required first.");
       const to = session.resolve(arg);
-      const release = claimPaths(session, `a rename of ${from}`, from, to);
-      try {
-        await withQuota(session, async (quota) => {
+      await withClaim(claimPaths(session, `a rename of ${from}`, from, to), () =>
+        withQuota(session, async (quota) => {
           // Renaming over an existing file removes that file (its bytes and its entry).
           const replaced = quota.tracking && to !== from ? await ownEntryState(session.fs, to) : null;
           await quota.rename(replaced, async () => {
@@ -166,10 +156,8 @@ export const fileCommands: CommandSpec[] = [
             // Two names of one file (through a link): rename(2) does nothing, and nothing was replaced.
             return replaced === null || (await session.fs.findEntry(from)) === null;
           });
-        });
-      } finally {
-        release();
-      }
+        }),
+      );
       session.reply(Reply.FileActionOk, "Rename successful.");
     },
   },

@@ -4,7 +4,7 @@ import { fileUnavailable, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import { stateOf, withQuota, type EntryState } from "../session/quota.js";
 import type { Session } from "../session/session.js";
-import { changeAtOrAbove, claimPaths, fileBusy, isClaimed } from "../session/path-claims.js";
+import { changeAtOrAbove, claimPaths, fileBusy, isClaimed, withClaim } from "../session/path-claims.js";
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import type { FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
@@ -52,12 +52,7 @@ async function upload(session: Session, path: string, mode: "replace" | "append"
   const rest = takeRestOffset(session);
   const offset = mode === "append" ? 0 : rest;
   refuseAsciiRestart(session, offset);
-  release ??= claimPaths(session, `an upload to ${path}`, path);
-  try {
-    await uploadClaimed(session, path, mode, offset, announce);
-  } finally {
-    release();
-  }
+  await withClaim(release ?? claimPaths(session, `an upload to ${path}`, path), () => uploadClaimed(session, path, mode, offset, announce));
 }
 
 async function uploadClaimed(session: Session, path: string, mode: "replace" | "append", offset: number, announce?: string): Promise<void> {

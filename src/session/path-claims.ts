@@ -107,6 +107,15 @@ export function fileBusy(path: string, change: string): FtpError {
   return new FtpError(Reply.FileUnavailableBusy, `${path}: File busy: ${change} is in progress.`);
 }
 
+/** Runs `action` under a claim (the release {@link claimPaths} or {@link claimCreation} returned), released on every path. */
+export async function withClaim<T>(release: () => void, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } finally {
+    release();
+  }
+}
+
 /** Whether `path` overlaps a claim (STOU skips such names). */
 export function isClaimed(session: Session, path: string): boolean {
   return claimsOf(session).conflict(keyOf(session, path)) !== null;
