@@ -1,6 +1,7 @@
 /** Access control commands (RFC 959 §4.1.1, RFC 7151 HOST), with the login-failure defence. */
 import { MAX_ACCOUNT_NAME_LENGTH } from "../accounts/types.js";
 import { refusalText } from "../guard/admission.js";
+import { badSequence, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { Session } from "../session/session.js";
 import type { CommandSpec } from "./command.js";
@@ -45,16 +46,12 @@ export const accessCommands: CommandSpec[] = [
     login: false,
     arg: "required",
     async handler(session, arg) {
-      if (session.account) {
-        session.reply(Reply.NotLoggedIn, "Can't change to another user.");
-        return;
-      }
+      if (session.account) throw new FtpError(Reply.NotLoggedIn, "Can't change to another user.");
       if (!session.tls.control) {
         // Per-account exceptions (an old camera on a TLS-only node) need the account's own policy.
         const account = await session.services.accounts.get(arg);
         if (tlsPolicyFor(session, account) !== "optional") {
-          session.reply(Reply.NotLoggedIn, "TLS required: secure the connection with AUTH TLS before USER.");
-          return;
+          throw new FtpError(Reply.NotLoggedIn, "TLS required: secure the connection with AUTH TLS before USER.");
         }
       }
       session.pendingUser = arg;
@@ -70,15 +67,9 @@ export const accessCommands: CommandSpec[] = [
     arg: "optional",
     secretArg: true,
     async handler(session, arg) {
-      if (session.account) {
-        session.reply(Reply.BadSequence, "Already logged in.");
-        return;
-      }
+      if (session.account) throw badSequence("Already logged in.");
       const name = session.pendingUser;
-      if (name === null) {
-        session.reply(Reply.BadSequence, "Login with USER first.");
-        return;
-      }
+      if (name === null) throw badSequence("Login with USER first.");
       session.pendingUser = null;
       const { accounts, storage, homeFor, guard, config } = session.services;
       // Banned since this connection was admitted (by failures on its other connections): no more guesses.
@@ -114,8 +105,7 @@ export const accessCommands: CommandSpec[] = [
         session.releaseAccountLease();
         // The operator's to fix; the client learns only that the login failed.
         session.log.warn({ user: account.name, err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message }, "login refused: the account's home cannot be used");
-        session.reply(Reply.NotLoggedIn, "Login failed: home directory unavailable.");
-        return;
+        throw new FtpError(Reply.NotLoggedIn, "Login failed: home directory unavailable.");
       }
       session.account = account;
       session.accountRevision = revision;
@@ -144,10 +134,7 @@ export const accessCommands: CommandSpec[] = [
     arg: "required",
     feat: "HOST",
     handler(session) {
-      if (session.account || session.pendingUser !== null) {
-        session.reply(Reply.BadSequence, "HOST must come before USER.");
-        return;
-      }
+      if (session.account || session.pendingUser !== null) throw badSequence("HOST must come before USER.");
       session.reply(Reply.ServiceReady, "Host accepted.");
     },
   },

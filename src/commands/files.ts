@@ -1,5 +1,5 @@
 /** File management: DELE, RNFR/RNTO, MKD, RMD (RFC 959), SIZE, MDTM (RFC 3659), MFMT, SITE. */
-import { badSequence, fileUnavailable, replyForStorageError, syntaxError } from "../protocol/errors.js";
+import { badSequence, fileUnavailable, FtpError, replyForStorageError, syntaxError } from "../protocol/errors.js";
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { ownEntryState, withQuota } from "../session/quota.js";
@@ -223,7 +223,7 @@ export const fileCommands: CommandSpec[] = [
         case "UTIME":
           return siteUtime(session, rest);
         default:
-          session.reply(Reply.SyntaxError, "Unknown SITE command.");
+          throw new FtpError(Reply.SyntaxError, "Unknown SITE command.");
       }
     },
   },

@@ -1,5 +1,6 @@
 /** Informational commands: NOOP, SYST, HELP (RFC 959), FEAT and OPTS (RFC 2389, RFC 2640), LANG (RFC 2640). */
 import { MLSX_FACTS } from "../protocol/listing.js";
+import { FtpError, syntaxError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { CommandSpec } from "./command.js";
 
@@ -60,7 +61,7 @@ export const infoCommands: CommandSpec[] = [
           return;
         }
         default:
-          session.reply(Reply.SyntaxErrorArgs, `Option not understood: ${command}.`);
+          throw syntaxError(`Option not understood: ${command}.`);
       }
     },
   },
@@ -73,8 +74,8 @@ export const infoCommands: CommandSpec[] = [
     handler(session, arg) {
       // Replies are in English only: EN (any subtag, en-US) or no tag (the default) is what there is.
       const tag = arg.trim();
-      if (tag === "" || /^en(-[a-z0-9]{1,8})*$/i.test(tag)) session.reply(Reply.CommandOk, "Replies are in English.");
-      else session.reply(Reply.ParamNotImplemented, `Language ${tag.slice(0, 32)} not supported.`);
+      if (tag !== "" && !/^en(-[a-z0-9]{1,8})*$/i.test(tag)) throw new FtpError(Reply.ParamNotImplemented, `Language ${tag.slice(0, 32)} not supported.`);
+      session.reply(Reply.CommandOk, "Replies are in English.");
     },
   },
   {
@@ -87,8 +88,8 @@ export const infoCommands: CommandSpec[] = [
       const verb = arg.trim().toUpperCase();
       if (verb) {
         const spec = commands.get(verb);
-        if (spec) session.reply(Reply.Help, spec.help);
-        else session.reply(Reply.NotImplemented, `Unknown command ${verb.slice(0, 32)}.`);
+        if (!spec) throw new FtpError(Reply.NotImplemented, `Unknown command ${verb.slice(0, 32)}.`);
+        session.reply(Reply.Help, spec.help);
         return;
       }
       const verbs = [...commands.keys()].sort();

@@ -1,4 +1,5 @@
 /** Transfer parameter commands (RFC 959 §4.1.2; REST STREAM per RFC 3659 §5). */
+import { FtpError, syntaxError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
 import type { CommandSpec } from "./command.js";
 
@@ -13,10 +14,7 @@ export const parameterCommands: CommandSpec[] = [
       if (code === "I" && !param) session.type = "I";
       else if (code === "L" && param === "8") session.type = "I";
       else if (code === "A" && (param === "" || param === "N")) session.type = "A";
-      else {
-        session.reply(Reply.ParamNotImplemented, `TYPE ${arg} not implemented.`);
-        return;
-      }
+      else throw new FtpError(Reply.ParamNotImplemented, `TYPE ${arg} not implemented.`);
       session.reply(Reply.CommandOk, `Type set to ${session.type}.`);
     },
   },
@@ -26,8 +24,8 @@ export const parameterCommands: CommandSpec[] = [
     help: "MODE <sp> S: transfer mode (stream only)",
     arg: "required",
     handler(session, arg) {
-      if (arg.trim().toUpperCase() === "S") session.reply(Reply.CommandOk, "Mode set to S.");
-      else session.reply(Reply.ParamNotImplemented, "Only MODE S is supported.");
+      if (arg.trim().toUpperCase() !== "S") throw new FtpError(Reply.ParamNotImplemented, "Only MODE S is supported.");
+      session.reply(Reply.CommandOk, "Mode set to S.");
     },
   },
   {
@@ -36,8 +34,8 @@ export const parameterCommands: CommandSpec[] = [
     help: "STRU <sp> F: file structure (file only)",
     arg: "required",
     handler(session, arg) {
-      if (arg.trim().toUpperCase() === "F") session.reply(Reply.CommandOk, "Structure set to F.");
-      else session.reply(Reply.ParamNotImplemented, "Only STRU F is supported.");
+      if (arg.trim().toUpperCase() !== "F") throw new FtpError(Reply.ParamNotImplemented, "Only STRU F is supported.");
+      session.reply(Reply.CommandOk, "Structure set to F.");
     },
   },
   {
@@ -59,8 +57,7 @@ export const parameterCommands: CommandSpec[] = [
       const text = arg.trim();
       if (!/^\d{1,15}$/.test(text)) {
         session.restOffset = 0; // a REST that failed leaves none pending, not an earlier one
-        session.reply(Reply.SyntaxErrorArgs, "REST needs a non-negative byte offset.");
-        return;
+        throw syntaxError("REST needs a non-negative byte offset.");
       }
       session.restOffset = Number(text);
       session.reply(Reply.PendingFurtherInfo, `Restarting at ${session.restOffset}. Send STOR or RETR to start the transfer.`);
