@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -81,12 +80,6 @@ function tempFiles(dir: string): string[] {
   return readdirSync(dir).filter((name) => name.startsWith(RESERVED_PREFIX));
 }
 
-async function openData(c: RawClient): Promise<Socket> {
-  const data = await c.passive();
-  data.on("error", () => undefined);
-  return data;
-}
-
 /** Output of every server this file started, shown when the test fails. */
 const servers: string[][] = [];
 
@@ -118,7 +111,7 @@ async function killDuringOverwrite(t: TestContext): Promise<void> {
   const c = await RawClient.connect(first.port);
   await c.login(USER, PASSWORD);
   assert.equal((await c.command("TYPE I")).code, 200);
-  let data = await openData(c);
+  let data = await c.openData();
   c.send("STOR precious.bin");
   assert.equal((await c.reply()).code, 150);
   data.end(original);
@@ -127,7 +120,7 @@ async function killDuringOverwrite(t: TestContext): Promise<void> {
   assert.ok(readFileSync(join(home, "precious.bin")).equals(original));
 
   // 2. An overwrite that never finishes: part of a much larger file, then the server is killed.
-  data = await openData(c);
+  data = await c.openData();
   const dataClosed = new Promise((resolve) => data.once("close", resolve));
   c.send("STOR precious.bin");
   assert.equal((await c.reply()).code, 150);
@@ -150,14 +143,14 @@ async function killDuringOverwrite(t: TestContext): Promise<void> {
   await again.login(USER, PASSWORD);
   assert.deepEqual(tempFiles(home), [], "gone from disk after the first login");
   assert.equal((await again.command("TYPE I")).code, 200);
-  data = await openData(again);
+  data = await again.openData();
   again.send("LIST -a");
   const listing = (await readAll(data)).toString();
   assert.equal((await again.reply()).code, 150);
   assert.equal((await again.reply()).code, 226);
   assert.match(listing, /precious\.bin/);
   assert.ok(!listing.includes(RESERVED_PREFIX), listing);
-  data = await openData(again);
+  data = await again.openData();
   again.send("RETR precious.bin");
   const downloaded = await readAll(data);
   assert.equal((await again.reply()).code, 150);
@@ -190,7 +183,7 @@ async function killDuringNewUpload(t: TestContext): Promise<void> {
   const c = await RawClient.connect(first.port);
   await c.login(USER, PASSWORD);
   assert.equal((await c.command("TYPE I")).code, 200);
-  let data = await openData(c);
+  let data = await c.openData();
   const dataClosed = new Promise((resolve) => data.once("close", resolve));
   c.send("STOR partial.bin");
   assert.equal((await c.reply()).code, 150);
@@ -214,7 +207,7 @@ async function killDuringNewUpload(t: TestContext): Promise<void> {
   const again = await RawClient.connect(second.port);
   await again.login(USER, PASSWORD);
   assert.equal((await again.command("TYPE I")).code, 200);
-  data = await openData(again);
+  data = await again.openData();
   again.send("STOR more.bin");
   assert.equal((await again.reply()).code, 150);
   data.end(randomBytes(600_000));
@@ -252,7 +245,7 @@ async function drainOnSigterm(t: TestContext): Promise<void> {
       const c = await RawClient.connect(server.port);
       await c.login(name, PASSWORD);
       assert.equal((await c.command("TYPE I")).code, 200);
-      const data = await openData(c);
+      const data = await c.openData();
       c.send("RETR file.bin");
       const received = readAll(data);
       assert.equal((await c.reply()).code, 150);

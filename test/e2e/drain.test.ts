@@ -12,18 +12,11 @@ import { test } from "node:test";
 import { sha256 } from "../helpers/hash.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { expectCode, RawClient, readAll } from "../helpers/raw-client.js";
-import { PASSWORD, startServer, USER, type TestServer } from "../helpers/server.js";
+import { PASSWORD, startServer, USER } from "../helpers/server.js";
 
 const MiB = 1024 * 1024;
 
 checkLeaks();
-
-async function login(server: TestServer, user: string): Promise<RawClient> {
-  const c = await RawClient.connect(server.port);
-  await c.login(user, PASSWORD);
-  expectCode(await c.command("TYPE I"), 200, "TYPE I");
-  return c;
-}
 
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -41,8 +34,8 @@ test("a stopping node lets a download in progress finish, says 421 to idle sessi
   const server = await startServer({ timeouts: { drain: 30 } }, [{ name: "slow", password: PASSWORD, bandwidthDown: 1 * MiB }]);
   const content = randomBytes(2 * MiB);
   writeFileSync(join(server.home("slow"), "big.bin"), content);
-  const idle = await login(server, USER);
-  const busy = await login(server, "slow");
+  const idle = await RawClient.binarySession(server.port, USER, PASSWORD);
+  const busy = await RawClient.binarySession(server.port, "slow", PASSWORD);
   const data = await busy.passive();
   busy.send("RETR big.bin");
   const received = readAll(data);
@@ -69,7 +62,7 @@ test("the drain ends after timeouts.drain: an overwrite still under way is abort
   const server = await startServer({ timeouts: { drain: 0.5 } }, [{ name: "slowup", password: PASSWORD, bandwidthUp: 1 * MiB }]);
   const home = server.home("slowup");
   writeFileSync(join(home, "site.bin"), "the previous version");
-  const c = await login(server, "slowup");
+  const c = await RawClient.binarySession(server.port, "slowup", PASSWORD);
   const data = await c.passive();
   c.send("STOR site.bin");
   expectCode(await c.reply(), 150, "STOR");
@@ -91,7 +84,7 @@ test("the drain ends after timeouts.drain: an overwrite still under way is abort
 test("cutDrainShort (a second SIGTERM) aborts the transfers in progress at once", async () => {
   const server = await startServer({ timeouts: { drain: 60 } }, [{ name: "slow", password: PASSWORD, bandwidthDown: 1 * MiB }]);
   writeFileSync(join(server.home("slow"), "big.bin"), randomBytes(8 * MiB));
-  const c = await login(server, "slow");
+  const c = await RawClient.binarySession(server.port, "slow", PASSWORD);
   const data = await c.passive();
   c.send("RETR big.bin");
   const received = readAll(data);

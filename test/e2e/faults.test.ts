@@ -71,16 +71,9 @@ async function assertUsable(c: RawClient): Promise<void> {
   assert.equal((await c.command("PWD")).code, 257);
 }
 
-async function openData(c: RawClient): Promise<Socket> {
-  const data = await c.passive();
-  // The server may reset it when the transfer fails: that is an expected end, not a test failure.
-  data.on("error", () => undefined);
-  return data;
-}
-
 /** A download or listing: the reply codes (preliminary and final) and the bytes received. */
 async function download(c: RawClient, line: string): Promise<{ codes: number[]; data: Buffer }> {
-  const data = await openData(c);
+  const data = await c.openData();
   const received = drainToClose(data);
   c.send(line);
   const first = await c.reply();
@@ -95,7 +88,7 @@ async function download(c: RawClient, line: string): Promise<{ codes: number[]; 
 
 /** An upload of `payload`: the reply codes (preliminary and final). */
 async function upload(c: RawClient, line: string, payload: Buffer): Promise<number[]> {
-  const data = await openData(c);
+  const data = await c.openData();
   const closed = drainToClose(data);
   c.send(line);
   const first = await c.reply();
@@ -281,7 +274,7 @@ describe("every storage fault maps to its reply and leaves the session usable", 
 
   test("a client that vanishes mid-overwrite leaves the previous version intact", async () => {
     const c = await session(f);
-    const data = await openData(c);
+    const data = await c.openData();
     const closed = drainToClose(data);
     c.send("STOR big.bin");
     assert.equal((await c.reply()).code, 150);
@@ -299,7 +292,7 @@ describe("every storage fault maps to its reply and leaves the session usable", 
 
   test("ABOR during an overwrite leaves the previous version intact", async () => {
     const c = await session(f);
-    const data = await openData(c);
+    const data = await c.openData();
     const closed = drainToClose(data);
     c.send("STOR seed.txt");
     assert.equal((await c.reply()).code, 150);
@@ -320,7 +313,7 @@ describe("every storage fault maps to its reply and leaves the session usable", 
     writeFileSync(join(f.home, "many", "f0"), "");
     for (let i = 1; i < 40_000; i++) linkSync(join(f.home, "many", "f0"), join(f.home, "many", `f${i}-${"n".repeat(240)}`));
     const c = await session(f);
-    const stalled = await openData(c);
+    const stalled = await c.openData();
     stalled.pause();
     c.send("MLSD many");
     assert.equal((await c.reply()).code, 150);
@@ -330,7 +323,7 @@ describe("every storage fault maps to its reply and leaves the session usable", 
     stalled.destroy();
     await assertUsable(c);
 
-    const reset = await openData(c);
+    const reset = await c.openData();
     reset.pause();
     c.send("LIST many");
     assert.equal((await c.reply()).code, 150);
@@ -340,7 +333,7 @@ describe("every storage fault maps to its reply and leaves the session usable", 
     assert.deepEqual((await download(c, "NLST many")).codes, [150, 226]);
 
     // The session ending (the control connection gone) ends the listing at once too.
-    const orphaned = await openData(c);
+    const orphaned = await c.openData();
     orphaned.pause();
     c.send("MLSD many");
     assert.equal((await c.reply()).code, 150);
@@ -412,7 +405,7 @@ describe("a client gone mid-upload, its control connection closed before its dat
         const what = `TYPE ${kind}, ${name}`;
         const c = await session(f);
         assert.equal((await c.command(`TYPE ${kind}`)).code, 200);
-        const data = await openData(c);
+        const data = await c.openData();
         c.send(`STOR ${name}`);
         assert.equal((await c.reply()).code, 150, what);
         // Node's pause() would still read the FIN (and end the socket, nothing being buffered): stop the handle.
@@ -447,7 +440,7 @@ describe("a client gone just after its overwrite's data ended, within uploads.re
 
   test("the previous version is kept: the client's control connection closed during the grace", async () => {
     const c = await session(f);
-    const data = await openData(c);
+    const data = await c.openData();
     c.send("STOR big.bin");
     assert.equal((await c.reply()).code, 150);
     data.end(PAYLOAD);

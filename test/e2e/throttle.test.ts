@@ -29,13 +29,6 @@ function assertNear(seconds: number, expected: number, tolerance: number, what: 
   );
 }
 
-async function login(server: TestServer, user: string): Promise<RawClient> {
-  const c = await RawClient.connect(server.port);
-  await c.login(user, PASSWORD);
-  assert.equal((await c.command("TYPE I")).code, 200);
-  return c;
-}
-
 /** RETR `name`; resolves with the content and the seconds from RETR to the 226 (all bytes read). */
 async function timedDownload(c: RawClient, name: string): Promise<{ data: Buffer; seconds: number }> {
   const data = await c.passive();
@@ -70,7 +63,7 @@ describe("bandwidth throttling per account", () => {
   checkLeaks();
 
   test("download: bandwidthDown 1 MiB/s, 10 MiB take 10 s ± 10 %, content intact", async (t) => {
-    const c = await login(server, "down1m");
+    const c = await RawClient.binarySession(server.port, "down1m", PASSWORD);
     const { data, seconds } = await timedDownload(c, "big.bin");
     assert.equal(data.length, big.length);
     assert.equal(sha256(data), sha256(big));
@@ -79,7 +72,7 @@ describe("bandwidth throttling per account", () => {
   });
 
   test("upload: bandwidthUp 1 MiB/s, 10 MiB take 10 s ± 10 %, content intact", async (t) => {
-    const c = await login(server, "up1m");
+    const c = await RawClient.binarySession(server.port, "up1m", PASSWORD);
     const data = await c.passive();
     const started = performance.now();
     c.send("STOR big.bin");
@@ -95,7 +88,7 @@ describe("bandwidth throttling per account", () => {
   });
 
   test("the account's sessions share its rate: 5 parallel downloads of 1 MiB at 2 MiB/s take 2.5 s together", async (t) => {
-    const clients = await Promise.all([0, 1, 2, 3, 4].map(() => login(server, "shared")));
+    const clients = await Promise.all([0, 1, 2, 3, 4].map(() => RawClient.binarySession(server.port, "shared", PASSWORD)));
     const started = performance.now();
     const runs = await Promise.all(clients.map((c) => timedDownload(c, "one.bin")));
     const seconds = (performance.now() - started) / 1000;
@@ -107,7 +100,7 @@ describe("bandwidth throttling per account", () => {
   });
 
   test("an unlimited account is not slowed down", async () => {
-    const c = await login(server, USER);
+    const c = await RawClient.binarySession(server.port, USER, PASSWORD);
     const { data, seconds } = await timedDownload(c, "big.bin");
     assert.equal(data.length, big.length);
     assert.ok(seconds < 5, `10 MiB unthrottled took ${seconds.toFixed(2)} s (at 1 MiB/s it would take 10)`);
@@ -115,7 +108,7 @@ describe("bandwidth throttling per account", () => {
   });
 
   test("ABOR during a throttled download answers 426 then 226 and leaves no timer behind", async () => {
-    const c = await login(server, "down1m");
+    const c = await RawClient.binarySession(server.port, "down1m", PASSWORD);
     const data = await c.passive();
     data.on("error", () => {});
     c.send("RETR big.bin");

@@ -49,6 +49,14 @@ export class RawClient {
     return client;
   }
 
+  /** Connects, logs in and sets TYPE I: a session ready for binary transfers. */
+  static async binarySession(port: number, user: string, password: string): Promise<RawClient> {
+    const client = await RawClient.connect(port);
+    await client.login(user, password);
+    expectCode(await client.command("TYPE I"), 200, "TYPE I");
+    return client;
+  }
+
   /** Consumes the 220 greeting; on anything else closes the connection and throws. */
   protected async expectGreeting(): Promise<void> {
     const greeting = await this.reply();
@@ -161,6 +169,13 @@ export class RawClient {
   /** EPSV, then connects to the announced port from `localAddress` (default: the control socket's). */
   async passive(localAddress = this.socket.localAddress): Promise<Socket> {
     return connectData(await this.epsv(), localAddress);
+  }
+
+  /** {@link passive}, for a transfer the server may end with a reset (a failed one): an expected end, not an error. */
+  async openData(): Promise<Socket> {
+    const data = await this.passive();
+    data.on("error", () => undefined);
+    return data;
   }
 
   /** Resolves when the server has closed the connection. */
