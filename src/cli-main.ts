@@ -82,7 +82,7 @@ withConfigOptions(user.command("passwd"), isDataOption)
   .action((name: string, options: CommonOptions & PasswordOptions) => userPasswd(name, options));
 
 withConfigOptions(user.command("list"), isDataOption)
-  .description("List the accounts: name, enabled, permissions, home, and the TLS overrides and limits each has.")
+  .description("List the accounts: name, enabled, permissions, home, quota usage, and the TLS overrides and limits each has.")
   .action((options: CommonOptions) => userList(options));
 
 withConfigOptions(user.command("remove"), isDataOption)
@@ -98,7 +98,7 @@ const userSetCommand = withConfigOptions(user.command("set"), isDataOption)
   .addOption(new Option("--disable", "refuse the account's logins (keeps its settings and files)").conflicts("enable"))
   .option(
     "--recount-usage",
-    "measure the account's quota usage again (after its files were changed other than through FTP), at its next login with no session of it open",
+    "measure the account's quota usage again (after its files were changed other than through FTP) when it is next needed: at its next login or upload",
   );
 withAccountSettings(userSetCommand)
   .action((name: string, options: CommonOptions & SettingsOptions & { recountUsage?: boolean }) => userSet(name, options));

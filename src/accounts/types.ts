@@ -82,7 +82,8 @@ export interface AccountStore {
   addUsage(name: string, delta: Usage): Promise<void>;
   /**
    * Marks the usage of account `name`, or of every account, unmeasured (measured again when next
-   * needed: the account's next login with no session of it open on a node); resolves how many had one.
+   * needed: the account's next login or upload, once none of its uploads is in flight on a node);
+   * resolves how many had one.
    */
   forgetUsage(name?: string): Promise<number>;
   /**

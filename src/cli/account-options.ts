@@ -157,9 +157,18 @@ export function settingsOf(account: Account): string[] {
   return parts;
 }
 
-/** The tracked quota usage; `-` while unmeasured (no quota, or to be measured at the next login). */
+/** The tracked quota usage, rounded for reading (1.7 MiB, 2 files); `-` while unmeasured (no quota, or to be measured when next needed). */
 export function usageOf(account: Account): string {
-  return account.usage ? `${formatSize(account.usage.bytes)}, ${account.usage.files} files` : "-";
+  if (!account.usage) return "-";
+  const { bytes, files } = account.usage;
+  let size = `${bytes} bytes`;
+  for (const unit of ["T", "G", "M", "K"]) {
+    if (bytes >= SIZE_UNITS[unit]) {
+      size = `${+(bytes / SIZE_UNITS[unit]).toFixed(1)} ${unit}iB`;
+      break;
+    }
+  }
+  return `${size}, ${files} ${files === 1 ? "file" : "files"}`;
 }
 
 function formatSize(bytes: number): string {

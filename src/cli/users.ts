@@ -120,7 +120,7 @@ export async function userSet(name: string, options: CommonOptions & SettingsOpt
     console.log(
       `user ${name} updated (${account.enabled ? "enabled" : "disabled"}, home ${homeFor(config, account)}, ` +
         `permissions ${account.permissions.join(",")}${describeLimits(account)})` +
-        (options.recountUsage ? "; its usage will be measured again at its next login" : ""),
+        (options.recountUsage ? "; its usage will be measured again when next needed (its next login or upload)" : ""),
     );
   });
 }

@@ -100,16 +100,7 @@ export class EdgeNode {
   /** Starts listening; rejects with the control listener's error (EACCES, EADDRINUSE…) untouched. */
   static async start(config: Config, deps: EdgeNodeDeps): Promise<EdgeNode> {
     const tls = await TlsContextProvider.create(config, deps.logger);
-    let activePort: number | null = null;
-    if (config.active.enabled) {
-      activePort = await activeSourcePort(config.active.port);
-      if (activePort !== config.active.port) {
-        deps.logger.warn(
-          { port: config.active.port },
-          "active data connections will leave from ephemeral ports: this process may not bind the configured one (run as root or grant CAP_NET_BIND_SERVICE, or set active.port to 0 to silence this)",
-        );
-      }
-    }
+    const activePort = config.active.enabled ? await activeSourcePort(config.active.port) : null;
     const node = new EdgeNode(config, deps, tls, activePort);
     await node.services.passiveAddress.refresh();
     const host = await listen(node.server, config.host, config.port).catch((err: NodeJS.ErrnoException) => {
@@ -134,6 +125,13 @@ export class EdgeNode {
           "implicit FTPS is off: its port needs root or CAP_NET_BIND_SERVICE; set tls.implicitPort (--tls-implicit-port) to a user port, or tls.implicit (--tls-implicit) to false",
         );
       }
+    }
+    // Said once the node is sure to start.
+    if (activePort !== null && activePort !== config.active.port) {
+      deps.logger.warn(
+        { port: config.active.port },
+        "active data connections will leave from ephemeral ports: this process may not bind the configured one (run as root or grant CAP_NET_BIND_SERVICE, or set active.port to 0 to silence this)",
+      );
     }
     tls.watch();
     return node;
@@ -180,9 +178,9 @@ export class EdgeNode {
       ({ secure, sessions } = await acceptControlTls(socket, this.services.tls, this.config.timeouts.login * 1000));
     } catch (err) {
       admission.lease.release();
-      // A client that spoke and failed (a refused version or cipher, an untrusted certificate, a
-      // plain FTP client on this port) is what an operator looks for, as the explicit AUTH TLS
-      // failure is logged at info; a port probe that connects and leaves says nothing worth a line.
+      // A client that spoke TLS and failed (a refused version or cipher, an untrusted certificate)
+      // is what an operator looks for, as the explicit AUTH TLS failure is logged at info; a port
+      // probe that connects and leaves, or a plain FTP client waiting for a 220, says nothing worth a line.
       const { message } = err as Error;
       const probe = message === HANDSHAKE_CLOSED || message === HANDSHAKE_TIMED_OUT;
       this.deps.logger[probe ? "debug" : "info"]({ err: message, peer: socket.remoteAddress }, "implicit TLS handshake failed");
@@ -274,8 +272,8 @@ export class EdgeNode {
     const closed = Promise.all([closeServer(this.server), this.implicitListening ? closeServer(this.implicitServer) : undefined]);
     this.services.tls.close();
     for (const socket of this.unattached) socket.destroy();
-    for (const session of this.sessions) session.windDown();
-    const busy = this.sessions.size;
+    let busy = 0;
+    for (const session of this.sessions) if (!session.windDown()) busy++;
     if (busy > 0) {
       const { drain } = this.config.timeouts;
       this.deps.logger.info({ sessions: busy, seconds: drain }, "draining: sessions with a command or transfer under way may finish it");

@@ -112,6 +112,8 @@ export class Session {
   private closed = false;
   /** The node is stopping: the session closes with 421 once no command or transfer is under way. */
   private windingDown = false;
+  /** The command loop waits for the client to read its replies before it takes the next command. */
+  private waitingForReader = false;
   private deadline: WheelTimer | null = null;
   /** Commands per second (limits.commandsPerSecond): a flooding client is slowed, not served faster. */
   private readonly commandRate: RateLimiter;
@@ -417,10 +419,15 @@ export class Session {
    * For a node that is stopping: closes with 421 now if nothing is under way, else once the command
    * (and the transfer it runs) has ended, so that a transfer in progress finishes with its 226;
    * commands the client sent meanwhile are not run. The node cuts what is left after timeouts.drain.
+   * True when the session closed now.
    */
-  windDown(): void {
+  windDown(): boolean {
     this.windingDown = true;
-    if (!this.running) this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+    // A loop waiting only for the client to read before its next command would run none anyway:
+    // it must not hold the node's stop for the whole drain (what it wrote is still flushed first).
+    if (this.running && !this.waitingForReader) return false;
+    this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+    return true;
   }
 
   /** The node's drain is over: a transfer still under way is aborted (426, then windDown's 421); else 421 now. */
@@ -507,7 +514,12 @@ export class Session {
       // A client that does not read its replies gets no more: its commands wait (the queue full,
       // its socket is not read either) until it reads them, or its login or idle time runs out.
       if (this.socket.writableNeedDrain) {
-        await this.drained();
+        this.waitingForReader = true;
+        try {
+          await this.drained();
+        } finally {
+          this.waitingForReader = false;
+        }
         continue;
       }
       const line = this.queue.shift()!;

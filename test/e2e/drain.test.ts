@@ -101,3 +101,43 @@ test("cutDrainShort (a second SIGTERM) aborts the transfers in progress at once"
   assert.ok((await received).length < 8 * MiB);
   assert.ok(performance.now() - started < 10_000, "not the 60 s drain");
 });
+
+test("a client that does not read its replies does not hold a stopping node for the whole drain", async () => {
+  const server = await startServer({ timeouts: { drain: 30 }, limits: { commandsPerSecond: 0 } });
+  const socket = connect(server.port, "127.0.0.1");
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.pause(); // never reads: the node's replies fill the socket buffers
+  socket.write(`USER ${USER}\r\nPASS ${PASSWORD}\r\n`);
+  // HELP's reply is some 600 bytes: enough of them and the node waits for this client to read.
+  const burst = "HELP\r\n".repeat(1000);
+  for (let i = 0; i < 100 && socket.writable; i++) {
+    if (!socket.write(burst)) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+
+  const started = performance.now();
+  await server.close();
+  socket.destroy();
+  assert.ok(performance.now() - started < 10_000, `stopped after ${Math.round(performance.now() - started)} ms, not the 30 s drain`);
+});
+
+test("a transfer announced before the stop may still make its passive data connection during the drain", async () => {
+  const server = await startServer({ timeouts: { drain: 30 } });
+  writeFileSync(join(server.home(USER), "late.txt"), "made it");
+  const c = await RawClient.binarySession(server.port, USER, PASSWORD);
+  const port = await c.epsv();
+  c.send("RETR late.txt");
+  expectCode(await c.reply(), 150, "RETR, its data connection not made yet");
+
+  const closing = server.close();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  // The client connects only now, as a PROT P client busy with its handshake or a slow one would.
+  const data = connect(port, "127.0.0.1");
+  const received = readAll(data);
+  expectCode(await c.reply(5000), 226, "the transfer let finish");
+  assert.equal((await received).toString(), "made it");
+  expectCode(await c.reply(2000), 421, "then the goodbye");
+  await c.closed();
+  await closing;
+});

@@ -596,7 +596,7 @@ describe("quotas per account", () => {
     assert.match((await usageListed())!, /200 KiB, 2 files/);
     const set = await cli("user", "set", "recount", "--recount-usage");
     assertSuccess(set);
-    assert.match(set.stdout, /measured again at its next login/);
+    assert.match(set.stdout, /measured again when next needed/);
     assert.match((await usageListed())!, /recount\s.*\s-\s/, "unmeasured until the next login");
 
     const again = await session("recount");
