@@ -59,6 +59,8 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     if (err instanceof FtpError) {
       session.reply(err.code, err.message);
     } else if (err instanceof StorageError) {
+      // An unexpected errno (EIO…) is 451 for the client; its detail is for the operator.
+      if (err.code === "io") session.log.warn({ err: err.cause ?? err, verb }, "storage error");
       const ftp = replyForStorageError(err, spec?.secretArg ? verb : arg);
       session.reply(ftp.code, ftp.message);
     } else {

@@ -222,6 +222,10 @@ const CODE_BY_ERRNO: ReadonlyMap<string, StorageErrorCode> = new Map([
   ["ENOSPC", "no-space"],
   ["EDQUOT", "no-space"],
   ["ENAMETOOLONG", "invalid-path"],
+  // rename(2) across file systems (a mount inside a home): a permanent refusal, not a 451 that
+  // clients such as lftp retry for ever. EBUSY: a mount point renamed or removed.
+  ["EXDEV", "unsupported"],
+  ["EBUSY", "permission"],
   // rename(2) of a directory into itself or below it.
   ["EINVAL", "invalid-path"],
   // A symlink loop, or (O_NOFOLLOW) a name that became a symlink since it was checked.
@@ -437,6 +441,9 @@ interface Pin {
 }
 
 const NOTHING_TO_RELEASE = async (): Promise<void> => {};
+/** Who owns what this process creates (before a set-group-ID directory has its say): an overwrite's owner is given back only when it differs. */
+const PROCESS_UID = process.geteuid?.() ?? -1;
+const PROCESS_GID = process.getegid?.() ?? -1;
 
 /** open(2) flags for Node's "w", "a" and "r+", and O_NOFOLLOW: an upload's open where no symlink was found. */
 const OPEN_FLAGS: Readonly<Record<string, number>> = {
@@ -889,6 +896,15 @@ export class LocalStorage implements Storage {
       try {
         // Until the rename, a cleanup by another node sharing this storage must leave the file alone.
         lock = holdUploadLock(fd);
+        // The owner and group first (chown clears set-id bits), then the mode. An overwrite in place
+        // (vsftpd, ProFTPD) keeps both: a node run as root would otherwise hand an operator's file
+        // (a web server's group, another user's) to root. Best effort: without the privilege only
+        // what the node may give is given, as a file it creates would be its own anyway.
+        if (previous.uid !== PROCESS_UID || previous.gid !== PROCESS_GID) {
+          await this.meta.fchown(fd, previous.uid, previous.gid).catch((err: NodeJS.ErrnoException) => {
+            if (err.code !== "EPERM" && err.code !== "EINVAL") throw err;
+          });
+        }
         await this.meta.fchmod(fd, previous.mode & 0o777);
       } catch (err) {
         await this.meta.close(fd).catch(() => undefined);
@@ -1380,8 +1396,13 @@ export class LocalStorageFactory implements StorageFactory {
   async forRoot(root: string): Promise<Storage> {
     let real: string;
     try {
-      await this.meta.mkdir(root, true);
-      real = await this.meta.realpath(path.resolve(root));
+      // Resolved first: a login finds its home in place but the first time, and mkdir -p costs
+      // two calls (mkdir, then a stat when it exists).
+      real = await this.meta.realpath(path.resolve(root)).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+        await this.meta.mkdir(root, true);
+        return this.meta.realpath(path.resolve(root));
+      });
     } catch (err) {
       throw toStorageError(err, "home directory");
     }

@@ -18,6 +18,7 @@ const openAsync = promisify(fs.open);
 const fstatAsync = promisify(fs.fstat);
 const closeAsync = promisify(fs.close);
 const fchmodAsync = promisify(fs.fchmod);
+const fchownAsync = promisify(fs.fchown);
 
 export type MetadataCallsOptions = SyncPacingOptions;
 
@@ -127,6 +128,11 @@ export class MetadataCalls {
   /** fchmod(2) of an open file descriptor. */
   fchmod(fd: number, mode: number): Promise<void> {
     return this.call(() => fs.fchmodSync(fd, mode), () => fchmodAsync(fd, mode));
+  }
+
+  /** fchown(2) of an open file descriptor. */
+  fchown(fd: number, uid: number, gid: number): Promise<void> {
+    return this.call(() => fs.fchownSync(fd, uid, gid), () => fchownAsync(fd, uid, gid));
   }
 
   /**

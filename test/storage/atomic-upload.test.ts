@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmod as fsChmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat as fsStat, symlink, writeFile } from "node:fs/promises";
+import { chmod as fsChmod, chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rm, stat as fsStat, symlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
@@ -164,6 +164,16 @@ describe("atomic whole-file writes", () => {
     await fsChmod(inRoot("f"), 0o757);
     await storage.write("/f", source("z"), ATOMIC);
     assert.equal((await fsStat(inRoot("f"))).mode & 0o777, 0o757, "not narrowed by the umask");
+  });
+
+  test("the new version keeps the previous one's owner and group (as an overwrite in place does)", { skip: process.getuid?.() !== 0 && "needs root to chown" }, async () => {
+    await writeFile(inRoot("f"), "x");
+    await chown(inRoot("f"), 65534, 65534);
+    await fsChmod(inRoot("f"), 0o664);
+    await storage.write("/f", source("y"), ATOMIC);
+    const after = await fsStat(inRoot("f"));
+    assert.equal(await readFile(inRoot("f"), "utf8"), "y");
+    assert.deepEqual([after.uid, after.gid, after.mode & 0o777], [65534, 65534, 0o664]);
   });
 
   test("a symlink inside the root is kept: its target is replaced", async () => {

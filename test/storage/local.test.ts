@@ -825,6 +825,8 @@ describe("toStorageError", () => {
     ["EPERM", "permission"],
     ["ENOSPC", "no-space"],
     ["EDQUOT", "no-space"],
+    ["EXDEV", "unsupported"],
+    ["EBUSY", "permission"],
     ["EIO", "io"],
     ["ECONNRESET", "io"],
     ["constructor", "io"],
