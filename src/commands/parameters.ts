@@ -57,7 +57,7 @@ export const parameterCommands: CommandSpec[] = [
       const text = arg.trim();
       if (!/^\d{1,15}$/.test(text)) {
         session.restOffset = 0; // a REST that failed leaves none pending, not an earlier one
-        throw syntaxError("REST needs a non-negative byte offset.");
+        throw syntaxError(/^\d+$/.test(text) ? "REST offset too large (at most 15 digits)." : "REST needs a non-negative byte offset.");
       }
       session.restOffset = Number(text);
       session.reply(Reply.PendingFurtherInfo, `Restarting at ${session.restOffset}. Send STOR or RETR to start the transfer.`);

@@ -853,6 +853,7 @@ describe("FTP protocol (raw client)", () => {
       const whole = await download(c, "RETR digits.txt");
       assert.equal(whole.data.toString(), "0123456789", "REST was consumed");
       for (const bad of ["REST -1", "REST abc", "REST 1.5"]) expectCode(await c.command(bad), 501, bad);
+      assert.match((await c.command("REST 9007199254740993")).text, /too large/, "an offset past 2^53 is said to be too large");
     }));
 
   test("REST: a rejected command cancels it too; STOR at an offset needs the file (550 before any 150); an offset past any end sends nothing", () =>
