@@ -1396,13 +1396,8 @@ export class LocalStorageFactory implements StorageFactory {
   async forRoot(root: string): Promise<Storage> {
     let real: string;
     try {
-      // Resolved first: a login finds its home in place but the first time, and mkdir -p costs
-      // two calls (mkdir, then a stat when it exists).
-      real = await this.meta.realpath(path.resolve(root)).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== "ENOENT") throw err;
-        await this.meta.mkdir(root, true);
-        return this.meta.realpath(path.resolve(root));
-      });
+      await this.meta.mkdir(root, true);
+      real = await this.meta.realpath(path.resolve(root));
     } catch (err) {
       throw toStorageError(err, "home directory");
     }
