@@ -3,6 +3,7 @@
  * (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`), which carries its own salt and parameters.
  */
 import { createHmac, randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { Algorithm, hash, verify, type Options } from "@node-rs/argon2";
 
 /**
@@ -93,10 +94,38 @@ export async function verifyPassword(passwordHash: string, password: string, rem
  */
 const inFlight = new Map<string, Promise<boolean>>();
 
+/**
+ * argon2id runs on libuv's thread pool, the same pool as every file operation and kernel copy
+ * (sendfile/splice) of the node. Unbounded, a burst of wrong passwords from many addresses (each
+ * below the ban threshold) fills the pool's FIFO queue: a logged-in customer's RETR, LIST or CWD
+ * then waits behind hundreds of ~13 ms hashes. At most this many runs are handed to the pool at
+ * once, the rest wait here, in order; it also bounds their memory (19 MiB each).
+ */
+export const MAX_CONCURRENT_VERIFICATIONS = Math.max(1, Math.min(4, availableParallelism()));
+let running = 0;
+const waiting: Array<() => void> = [];
+
+/** argon2id runs handed to the thread pool now (for metrics and tests). */
+export function verificationsInProgress(): number {
+  return running;
+}
+
+async function limited<T>(work: () => Promise<T>): Promise<T> {
+  if (running >= MAX_CONCURRENT_VERIFICATIONS) await new Promise<void>((resolve) => waiting.push(resolve));
+  else running++;
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    if (next) next(); // the slot passes on: `running` stays
+    else running--;
+  }
+}
+
 async function verifyShared(id: string, runId: string, passwordHash: string, password: string, remember: boolean): Promise<boolean> {
   try {
     runs++;
-    const matches = await verify(passwordHash, password);
+    const matches = await limited(() => verify(passwordHash, password));
     if (matches && remember) {
       recent.delete(id); // re-insert: the Map's order is the eviction order
       recent.set(id, Date.now() + RECENT_TTL_MS);

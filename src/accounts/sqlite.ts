@@ -12,6 +12,7 @@ import { DUMMY_HASH, hashPassword, verifyPassword } from "./password.js";
 import {
   ALL_PERMISSIONS,
   AccountError,
+  isAccountName,
   MAX_ACCOUNT_NAME_LENGTH,
   PERMISSIONS,
   TLS_POLICIES,
@@ -53,7 +54,6 @@ const LIMIT_COLUMNS = {
 } as const satisfies Record<string, keyof AccountRow>;
 
 /** 1-64 characters; the first may not be `.` or `-`, so names never look like `..` or an option. */
-const ACCOUNT_NAME = new RegExp(`^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,${MAX_ACCOUNT_NAME_LENGTH - 1}}$`);
 
 /** How long a writer waits for another connection's lock (the CLI while the server runs) before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -342,7 +342,7 @@ function encodeOptionalBool(value: boolean | null): number | null {
 }
 
 function validateName(name: string): void {
-  if (typeof name !== "string" || !ACCOUNT_NAME.test(name)) {
+  if (typeof name !== "string" || !isAccountName(name)) {
     throw new AccountError(
       "invalid",
       `invalid account name ${JSON.stringify(name)}: 1-${MAX_ACCOUNT_NAME_LENGTH} of A-Z a-z 0-9 . _ @ -, not starting with . or -`,

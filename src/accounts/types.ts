@@ -10,6 +10,13 @@ export type Permission = (typeof PERMISSIONS)[number];
 /** The longest account name any store accepts (also how much of an unknown name a log or reply quotes). */
 export const MAX_ACCOUNT_NAME_LENGTH = 64;
 
+const ACCOUNT_NAME = new RegExp(`^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,${MAX_ACCOUNT_NAME_LENGTH - 1}}$`);
+
+/** Whether `name` may be an account's: 1-64 of A-Z a-z 0-9 . _ @ -, not starting with . or -. */
+export function isAccountName(name: string): boolean {
+  return ACCOUNT_NAME.test(name);
+}
+
 /** What TLS an account must use: the node's `tls.policy` values. */
 export const TLS_POLICIES = ["optional", "control", "data"] as const;
 export type TlsPolicy = (typeof TLS_POLICIES)[number];

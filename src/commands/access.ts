@@ -1,5 +1,5 @@
 /** Access control commands (RFC 959 §4.1.1, RFC 7151 HOST), with the login-failure defence. */
-import { MAX_ACCOUNT_NAME_LENGTH } from "../accounts/types.js";
+import { isAccountName, MAX_ACCOUNT_NAME_LENGTH } from "../accounts/types.js";
 import { refusalText } from "../guard/admission.js";
 import { badSequence, FtpError } from "../protocol/errors.js";
 import { Reply } from "../protocol/replies.js";
@@ -17,13 +17,14 @@ import { tlsPolicyFor } from "./security.js";
  * the connection is closed. The per-connection count is never reset (not by REIN, not by a good
  * login), and neither is the address's score (see BanPolicy for why).
  */
-async function loginFailed(session: Session, name: string): Promise<void> {
-  // A longer name than any account's (up to a command line) is not copied into logs whole.
-  const user = name.length <= MAX_ACCOUNT_NAME_LENGTH ? name : `${name.slice(0, MAX_ACCOUNT_NAME_LENGTH)}…`;
+async function loginFailed(session: Session, name: string, rightPassword = false): Promise<void> {
+  // Only what could be an account's name is logged: a password typed at the USER prompt is not.
+  const user = isAccountName(name) ? name : "(not an account name)";
   session.loginFailures += 1;
   const failures = session.loginFailures;
   const { maxLoginAttempts, loginFailureDelay } = session.config.limits;
-  session.log.info({ user, failures }, "login failed");
+  if (rightPassword) session.log.info({ user }, "login refused: the address was banned while its password was checked");
+  else session.log.info({ user, failures }, "login failed");
   const { bans } = session.services.guard;
   // Banned by this failure, or meanwhile by guesses made at once on other connections: a 421 either
   // way, which tells a guesser nothing more about this password.
@@ -85,9 +86,10 @@ export const accessCommands: CommandSpec[] = [
         return;
       }
       // Guesses sent at once on many connections are all verified; once they have banned the
-      // address, a right one among them gets the same 421 as the wrong ones.
+      // address, a right one among them gets the same 421 as the wrong ones: the same text, after
+      // the same delay, or its reply would single out the right password among the guesses.
       if (await guard.bans.isBanned(session.peerIp)) {
-        session.close(Reply.ServiceNotAvailable, refusalText("banned"));
+        await loginFailed(session, name, true);
         return;
       }
       // Checked only now, with the password verified: a guesser learns nothing from a 421.

@@ -1,7 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseOptions } from "@node-rs/argon2";
-import { DUMMY_HASH, hashPassword, rememberedSuccesses, verificationsRun, verifyPassword } from "../../src/accounts/password.js";
+import {
+  DUMMY_HASH,
+  hashPassword,
+  MAX_CONCURRENT_VERIFICATIONS,
+  rememberedSuccesses,
+  verificationsInProgress,
+  verificationsRun,
+  verifyPassword,
+} from "../../src/accounts/password.js";
 
 test("hashPassword produces a salted argon2id PHC string that verifyPassword accepts", async () => {
   const first = await hashPassword("correct horse");
@@ -90,4 +98,23 @@ test("concurrent verifications of the same credentials agree, and a failure is n
   assert.equal(await verifyPassword(stored, "bursT"), false);
   await assert.rejects(Promise.all([verifyPassword("not-a-hash", "pw"), verifyPassword("not-a-hash", "pw")]));
   await assert.rejects(verifyPassword("not-a-hash", "pw"), "a rejection is not remembered either");
+});
+
+test("a burst of wrong passwords hands at most a few argon2id runs to the thread pool at once, leaving it to file operations", async () => {
+  const { stat } = await import("node:fs/promises");
+  let most = 0;
+  let done = false;
+  const burst = Promise.all(Array.from({ length: 24 }, (_, i) => verifyPassword(DUMMY_HASH, `guess ${i}`, false, `guesser${i}`))).finally(() => {
+    done = true;
+  });
+  let statsDuringBurst = 0;
+  while (!done) {
+    most = Math.max(most, verificationsInProgress());
+    await stat(".");
+    if (!done) statsDuringBurst++;
+  }
+  assert.deepEqual(await burst, Array(24).fill(false));
+  assert.ok(most <= 4 && most <= MAX_CONCURRENT_VERIFICATIONS, `${most} runs at once, at most ${MAX_CONCURRENT_VERIFICATIONS} expected`);
+  assert.ok(statsDuringBurst > 24, `file operations kept running during the burst (${statsDuringBurst})`);
+  assert.equal(verificationsInProgress(), 0);
 });

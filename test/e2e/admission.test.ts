@@ -190,6 +190,36 @@ describe("admission before the greeting, and the login-failure defence", () => {
     }
   });
 
+  test("guesses sent at once: a right password verified after they banned the address gets the very reply of the wrong ones", async () => {
+    const server = await startServer({
+      bans: { allowList: "", threshold: 4, window: 60, duration: 60 },
+      limits: { loginFailureDelay: 0.05 },
+    });
+    const clients: RawClient[] = [];
+    try {
+      for (let i = 0; i < 12; i++) clients.push(await RawClient.connect(server.port, { localAddress: "127.0.0.9" }));
+      for (const client of clients) expectCode(await client.command(`USER ${USER}`), 331, "USER");
+      // Eleven wrong passwords and, last, the right one: all sent before any is verified.
+      const started = performance.now();
+      const replies = await Promise.all(
+        clients.map(async (client, i) => {
+          const reply = await client.command(`PASS ${i === 11 ? PASSWORD : `wrong-${i}`}`);
+          return { ...reply, ms: performance.now() - started };
+        }),
+      );
+      const right = replies[11]!;
+      const lateWrong = replies.slice(0, 11).filter((reply) => reply.code === 421);
+      assert.ok(lateWrong.length > 0, replies.map((r) => r.code).join(" "));
+      expectCode(right, 421, "the right password, verified once the address is banned");
+      assert.equal(right.text, lateWrong[0]!.text, "no other text than the wrong guesses' 421");
+      assert.ok(right.ms >= 50, `answered after the failure delay, as the wrong ones (${right.ms.toFixed(0)} ms)`);
+      await Promise.all(clients.filter((_, i) => replies[i]!.code === 421).map((client) => client.closed()));
+    } finally {
+      await closeAll(clients);
+      await server.close();
+    }
+  });
+
   test("per-IP limit: 3 connections from 127.0.0.3 are served, the 4th gets 421 before the greeting; other addresses are fine", async () => {
     const server = await startServer({ limits: { maxConnectionsPerIp: 3 } });
     const clients: RawClient[] = [];

@@ -12,7 +12,7 @@ import { connect as connectTls } from "node:tls";
 import { openAccountStore } from "../../src/accounts/open.js";
 import { resolveDataPaths } from "../../src/config/load.js";
 import { checkLeaks } from "../helpers/leaks.js";
-import { RawClient, readAll } from "../helpers/raw-client.js";
+import { expectCode, RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER } from "../helpers/server.js";
 import { eventually, sleep } from "../helpers/wait.js";
 
@@ -95,6 +95,23 @@ describe("session logging", () => {
         assert.ok(!replies.join("").toUpperCase().includes(secret.toUpperCase()), `${secret} quoted back in a reply`);
       }
       assert.ok(log.lines.some((l) => l.msg === "command" && l.verb === "USER"), "commands are logged at debug");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a password typed at the USER prompt is not logged at info: only what could be an account's name is", async () => {
+    const log = captureLog();
+    const server = await startServer({ log: { level: "info" }, limits: { loginFailureDelay: 0.01 } }, [], { logTo: log.stream });
+    try {
+      const c = await RawClient.connect(server.port);
+      expectCode(await c.command("USER MyS3cret Pass!"), 331, "USER");
+      expectCode(await c.command("PASS whatever"), 530, "PASS");
+      await c.close();
+      await server.node.close();
+      const failed = log.lines.find((l) => l.msg === "login failed");
+      assert.equal(failed?.user, "(not an account name)", JSON.stringify(log.lines));
+      assert.ok(!JSON.stringify(log.lines).includes("S3cret"));
     } finally {
       await server.close();
     }
