@@ -90,7 +90,7 @@ async function siteUtime(session: Session, rest: string): Promise<void> {
   session.reply(Reply.CommandOk, "SITE UTIME command ok.");
 }
 
-/** SITE UTIME: the checks the dispatcher makes for MFMT from its spec. */
+/** SITE UTIME and MDTM's setting form: the checks the dispatcher makes for MFMT from its spec. */
 async function setModifiedTime(session: Session, name: string, when: Date): Promise<void> {
   requirePermission(session, "write");
   requireCapability(session, "setModifiedTime", "Setting times");
@@ -187,6 +187,15 @@ export const fileCommands: CommandSpec[] = [
     permission: "list",
     feat: "MDTM",
     async handler(session, arg) {
+      // `MDTM YYYYMMDDHHMMSS path`, the setting form older clients send (vsftpd takes it too; MFMT is
+      // its standard), unless a file is named so.
+      const setting = /^(\d{14}) (.+)$/.exec(arg);
+      const when = setting && parseTimeVal(setting[1]);
+      if (setting && when && (await session.fs.findEntry(session.resolve(arg))) === null) {
+        await setModifiedTime(session, setting[2], when);
+        session.reply(Reply.FileStatus, "File modification time set.");
+        return;
+      }
       session.reply(Reply.FileStatus, formatTimeVal((await plainFile(session, arg)).mtime));
     },
   },

@@ -28,6 +28,15 @@ function stripListOptions(arg: string): string {
   return rest.trim() === "" ? "" : rest;
 }
 
+/** Whether the `ls`-style options before the path (`-l`, `-la`…) ask for the long format. */
+function asksLong(arg: string): boolean {
+  for (const word of arg.split(" ")) {
+    if (!word.startsWith("-") || word === "--") return false;
+    if (word.includes("l")) return true;
+  }
+  return false;
+}
+
 /** How a listing reads a directory: entries with their metadata (LIST, STAT), or names only (NLST). */
 interface EntrySource<T> {
   list(fs: Storage, path: string): AsyncIterable<T[]>;
@@ -154,7 +163,10 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "name list", entriesFor(session, stripListOptions(arg), NAMES_ONLY), nlstLine);
+      const path = stripListOptions(arg);
+      // `NLST -l` (Windows ftp.exe's `ls -l`) asks for LIST's lines, as vsftpd gives them.
+      if (asksLong(arg)) await sendListing(session, "file list", entriesFor(session, path, WITH_METADATA), listLineFormatter(Date.now()));
+      else await sendListing(session, "name list", entriesFor(session, path, NAMES_ONLY), nlstLine);
     },
   },
   {

@@ -44,7 +44,9 @@ export const parameterCommands: CommandSpec[] = [
     help: "ALLO <sp> size: reserve space (not needed here)",
     arg: "required",
     handler(session) {
-      session.reply(Reply.Superfluous, "ALLO not needed.");
+      // RFC 959 §5.4 allows 200 or 202. 200, as Pure-FTPd answers: an embedded uploader (a Dahua
+      // camera, hassio-addons/app-ftp#245) was reported to take 202 for a refusal.
+      session.reply(Reply.CommandOk, "ALLO command successful.");
     },
   },
   {

@@ -165,6 +165,9 @@ export function mlsxLineFormatter(perms: PermFlags, facts: ReadonlySet<string>):
   const [type, size, modify, perm, unixMode] = MLSX_FACTS.map((fact) => facts.has(fact));
   const dirPerm = `perm=${permLetters(true, perms)};`;
   const otherPerm = `perm=${permLetters(false, perms)};`;
+  // A symlink listed as such leads outside the home or nowhere: it can be deleted or renamed (and a
+  // dangling one written through, to create its target), not read: no RETR is promised that fails.
+  const linkPerm = `perm=${permLetters(false, { ...perms, read: false })};`;
   let lastSecond = NaN;
   let lastModify = "";
   return (info) => {
@@ -180,7 +183,7 @@ export function mlsxLineFormatter(perms: PermFlags, facts: ReadonlySet<string>):
       }
       line += `modify=${lastModify}${timeValFraction(time - second * 1000)};`;
     }
-    if (perm) line += info.type === "dir" ? dirPerm : otherPerm;
+    if (perm) line += info.type === "dir" ? dirPerm : info.type === "link" ? linkPerm : otherPerm;
     if (unixMode && info.mode !== undefined) line += UNIX_MODE_FACT[info.mode & 0o7777];
     return `${line} ${wireName(info.name)}`;
   };

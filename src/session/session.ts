@@ -77,8 +77,11 @@ export class Session {
   storage: Storage | null = null;
   cwd = "/";
 
-  // Transfer parameters (RFC 959 §3.1: TYPE defaults to ASCII).
-  type: "A" | "I" = "A";
+  // Transfer parameters. RFC 959 §3.1.1.1 makes ASCII the default TYPE, but clients that never send
+  // TYPE (naive uploaders, embedded devices) mean binary: converting their JPEGs' CRLF bytes corrupts
+  // them. vsftpd never converts unless told to (ascii_upload_enable), and ftpserverlib moved its
+  // default to binary for this reason; TYPE A still converts when a client asks for it.
+  type: "A" | "I" = "I";
   restOffset = 0;
   renameFrom: string | null = null;
   /** After EPSV ALL, other data-setup commands are refused (RFC 2428 §4). */
@@ -347,7 +350,7 @@ export class Session {
     this.account = null;
     this.storage = null;
     this.cwd = "/";
-    this.type = "A";
+    this.type = "I";
     this.restOffset = 0;
     this.renameFrom = null;
     this.epsvAll = false;

@@ -213,6 +213,20 @@ describe("FTP protocol (raw client)", () => {
       assert.ok(stat.lines.some((l) => l.includes(`Logged in as ${USER}`)), "still the same user");
     }));
 
+  test("a client that never sends TYPE gets its bytes unchanged both ways (binary by default)", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      const jpeg = Buffer.from([0xff, 0xd8, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x0d, 0x61, 0x0a]);
+      const r = await upload(c, "STOR no-type.jpg", jpeg);
+      expectCode(r.start, 150, "STOR without TYPE");
+      expectCode(r.end!, 226, "STOR done");
+      assert.deepEqual(readFileSync(join(home, "no-type.jpg")), jpeg, "stored byte for byte");
+      const data = track(await c.passive());
+      expectCode(await c.command("RETR no-type.jpg"), 150, "RETR without TYPE");
+      assert.deepEqual(await readAll(data), jpeg, "sent byte for byte");
+      expectCode(await c.reply(10_000), 226, "RETR done");
+    }));
+
   test("REIN logs out and keeps the connection; a new login works", () =>
     clean(async () => {
       const c = await loggedIn();
@@ -223,7 +237,7 @@ describe("FTP protocol (raw client)", () => {
       await c.login(RO.name, RO.password);
       const stat = await c.command("STAT");
       assert.ok(stat.lines.some((l) => l.includes(`Logged in as ${RO.name}`)), stat.lines.join("\n"));
-      assert.ok(stat.lines.some((l) => l.includes("TYPE: ASCII")), "REIN reset TYPE to ASCII");
+      assert.ok(stat.lines.some((l) => l.includes("TYPE: BINARY")), "REIN reset TYPE to its default");
     }));
 
   test("QUIT answers 221 and closes the connection, releasing a pending passive port", () =>
@@ -305,11 +319,11 @@ describe("FTP protocol (raw client)", () => {
       expectCode(await c.command("STRU P"), 504, "STRU P");
     }));
 
-  test("ALLO and ACCT are 202 (superfluous)", () =>
+  test("ALLO is 200 (cameras treat 202 as a refusal); ACCT is 202 (superfluous)", () =>
     clean(async () => {
       const c = await loggedIn();
-      expectCode(await c.command("ALLO 1000"), 202, "ALLO");
-      expectCode(await c.command("ALLO 1000 R 10"), 202, "ALLO with record size");
+      expectCode(await c.command("ALLO 1000"), 200, "ALLO");
+      expectCode(await c.command("ALLO 1000 R 10"), 200, "ALLO with record size");
       expectCode(await c.command("ACCT billing"), 202, "ACCT");
     }));
 
@@ -510,6 +524,21 @@ describe("FTP protocol (raw client)", () => {
       expectCode(await c.command("MFMT 20200102030405"), 501, "MFMT without a path");
       expectCode(await c.command("MFMT 20200102030405 missing.txt"), 550, "MFMT missing file");
       assert.equal(statSync(file).mtime.getTime(), Date.UTC(2020, 0, 2, 3, 4, 5), "failed MFMTs changed nothing");
+      // The older clients' setting form of MDTM, as vsftpd takes it; a file named so is read instead.
+      expectCode(await c.command("MDTM 20210304050607 mfmt.txt"), 213, "MDTM setting form");
+      assert.equal(statSync(file).mtime.getTime(), Date.UTC(2021, 2, 4, 5, 6, 7));
+      writeFileSync(join(home, "20000101000000 odd.txt"), "x");
+      assert.match((await c.command("MDTM 20000101000000 odd.txt")).text, /^\d{14}(\.\d+)?$/, "a file named like the setting form is read");
+    }));
+
+  test("NLST -l (Windows ftp.exe's ls -l) answers LIST's lines; NLST -a names only", () =>
+    clean(async () => {
+      const c = await loggedIn();
+      mkdirSync(join(home, "nlst-l"), { recursive: true });
+      writeFileSync(join(home, "nlst-l", "f.txt"), "12345");
+      const long = (await download(c, "NLST -l nlst-l")).data.toString();
+      assert.match(long, /^-rw\S+ +\d+ \S+ +\S+ +5 .+ f\.txt\r\n$/, long);
+      assert.equal((await download(c, "NLST -a nlst-l")).data.toString(), "nlst-l/f.txt\r\n");
     }));
 
   test("MLST gives the facts of one entry on the control connection; OPTS MLST selects them", () =>

@@ -76,7 +76,7 @@ describe("MLSx lines", () => {
     const format = mlsxLineFormatter(ALL, DEFAULT_FACTS);
     assert.equal(format(file()), "type=file;size=1234;modify=20261103090507;perm=awdfr;unix.mode=0644; a.txt");
     assert.equal(format(file({ type: "dir", name: "sub", size: 4096, mode: 0o755 })), "type=dir;modify=20261103090507;perm=cdelfmp;unix.mode=0755; sub");
-    assert.equal(format(file({ type: "link", name: "l", size: 0, mode: 0o777 })), "type=OS.unix=symlink;size=0;modify=20261103090507;perm=awdfr;unix.mode=0777; l");
+    assert.equal(format(file({ type: "link", name: "l", size: 0, mode: 0o777 })), "type=OS.unix=symlink;size=0;modify=20261103090507;perm=awdf;unix.mode=0777; l");
   });
 
   test("perm follows the session's permissions", () => {
