@@ -258,7 +258,7 @@ describe("path traversal", () => {
         expectRefused((await tryList(c, "MLSD", spelling)).reply, `MLSD ${spelling}`);
         expectStatRefused(await c.command(`STAT ${spelling}`), `STAT ${spelling}`);
       }
-      for (const spelling of ["../..", "/../../..", "../../../../", "-la ../.."]) {
+      for (const spelling of ["../..", "/../../..", "../../../../", "-a ../.."]) {
         const r = await tryList(c, "NLST", spelling);
         expectCode(r.reply, 150, `NLST ${spelling}`);
         // Each name under the directory as written (`../../a`): it resolves, clamped, to the root's `a`.
