@@ -22,7 +22,7 @@ export interface BenchContext {
   pasvLast: number;
   /** Scratch directory for configs, logs, pid files. */
   runDir: string;
-  /** edgeftp's CLI (dist/src/cli.js of the tree under test). */
+  /** edgeftp's CLI (dist/src/cli.cjs of the tree under test). */
   edgeftpCli: string;
   /** edgeftp's data dir (its SQLite accounts). */
   edgeftpDataDir: string;

@@ -68,7 +68,7 @@ function parseArgs(argv: string[]): Options {
     rounds: 1,
     profile: false,
     cpu: false,
-    edgeftpCli: join(repo, "dist", "src", "cli.js"),
+    edgeftpCli: join(repo, "dist", "src", "cli.cjs"),
     edgeftpNodeFlags: [],
     budgetMs: 15 * 60_000,
   };

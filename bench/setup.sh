@@ -7,7 +7,7 @@
 #   - ftp-srv from npm as a dev dependency;
 #   - one local user for the peers that authenticate system users (vsftpd, pure-ftpd, proftpd),
 #     with the same name and password as the edgeftp account, whose home is the common root;
-#   - that edgeftp account (needs `npm run build` first: dist/src/cli.js);
+#   - that edgeftp account (needs `npm run build` first: dist/src/cli.cjs);
 #   - null-ftpd (bench/null-ftpd.c, compiled with cc): the ceiling of the small-file rows.
 # A peer that cannot be installed is reported and skipped (exit status stays 0); bench/run.ts then
 # marks it as not started in the table. Needs root (apt, useradd).
@@ -135,8 +135,8 @@ chown "$BENCH_USER:" "$ROOT"
 chmod 755 "$ROOT"
 
 # 6. The edgeftp account, same name and password, rooted at the same directory.
-if [ -f dist/src/cli.js ]; then
-  CLI=(node dist/src/cli.js)
+if [ -f dist/src/cli.cjs ]; then
+  CLI=(node dist/src/cli.cjs)
   "${CLI[@]}" user add "$BENCH_USER" --home "$ROOT" --if-missing --password-stdin --data-dir "$EDGE_DATA" \
     <<<"$BENCH_PASSWORD" >/dev/null || say "edgeftp user add failed"
   "${CLI[@]}" user passwd "$BENCH_USER" --password-stdin --data-dir "$EDGE_DATA" <<<"$BENCH_PASSWORD" >/dev/null ||
@@ -145,6 +145,6 @@ if [ -f dist/src/cli.js ]; then
   # The benchmark runs edgeftp as this user (as the forking peers run their sessions).
   chown -R "$BENCH_USER:" "$EDGE_DATA"
 else
-  say "dist/src/cli.js missing: run 'npm run build' first (the edgeftp account is not set up)"
+  say "dist/src/cli.cjs missing: run 'npm run build' first (the edgeftp account is not set up)"
 fi
 say "ready (root $ROOT)"

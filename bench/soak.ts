@@ -22,7 +22,7 @@ const SAMPLE_MS = Math.max(5_000, (MINUTES * 60_000) / 20);
 const ADDRESSES = Array.from({ length: 12 }, (_, i) => `127.0.0.${i + 2}`);
 const USER = "soak";
 const PASSWORD = "soak-password";
-const CLI = new URL("../src/cli.js", import.meta.url).pathname;
+const CLI = new URL("../src/cli.cjs", import.meta.url).pathname;
 
 const counts = { sessions: 0, ops: 0, unexpected: 0, bytes: 0 };
 const unexpected = new Map<string, number>();

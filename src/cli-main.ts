@@ -1,6 +1,6 @@
 /**
  * The `edgeftp` command's tree: `serve`, `user add|passwd|list|remove|set`, `config check|reference`
- * and `doctor` (loaded by cli.ts, the entry point, once what must come first is in place); what
+ * and `doctor` (loaded by cli.cts, the entry point, once what must come first is in place); what
  * each does is in cli/.
  *
  * Every subcommand takes `--config FILE` and `--data-dir DIR`, so account management and the

@@ -15,7 +15,7 @@ import { PASSWORD, startServer, USER } from "../helpers/server.js";
  */
 function doctor(args: string[], stdin = ""): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ["dist/src/cli.js", "doctor", "--active-port", "0", ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+    const child = execFile(process.execPath, ["dist/src/cli.cjs", "doctor", "--active-port", "0", ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin!.end(stdin);

@@ -18,7 +18,7 @@ import { RawClient, readAll } from "../helpers/raw-client.js";
 import { waitFor } from "../helpers/wait.js";
 
 /** The built CLI: this file runs as dist/test/e2e/crash.test.js. */
-const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../../src/cli.cjs", import.meta.url));
 const USER = "alice";
 const PASSWORD = "wonderland";
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 
 /** The built CLI: this file runs as dist/test/helpers/cli.js. */
-export const CLI = fileURLToPath(new URL("../../src/cli.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("../../src/cli.cjs", import.meta.url));
 
 export interface Run {
   code: number | null;
