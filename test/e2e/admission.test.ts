@@ -85,6 +85,18 @@ async function closeAll(clients: RawClient[]): Promise<void> {
   await Promise.all(clients.map((c) => c.close()));
 }
 
+/**
+ * A node that bans an address at its 4th failure, and 12 connections from `address` that have sent
+ * USER: ready to send their guesses at once.
+ */
+async function guessers(loginFailureDelay: number, address: string): Promise<{ server: TestServer; clients: RawClient[] }> {
+  const server = await startServer({ bans: { allowList: "", threshold: 4, window: 60, duration: 60 }, limits: { loginFailureDelay } });
+  const clients: RawClient[] = [];
+  for (let i = 0; i < 12; i++) clients.push(await RawClient.connect(server.port, { localAddress: address }));
+  for (const client of clients) expectCode(await client.command(`USER ${USER}`), 331, "USER");
+  return { server, clients };
+}
+
 describe("admission before the greeting, and the login-failure defence", () => {
   checkLeaks();
 
@@ -169,14 +181,8 @@ describe("admission before the greeting, and the login-failure defence", () => {
   });
 
   test("guesses sent at once on many connections: once they have banned the address, every answer still to come is 421", async () => {
-    const server = await startServer({
-      bans: { allowList: "", threshold: 4, window: 60, duration: 60 },
-      limits: { loginFailureDelay: 0.001 },
-    });
-    const clients: RawClient[] = [];
+    const { server, clients } = await guessers(0.001, "127.0.0.7");
     try {
-      for (let i = 0; i < 12; i++) clients.push(await RawClient.connect(server.port, { localAddress: "127.0.0.7" }));
-      for (const client of clients) expectCode(await client.command(`USER ${USER}`), 331, "USER");
       // Twelve different wrong passwords, all verified at once.
       const replies = await Promise.all(clients.map((client, i) => client.command(`PASS wrong-${i}`)));
       const codes = replies.map((reply) => reply.code);
@@ -191,14 +197,8 @@ describe("admission before the greeting, and the login-failure defence", () => {
   });
 
   test("guesses sent at once: a right password verified after they banned the address gets the very reply of the wrong ones", async () => {
-    const server = await startServer({
-      bans: { allowList: "", threshold: 4, window: 60, duration: 60 },
-      limits: { loginFailureDelay: 0.05 },
-    });
-    const clients: RawClient[] = [];
+    const { server, clients } = await guessers(0.05, "127.0.0.9");
     try {
-      for (let i = 0; i < 12; i++) clients.push(await RawClient.connect(server.port, { localAddress: "127.0.0.9" }));
-      for (const client of clients) expectCode(await client.command(`USER ${USER}`), 331, "USER");
       // Eleven wrong passwords and, last, the right one: all sent before any is verified.
       const started = performance.now();
       const replies = await Promise.all(

@@ -76,6 +76,19 @@ async function startCli(t: TestContext, dataDir: string): Promise<RunningServer>
   return { child, port, output, exited };
 }
 
+/** A data directory of its own for a test, removed when the test ends. */
+function testDataDir(t: TestContext, prefix: string): string {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  return dataDir;
+}
+
+/** Runs an `edgeftp` command on `dataDir` (`user add …`) to its end; it must succeed. */
+function edgeftpOn(dataDir: string, ...args: string[]): void {
+  const run = spawnSync(process.execPath, [CLI, ...args, "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+}
+
 function tempFiles(dir: string): string[] {
   return readdirSync(dir).filter((name) => name.startsWith(RESERVED_PREFIX));
 }
@@ -99,10 +112,8 @@ test("kill -9 mid-overwrite: the old file is intact, the temporary file is invis
   showingServerLogs(() => killDuringOverwrite(t)));
 
 async function killDuringOverwrite(t: TestContext): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-crash-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  const add = spawnSync(process.execPath, [CLI, "user", "add", USER, "--password", PASSWORD, "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
-  assert.equal(add.status, 0, add.stderr);
+  const dataDir = testDataDir(t, "edgeftp-crash-");
+  edgeftpOn(dataDir, "user", "add", USER, "--password", PASSWORD);
   const home = join(dataDir, "homes", USER);
 
   // 1. A complete upload: the version that must survive.
@@ -168,12 +179,9 @@ test("kill -9 mid-upload of a new file: the restarted node measures the quota us
   showingServerLogs(() => killDuringNewUpload(t)));
 
 async function killDuringNewUpload(t: TestContext): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-crash-quota-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  for (const args of [["user", "add", USER, "--password", PASSWORD], ["user", "set", USER, "--quota-bytes", "1000000"]]) {
-    const r = spawnSync(process.execPath, [CLI, ...args, "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
-    assert.equal(r.status, 0, r.stderr);
-  }
+  const dataDir = testDataDir(t, "edgeftp-crash-quota-");
+  edgeftpOn(dataDir, "user", "add", USER, "--password", PASSWORD);
+  edgeftpOn(dataDir, "user", "set", USER, "--quota-bytes", "1000000");
   const home = join(dataDir, "homes", USER);
   const uncleanWarning = (s: RunningServer) => s.output.some((line) => line.includes("did not stop cleanly"));
 
@@ -230,13 +238,11 @@ test("SIGTERM drains: a download under way ends with its 226, a second SIGTERM a
   showingServerLogs(() => drainOnSigterm(t)));
 
 async function drainOnSigterm(t: TestContext): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), "edgeftp-drain-"));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const dataDir = testDataDir(t, "edgeftp-drain-");
   // Two accounts at 1 MiB/s each: a download of ~1.5 s, and one far longer.
   const sizes = { short: 1.5 * 1024 * 1024, long: 32 * 1024 * 1024 };
   for (const [name, size] of Object.entries(sizes)) {
-    const add = spawnSync(process.execPath, [CLI, "user", "add", name, "--password", PASSWORD, "--bandwidth-down", "1M", "--data-dir", dataDir], { env: ENV, encoding: "utf8" });
-    assert.equal(add.status, 0, add.stderr);
+    edgeftpOn(dataDir, "user", "add", name, "--password", PASSWORD, "--bandwidth-down", "1M");
     writeFileSync(join(dataDir, "homes", name, "file.bin"), randomBytes(size));
   }
   const server = await startCli(t, dataDir);
