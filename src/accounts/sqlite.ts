@@ -53,8 +53,6 @@ const LIMIT_COLUMNS = {
   maxSessions: "max_sessions",
 } as const satisfies Record<string, keyof AccountRow>;
 
-/** 1-64 characters; the first may not be `.` or `-`, so names never look like `..` or an option. */
-
 /** How long a writer waits for another connection's lock (the CLI while the server runs) before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 

@@ -10,6 +10,7 @@ export type Permission = (typeof PERMISSIONS)[number];
 /** The longest account name any store accepts (also how much of an unknown name a log or reply quotes). */
 export const MAX_ACCOUNT_NAME_LENGTH = 64;
 
+/** The first character may not be `.` or `-`, so that a name never looks like `..` or an option. */
 const ACCOUNT_NAME = new RegExp(`^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,${MAX_ACCOUNT_NAME_LENGTH - 1}}$`);
 
 /** Whether `name` may be an account's: 1-64 of A-Z a-z 0-9 . _ @ -, not starting with . or -. */

@@ -161,20 +161,14 @@ export function settingsOf(account: Account): string[] {
 export function usageOf(account: Account): string {
   if (!account.usage) return "-";
   const { bytes, files } = account.usage;
-  let size = `${bytes} bytes`;
-  for (const unit of ["T", "G", "M", "K"]) {
-    if (bytes >= SIZE_UNITS[unit]) {
-      size = `${+(bytes / SIZE_UNITS[unit]).toFixed(1)} ${unit}iB`;
-      break;
-    }
-  }
-  return `${size}, ${files} ${files === 1 ? "file" : "files"}`;
+  return `${formatSize(bytes, true)}, ${files} ${files === 1 ? "file" : "files"}`;
 }
 
-function formatSize(bytes: number): string {
+/** `10 GiB`; a size that is no whole multiple stays in bytes (a setting, said exactly), unless `round` (a usage: `1.7 MiB`). */
+function formatSize(bytes: number, round = false): string {
   for (const unit of ["T", "G", "M", "K"]) {
     const size = SIZE_UNITS[unit];
-    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}iB`;
+    if (bytes >= size && (round || bytes % size === 0)) return `${+(bytes / size).toFixed(1)} ${unit}iB`;
   }
   return `${bytes} bytes`;
 }

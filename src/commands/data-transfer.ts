@@ -27,8 +27,8 @@ export interface TransferJob {
   run(socket: Socket, signal: AbortSignal): Promise<string>;
 }
 
-/** The TYPE as the 150 and STAT replies name it. */
-export const modeName = (session: Session): string => (session.type === "A" ? "ASCII" : "BINARY");
+/** The TYPE (not the MODE, always S) as the 150 and STAT replies name it. */
+export const typeName = (session: Session): string => (session.type === "A" ? "ASCII" : "BINARY");
 
 /**
  * The account's bandwidth throttle for one direction, shared by every transfer of the account in

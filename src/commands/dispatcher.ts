@@ -38,6 +38,15 @@ export function requireCapability(session: Session, capability: keyof StorageCap
   if (!session.fs.capabilities[capability]) throw new FtpError(Reply.NotImplemented, `${what} is not supported by this storage.`);
 }
 
+/**
+ * The reply to a storage failure, quoting `subject` (the argument, or the path in it a handler names):
+ * an unexpected errno (EIO…) is 451 for the client, its detail for the operator's log.
+ */
+export function storageFailure(session: Session, err: StorageError, subject: string): FtpError {
+  if (err.code === "io") session.log.warn({ err: err.cause ?? err, verb: session.command }, "storage error");
+  return replyForStorageError(err, subject);
+}
+
 export async function dispatch(session: Session, line: string): Promise<void> {
   // The per-command line is debug level: at the usual levels neither it nor its timing is built.
   const started = session.log.isLevelEnabled("debug") ? performance.now() : -1;
@@ -59,9 +68,7 @@ export async function dispatch(session: Session, line: string): Promise<void> {
     if (err instanceof FtpError) {
       session.reply(err.code, err.message);
     } else if (err instanceof StorageError) {
-      // An unexpected errno (EIO…) is 451 for the client; its detail is for the operator.
-      if (err.code === "io") session.log.warn({ err: err.cause ?? err, verb }, "storage error");
-      const ftp = replyForStorageError(err, spec?.secretArg ? verb : arg);
+      const ftp = storageFailure(session, err, spec?.secretArg ? verb : arg);
       session.reply(ftp.code, ftp.message);
     } else {
       session.log.error({ err, verb }, "command failed");

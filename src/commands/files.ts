@@ -1,5 +1,5 @@
 /** File management: DELE, RNFR/RNTO, MKD, RMD (RFC 959), SIZE, MDTM (RFC 3659), MFMT, SITE. */
-import { badSequence, fileUnavailable, FtpError, replyForStorageError, syntaxError } from "../protocol/errors.js";
+import { badSequence, fileUnavailable, FtpError, syntaxError } from "../protocol/errors.js";
 import { formatTimeVal, parseTimeVal } from "../protocol/listing.js";
 import { quotePath, Reply } from "../protocol/replies.js";
 import { ownEntryState, withQuota } from "../session/quota.js";
@@ -7,17 +7,17 @@ import { claimCreation, claimPaths, withClaim } from "../session/path-claims.js"
 import type { Session } from "../session/session.js";
 import { StorageError, type FileInfo } from "../storage/types.js";
 import { alias, type CommandSpec } from "./command.js";
-import { requireCapability, requirePermission } from "./dispatcher.js";
+import { requireCapability, requirePermission, storageFailure } from "./dispatcher.js";
 
 /**
  * Runs a storage call on `name`, a path the client gave after other words (MFMT's time, SITE's
  * subcommand and mode): a failure names that path, not the whole argument the dispatcher would quote.
  */
-async function onPath<T>(name: string, call: () => Promise<T>): Promise<T> {
+async function onPath<T>(session: Session, name: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    if (err instanceof StorageError) throw replyForStorageError(err, name);
+    if (err instanceof StorageError) throw storageFailure(session, err, name);
     throw err;
   }
 }
@@ -65,7 +65,7 @@ async function siteChmod(session: Session, rest: string): Promise<void> {
   if (!/^[0-7]{3,4}$/.test(modeText) || !name) throw syntaxError("Usage: SITE CHMOD <octal mode> <path>");
   requirePermission(session, "write");
   requireCapability(session, "chmod", "CHMOD");
-  await onPath(name, () => session.fs.chmod(session.resolve(name), parseInt(modeText, 8) & 0o777));
+  await onPath(session, name, () => session.fs.chmod(session.resolve(name), parseInt(modeText, 8) & 0o777));
   session.reply(Reply.CommandOk, "SITE CHMOD command ok.");
 }
 
@@ -94,7 +94,7 @@ async function siteUtime(session: Session, rest: string): Promise<void> {
 async function setModifiedTime(session: Session, name: string, when: Date): Promise<void> {
   requirePermission(session, "write");
   requireCapability(session, "setModifiedTime", "Setting times");
-  await onPath(name, () => session.fs.setModifiedTime(session.resolve(name), when));
+  await onPath(session, name, () => session.fs.setModifiedTime(session.resolve(name), when));
 }
 
 /** SIZE and MDTM answer for plain files only (RFC 3659 §4.2, §3.1). */
@@ -211,9 +211,9 @@ export const fileCommands: CommandSpec[] = [
       const when = parseTimeVal(timeText);
       if (!when || !name) throw syntaxError("Usage: MFMT YYYYMMDDHHMMSS <path>");
       const path = session.resolve(name);
-      await onPath(name, () => session.fs.setModifiedTime(path, when));
+      await onPath(session, name, () => session.fs.setModifiedTime(path, when));
       // The time the file system kept (its range or precision may differ from the one asked for).
-      const kept = (await onPath(name, () => session.fs.stat(path))).mtime;
+      const kept = (await onPath(session, name, () => session.fs.stat(path))).mtime;
       session.reply(Reply.FileStatus, `Modify=${formatTimeVal(kept)}; ${path}`);
     },
   },

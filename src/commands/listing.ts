@@ -9,32 +9,26 @@ import type { Session } from "../session/session.js";
 import { virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import { StorageError, type FileInfo, type Storage } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
-import { modeName, runTransfer, throttleFor } from "./data-transfer.js";
+import { typeName, runTransfer, throttleFor } from "./data-transfer.js";
 import { requireLogin, requirePermission } from "./dispatcher.js";
 
 /**
- * `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore. A `--` word ends
+ * `LIST -la dir` → `dir`: clients pass ls options, which we accept and ignore, but for `l`: NLST
+ * then answers LIST's lines (`NLST -l`, Windows ftp.exe's `ls -l`, as vsftpd does). A `--` word ends
  * them (`lftp ls -- -dash.txt`); the path after them is kept verbatim, as vsftpd does, so a name
  * with a leading or trailing space can be listed too.
  */
-function stripListOptions(arg: string): string {
+function parseListArg(arg: string): { long: boolean; path: string } {
   let rest = arg;
+  let long = false;
   while (rest.startsWith("-")) {
     const space = rest.indexOf(" ");
     const word = space < 0 ? rest : rest.slice(0, space);
     rest = space < 0 ? "" : rest.slice(space + 1);
     if (word === "--") break;
+    if (word.includes("l")) long = true;
   }
-  return rest.trim() === "" ? "" : rest;
-}
-
-/** Whether the `ls`-style options before the path (`-l`, `-la`…) ask for the long format. */
-function asksLong(arg: string): boolean {
-  for (const word of arg.split(" ")) {
-    if (!word.startsWith("-") || word === "--") return false;
-    if (word.includes("l")) return true;
-  }
-  return false;
+  return { long, path: rest.trim() === "" ? "" : rest };
 }
 
 /** How a listing reads a directory: entries with their metadata (LIST, STAT), or names only (NLST). */
@@ -115,6 +109,11 @@ async function* linesOf<T>(batches: AsyncIterable<T[]>, format: (entry: T) => st
   for await (const batch of batches) yield batch.map(format);
 }
 
+/** LIST's lines for `path`: what LIST and `NLST -l` send. */
+function sendFileList(session: Session, path: string): Promise<void> {
+  return sendListing(session, "file list", entriesFor(session, path, WITH_METADATA), listLineFormatter(Date.now()));
+}
+
 /**
  * Sends a listing's entries over a data connection, each as the line `format` makes of it (always
  * ASCII: CRLF is added on the way). The first batch is read before the 150, so that an argument that
@@ -154,7 +153,7 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      await sendListing(session, "file list", entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now()));
+      await sendFileList(session, parseListArg(arg).path);
     },
   },
   {
@@ -163,9 +162,8 @@ export const listingCommands: CommandSpec[] = [
     arg: "optional",
     permission: "list",
     async handler(session, arg) {
-      const path = stripListOptions(arg);
-      // `NLST -l` (Windows ftp.exe's `ls -l`) asks for LIST's lines, as vsftpd gives them.
-      if (asksLong(arg)) await sendListing(session, "file list", entriesFor(session, path, WITH_METADATA), listLineFormatter(Date.now()));
+      const { long, path } = parseListArg(arg);
+      if (long) await sendFileList(session, path);
       else await sendListing(session, "name list", entriesFor(session, path, NAMES_ONLY), nlstLine);
     },
   },
@@ -215,7 +213,7 @@ export const listingCommands: CommandSpec[] = [
           "edgeftp status:",
           `Connected from ${session.peerIp}`,
           session.account ? `Logged in as ${session.account.name}` : "Not logged in",
-          `TYPE: ${modeName(session)}; STRUcture: File; transfer MODE: Stream`,
+          `TYPE: ${typeName(session)}; STRUcture: File; transfer MODE: Stream`,
           session.dataChannel ? `Data connection: ${session.dataChannel.mode} set up` : "No data connection",
           "End of status.",
         ]);
@@ -224,7 +222,7 @@ export const listingCommands: CommandSpec[] = [
       // A listing needs what LIST needs; status alone (no argument) needs no login.
       requireLogin(session);
       requirePermission(session, "list");
-      const lines = linesOf(entriesFor(session, stripListOptions(arg), WITH_METADATA), listLineFormatter(Date.now()));
+      const lines = linesOf(entriesFor(session, parseListArg(arg).path, WITH_METADATA), listLineFormatter(Date.now()));
       try {
         await session.replyStream(Reply.FileStatus, "Status follows:", lines, "End of status.");
       } catch (err) {

@@ -8,7 +8,7 @@ import { changeAtOrAbove, claimPaths, fileBusy, isClaimed, withClaim } from "../
 import { joinVirtual, virtualBasename, virtualDirname } from "../storage/virtual-path.js";
 import type { FileReadable } from "../storage/types.js";
 import type { CommandSpec } from "./command.js";
-import { modeName, runTransfer, throttleFor } from "./data-transfer.js";
+import { typeName, runTransfer, throttleFor } from "./data-transfer.js";
 
 /** REST applies to the next transfer command only. */
 function takeRestOffset(session: Session): number {
@@ -63,7 +63,7 @@ async function uploadClaimed(session: Session, path: string, mode: "replace" | "
     const tracked = quota.beginUpload(session.fs, path, before, { offset, append: mode === "append" });
     try {
       await runTransfer(session, {
-        announce: announce ?? `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)}.`,
+        announce: announce ?? `Opening ${typeName(session)} mode data connection for ${virtualBasename(path)}.`,
         label: path,
         async run(socket, signal) {
           const source = receiveFromClient(socket, ascii, signal, {
@@ -148,7 +148,7 @@ export const transferCommands: CommandSpec[] = [
       try {
         const size = source.size ?? (await session.fs.stat(path)).size;
         await runTransfer(session, {
-          announce: `Opening ${modeName(session)} mode data connection for ${virtualBasename(path)} (${size} bytes).`,
+          announce: `Opening ${typeName(session)} mode data connection for ${virtualBasename(path)} (${size} bytes).`,
           label: path,
           async run(socket, signal) {
             await sendToClient(source, socket, session.type === "A", signal, throttleFor(session, "down"), session.config.transfers.zeroCopy);

@@ -11,6 +11,7 @@ import { dispatch } from "../commands/dispatcher.js";
 import { MAX_TIMER_MS } from "../config/schema.js";
 import type { DataChannel } from "../data/data-channel.js";
 import { canonicalIp } from "../data/addresses.js";
+import { refusalText } from "../guard/admission.js";
 import type { Lease } from "../guard/connection-guard.js";
 import type { Logger } from "../observe/logger.js";
 import { LineReader } from "../protocol/line-reader.js";
@@ -43,9 +44,6 @@ const REPLACE_GRACE_POLL_MS = 2;
  * pipelining thousands of them would hold every other session of the node up for as long.
  */
 const TURN_MS = 1;
-
-/** The 421 text of a node that is stopping. */
-export const SHUTTING_DOWN = "Server shutting down.";
 
 /** The transfer in progress: what ABOR aborts and STAT reports. */
 export interface ActiveTransfer {
@@ -429,14 +427,14 @@ export class Session {
     // A loop waiting only for the client to read before its next command would run none anyway:
     // it must not hold the node's stop for the whole drain (what it wrote is still flushed first).
     if (this.running && !this.waitingForReader) return false;
-    this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+    this.close(Reply.ServiceNotAvailable, refusalText("shutting-down"));
     return true;
   }
 
   /** The node's drain is over: a transfer still under way is aborted (426, then windDown's 421); else 421 now. */
   endDrain(): void {
     if (this.transfer) this.abortTransfer();
-    else this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+    else this.close(Reply.ServiceNotAvailable, refusalText("shutting-down"));
   }
 
   /** Replies 221/421 and closes once the reply is flushed. */
@@ -495,9 +493,9 @@ export class Session {
       }
     }
     if (this.queue.length > MAX_QUEUED_LINES) this.socket.pause();
-    this.running ??= this.drain().finally(() => {
+    this.running ??= this.runQueue().finally(() => {
       this.running = null;
-      if (this.windingDown) this.close(Reply.ServiceNotAvailable, SHUTTING_DOWN);
+      if (this.windingDown) this.close(Reply.ServiceNotAvailable, refusalText("shutting-down"));
     });
   }
 
@@ -507,7 +505,8 @@ export class Session {
     return this.services.commands.get(verb)?.duringTransfer === true ? verb : null;
   }
 
-  private async drain(): Promise<void> {
+  /** Runs the queued commands one at a time (the command loop; not the node's drain on stop, nor a socket's "drain"). */
+  private async runQueue(): Promise<void> {
     let turnStarted = performance.now();
     while (this.queue.length > 0 && !this.closed && !this.windingDown) {
       if (performance.now() - turnStarted > TURN_MS) {

@@ -119,9 +119,7 @@ async function killDuringOverwrite(t: TestContext): Promise<void> {
   // 1. A complete upload: the version that must survive.
   const original = randomBytes(3 * 1024 * 1024 + 11);
   const first = await startCli(t, dataDir);
-  const c = await RawClient.connect(first.port);
-  await c.login(USER, PASSWORD);
-  assert.equal((await c.command("TYPE I")).code, 200);
+  const c = await RawClient.binarySession(first.port, USER, PASSWORD);
   let data = await c.openData();
   c.send("STOR precious.bin");
   assert.equal((await c.reply()).code, 150);
@@ -188,9 +186,7 @@ async function killDuringNewUpload(t: TestContext): Promise<void> {
   // 1. 600 kB of a new file arrive (its usage is recorded only when the upload ends), then the node is killed.
   const first = await startCli(t, dataDir);
   assert.ok(!uncleanWarning(first), "a first start finds nothing to complain of");
-  const c = await RawClient.connect(first.port);
-  await c.login(USER, PASSWORD);
-  assert.equal((await c.command("TYPE I")).code, 200);
+  const c = await RawClient.binarySession(first.port, USER, PASSWORD);
   let data = await c.openData();
   const dataClosed = new Promise((resolve) => data.once("close", resolve));
   c.send("STOR partial.bin");
@@ -212,9 +208,7 @@ async function killDuringNewUpload(t: TestContext): Promise<void> {
   // 2. Restarted, the node says so, and the kept partial file counts: another 600 kB no longer fit in 1 MB.
   const second = await startCli(t, dataDir);
   const reported = uncleanWarning(second);
-  const again = await RawClient.connect(second.port);
-  await again.login(USER, PASSWORD);
-  assert.equal((await again.command("TYPE I")).code, 200);
+  const again = await RawClient.binarySession(second.port, USER, PASSWORD);
   data = await again.openData();
   again.send("STOR more.bin");
   assert.equal((await again.reply()).code, 150);
@@ -248,9 +242,7 @@ async function drainOnSigterm(t: TestContext): Promise<void> {
   const server = await startCli(t, dataDir);
   const downloads = await Promise.all(
     Object.keys(sizes).map(async (name) => {
-      const c = await RawClient.connect(server.port);
-      await c.login(name, PASSWORD);
-      assert.equal((await c.command("TYPE I")).code, 200);
+      const c = await RawClient.binarySession(server.port, name, PASSWORD);
       const data = await c.openData();
       c.send("RETR file.bin");
       const received = readAll(data);

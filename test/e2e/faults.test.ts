@@ -53,11 +53,8 @@ function fixture(overrides: ConfigOverrides = {}): Fixture {
   return f;
 }
 
-async function session(f: Fixture): Promise<RawClient> {
-  const c = await RawClient.connect(f.server.port);
-  await c.login(USER, PASSWORD);
-  assert.equal((await c.command("TYPE I")).code, 200);
-  return c;
+function session(f: Fixture): Promise<RawClient> {
+  return RawClient.binarySession(f.server.port, USER, PASSWORD);
 }
 
 async function quit(c: RawClient): Promise<void> {

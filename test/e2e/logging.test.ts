@@ -11,6 +11,7 @@ import { describe, test } from "node:test";
 import { connect as connectTls } from "node:tls";
 import { openAccountStore } from "../../src/accounts/open.js";
 import { resolveDataPaths } from "../../src/config/load.js";
+import { FaultyStorageFactory } from "../helpers/faulty-storage.js";
 import { checkLeaks } from "../helpers/leaks.js";
 import { expectCode, RawClient, readAll } from "../helpers/raw-client.js";
 import { PASSWORD, startServer, USER } from "../helpers/server.js";
@@ -95,6 +96,25 @@ describe("session logging", () => {
         assert.ok(!replies.join("").toUpperCase().includes(secret.toUpperCase()), `${secret} quoted back in a reply`);
       }
       assert.ok(log.lines.some((l) => l.msg === "command" && l.verb === "USER"), "commands are logged at debug");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("an unexpected storage error (EIO) is 451 for the client and logged for the operator, MFMT and SITE CHMOD's too", async () => {
+    const log = captureLog();
+    const faults = new FaultyStorageFactory();
+    const server = await startServer({ log: { level: "warn" } }, [], { logTo: log.stream, storage: faults });
+    writeFileSync(join(server.home(USER), "f.txt"), "x");
+    faults.plan.inject({ op: "delete", error: "io" }).inject({ op: "setModifiedTime", error: "io" }).inject({ op: "chmod", error: "io" });
+    try {
+      const c = await RawClient.connect(server.port);
+      await c.login(USER, PASSWORD);
+      for (const line of ["DELE f.txt", "MFMT 20200102030405 f.txt", "SITE CHMOD 600 f.txt"]) expectCode(await c.command(line), 451, line);
+      await c.close();
+      await server.node.close();
+      const logged = log.lines.filter((l) => l.msg === "storage error").map((l) => l.verb);
+      assert.deepEqual(logged, ["DELE", "MFMT", "SITE"], JSON.stringify(log.lines));
     } finally {
       await server.close();
     }
