@@ -898,11 +898,15 @@ export class LocalStorage implements Storage {
         lock = holdUploadLock(fd);
         // The owner and group first (chown clears set-id bits), then the mode. An overwrite in place
         // (vsftpd, ProFTPD) keeps both: a node run as root would otherwise hand an operator's file
-        // (a web server's group, another user's) to root. Best effort: without the privilege only
-        // what the node may give is given, as a file it creates would be its own anyway.
+        // (a web server's group, another user's) to root. Best effort: a node that may not give the
+        // owner (not root) still gives the group where it belongs to it; the rest stays its own.
         if (previous.uid !== PROCESS_UID || previous.gid !== PROCESS_GID) {
-          await this.meta.fchown(fd, previous.uid, previous.gid).catch((err: NodeJS.ErrnoException) => {
+          const unprivileged = (err: NodeJS.ErrnoException): void => {
             if (err.code !== "EPERM" && err.code !== "EINVAL") throw err;
+          };
+          await this.meta.fchown(fd, previous.uid, previous.gid).catch(async (err: NodeJS.ErrnoException) => {
+            unprivileged(err);
+            if (previous.gid !== PROCESS_GID) await this.meta.fchown(fd, -1, previous.gid).catch(unprivileged);
           });
         }
         await this.meta.fchmod(fd, previous.mode & 0o777);
