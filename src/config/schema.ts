@@ -31,13 +31,16 @@ const seconds = numeric(
 /** The longest delay a Node timer keeps (2^31 - 1 ms); a longer one fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
-/** Seconds a timer waits: positive, and at most what a timer can wait. */
-const timerSeconds = numeric(
-  z
-    .number({ error: "expected a number of seconds" })
-    .positive("expected a positive number of seconds")
-    .max(MAX_TIMER_SECONDS, `expected at most ${MAX_TIMER_SECONDS} seconds (about 24 days, the longest timer Node keeps)`),
-);
+/** Seconds a timer waits, at most what a timer can wait: positive, or (`orZero`) 0 too. */
+const timerSeconds = (orZero = false) => {
+  const n = z.number({ error: "expected a number of seconds" });
+  return numeric(
+    (orZero ? n.min(0, "expected 0 or a positive number of seconds") : n.positive("expected a positive number of seconds")).max(
+      MAX_TIMER_SECONDS,
+      `expected at most ${MAX_TIMER_SECONDS} seconds (about 24 days, the longest timer Node keeps)`,
+    ),
+  );
+};
 
 /** `10.0.0.0/8=10.0.0.5`: a client network (IPv4) and the PASV address its clients are given. */
 function isOverrideRule(rule: string): boolean {
@@ -90,7 +93,7 @@ export const configSchema = z
           .describe(
             "PASV address by client network, comma-separated CIDR=IPv4 (first match wins), e.g. 10.0.0.0/8=10.0.0.5: clients inside the private network get the private address.",
           ),
-        collisionWait: timerSeconds
+        collisionWait: timerSeconds()
           .default(3)
           .describe("Seconds a PASV/EPSV waits when this client's IP already has a pending reservation on every port of the range, before 425."),
         allowForeignAddress: bool
@@ -161,16 +164,11 @@ export const configSchema = z
       .prefault({}),
     timeouts: z
       .object({
-        login: timerSeconds.default(60).describe("Seconds a connection may take to log in, counted from connect (a slow-loris client is cut off)."),
-        idle: timerSeconds.default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
-        data: timerSeconds.default(30).describe("Seconds to wait for the data connection to be made (passive accept or active connect) and its TLS handshake."),
-        stall: timerSeconds.default(120).describe("Seconds a transfer may make no progress before it is aborted (426)."),
-        drain: numeric(
-          z
-            .number({ error: "expected a number of seconds" })
-            .min(0, "expected 0 or a positive number of seconds")
-            .max(MAX_TIMER_SECONDS, `expected at most ${MAX_TIMER_SECONDS} seconds (about 24 days, the longest timer Node keeps)`),
-        )
+        login: timerSeconds().default(60).describe("Seconds a connection may take to log in, counted from connect (a slow-loris client is cut off)."),
+        idle: timerSeconds().default(300).describe("Seconds a logged-in control connection may stay idle (not counted while a transfer runs)."),
+        data: timerSeconds().default(30).describe("Seconds to wait for the data connection to be made (passive accept or active connect) and its TLS handshake."),
+        stall: timerSeconds().default(120).describe("Seconds a transfer may make no progress before it is aborted (426)."),
+        drain: timerSeconds(true)
           .default(30)
           .describe(
             "Seconds a stopping node (SIGTERM, SIGINT) lets the transfers in progress finish: it takes no new connections, and each session gets 421 as soon as it has no command or transfer under way. A second signal, or the end of this time, aborts what is left (426). 0: abort at once.",
@@ -196,7 +194,7 @@ export const configSchema = z
             "Commands a session may send per second (bursts of twice that); faster clients are slowed down, not disconnected. High enough for small-file bursts (3-4 commands a file). 0: no limit.",
           ),
         maxLoginAttempts: count.default(3).describe("Failed PASS attempts per connection before it is closed with 421. 0: no limit."),
-        loginFailureDelay: timerSeconds
+        loginFailureDelay: timerSeconds()
           .default(1)
           .describe("Delay before answering a failed PASS, growing with each failure on the connection (1×, 2×, 3×…)."),
       })
