@@ -26,7 +26,7 @@ function parseListArg(arg: string): { long: boolean; path: string } {
     const word = space < 0 ? rest : rest.slice(0, space);
     rest = space < 0 ? "" : rest.slice(space + 1);
     if (word === "--") break;
-    if (word.includes("l")) long = true;
+    if (!word.startsWith("--") && word.includes("l")) long = true; // `-l`, `-la`; not a long option (`--all`)
   }
   return { long, path: rest.trim() === "" ? "" : rest };
 }

@@ -540,6 +540,7 @@ describe("FTP protocol (raw client)", () => {
       const long = (await download(c, "NLST -l nlst-l")).data.toString();
       assert.match(long, /^-rw\S+ +\d+ \S+ +\S+ +5 .+ f\.txt\r\n$/, long);
       assert.equal((await download(c, "NLST -a nlst-l")).data.toString(), "nlst-l/f.txt\r\n");
+      assert.equal((await download(c, "NLST --all nlst-l")).data.toString(), "nlst-l/f.txt\r\n", "a long option is no -l");
     }));
 
   test("MLST gives the facts of one entry on the control connection; OPTS MLST selects them", () =>
