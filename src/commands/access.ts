@@ -15,16 +15,17 @@ import { tlsPolicyFor } from "./security.js";
  * pipelined behind the PASS runs, and is answered, afterwards and in order. The last allowed
  * failure (limits.maxLoginAttempts; 0: no cap), or the one that bans the address, gets 421 and
  * the connection is closed. The per-connection count is never reset (not by REIN, not by a good
- * login), and neither is the address's score (see BanPolicy for why).
+ * login), and neither is the address's score (see BanPolicy for why). A right password verified
+ * after its address was banned comes here too (`why` says so in the log), so that nothing in its
+ * reply or timing singles it out among the guesses.
  */
-async function loginFailed(session: Session, name: string, rightPassword = false): Promise<void> {
+async function loginFailed(session: Session, name: string, why = "login failed"): Promise<void> {
   // Only what could be an account's name is logged: a password typed at the USER prompt is not.
   const user = isAccountName(name) ? name : "(not an account name)";
   session.loginFailures += 1;
   const failures = session.loginFailures;
   const { maxLoginAttempts, loginFailureDelay } = session.config.limits;
-  if (rightPassword) session.log.info({ user }, "login refused: the address was banned while its password was checked");
-  else session.log.info({ user, failures }, "login failed");
+  session.log.info({ user, failures }, why);
   const { bans } = session.services.guard;
   // Banned by this failure, or meanwhile by guesses made at once on other connections: a 421 either
   // way, which tells a guesser nothing more about this password.
@@ -89,7 +90,7 @@ export const accessCommands: CommandSpec[] = [
       // address, a right one among them gets the same 421 as the wrong ones: the same text, after
       // the same delay, or its reply would single out the right password among the guesses.
       if (await guard.bans.isBanned(session.peerIp)) {
-        await loginFailed(session, name, true);
+        await loginFailed(session, name, "login refused: the address was banned while its password was checked");
         return;
       }
       // Checked only now, with the password verified: a guesser learns nothing from a 421.

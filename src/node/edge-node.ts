@@ -62,8 +62,7 @@ export class EdgeNode {
     readonly config: Config,
     private readonly deps: EdgeNodeDeps,
     tls: TlsContextProvider,
-    /** See NodeServices.activePort; null with active mode off. */
-    readonly activePort: number | null,
+    activePort: number,
   ) {
     const [first, last] = config.pasv.ports.split("-").map(Number);
     this.portPool = new PassivePortPool({
@@ -83,7 +82,7 @@ export class EdgeNode {
       guard: this.guard,
       portPool: this.portPool,
       passiveAddress: new PassiveAddressPolicy(config.pasv.address, config.pasv.addressOverrides, deps.logger),
-      activePort: activePort ?? 0,
+      activePort,
       commands: buildCommandTable(),
       tls,
       timers: new TimerWheel(),
@@ -100,7 +99,7 @@ export class EdgeNode {
   /** Starts listening; rejects with the control listener's error (EACCES, EADDRINUSE…) untouched. */
   static async start(config: Config, deps: EdgeNodeDeps): Promise<EdgeNode> {
     const tls = await TlsContextProvider.create(config, deps.logger);
-    const activePort = config.active.enabled ? await activeSourcePort(config.active.port) : null;
+    const activePort = config.active.enabled ? await activeSourcePort(config.active.port) : 0;
     const node = new EdgeNode(config, deps, tls, activePort);
     await node.services.passiveAddress.refresh();
     const host = await listen(node.server, config.host, config.port).catch((err: NodeJS.ErrnoException) => {
@@ -127,7 +126,7 @@ export class EdgeNode {
       }
     }
     // Said once the node is sure to start.
-    if (activePort !== null && activePort !== config.active.port) {
+    if (config.active.enabled && activePort !== config.active.port) {
       deps.logger.warn(
         { port: config.active.port },
         "active data connections will leave from ephemeral ports: this process may not bind the configured one (run as root or grant CAP_NET_BIND_SERVICE, or set active.port to 0 to silence this)",
@@ -135,6 +134,11 @@ export class EdgeNode {
     }
     tls.watch();
     return node;
+  }
+
+  /** The local port active data connections leave from (see NodeServices.activePort); null with active mode off. */
+  get activePort(): number | null {
+    return this.config.active.enabled ? this.services.activePort : null;
   }
 
   get port(): number {

@@ -427,14 +427,19 @@ export class Session {
     // A loop waiting only for the client to read before its next command would run none anyway:
     // it must not hold the node's stop for the whole drain (what it wrote is still flushed first).
     if (this.running && !this.waitingForReader) return false;
-    this.close(Reply.ServiceNotAvailable, refusalText("shutting-down"));
+    this.closeForStop();
     return true;
   }
 
   /** The node's drain is over: a transfer still under way is aborted (426, then windDown's 421); else 421 now. */
   endDrain(): void {
     if (this.transfer) this.abortTransfer();
-    else this.close(Reply.ServiceNotAvailable, refusalText("shutting-down"));
+    else this.closeForStop();
+  }
+
+  /** The 421 of a node that is stopping. */
+  private closeForStop(): void {
+    this.close(Reply.ServiceNotAvailable, refusalText("shutting-down"));
   }
 
   /** Replies 221/421 and closes once the reply is flushed. */
@@ -495,7 +500,7 @@ export class Session {
     if (this.queue.length > MAX_QUEUED_LINES) this.socket.pause();
     this.running ??= this.runQueue().finally(() => {
       this.running = null;
-      if (this.windingDown) this.close(Reply.ServiceNotAvailable, refusalText("shutting-down"));
+      if (this.windingDown) this.closeForStop();
     });
   }
 
